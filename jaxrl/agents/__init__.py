@@ -1,0 +1,22 @@
+"""Algorithm registry. Each module exposes ``Config``, ``HParams``,
+``default_hparams``, ``make_agent`` and ``make_train``; ``DEFAULT_ENV`` names the
+env ``jaxrl train ALGO`` uses when none is given, and ``PRESETS`` maps env names
+to ``Config`` overrides tuned for them (documented in each module).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+ALGOS: dict[str, str] = {
+    "ppo": "jaxrl.agents.ppo",
+    "sac": "jaxrl.agents.sac",
+}
+
+
+def get(name: str) -> ModuleType:
+    """The module of algorithm ``name``; ValueError listing the known ones otherwise."""
+    if name not in ALGOS:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(ALGOS))}")
+    return importlib.import_module(ALGOS[name])

@@ -1,0 +1,222 @@
+"""PPO (Schulman et al., 2017) with GAE, for discrete and box action specs.
+
+Clipped surrogate objective, minibatch epochs, optional value clipping,
+linear learning-rate annealing and running observation normalisation kept in
+the agent state. Truncated episodes bootstrap from ``V(next_obs)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import loops
+from jaxrl.core import Agent, Transition, hparams_from
+from jaxrl.envs import Env
+from jaxrl.nets import Categorical, DiagGaussian, ValueHead
+from jaxrl.normalize import RunningStats, normalize, update_stats
+from jaxrl.returns import gae
+
+
+DEFAULT_ENV = "cartpole"
+SUPPORTS_DISCRETE = True
+SUPPORTS_CONTINUOUS = True
+#: Config overrides per env name, applied by the CLI before --set.
+PRESETS: dict[str, dict[str, Any]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static settings: anything that changes shapes or control flow."""
+
+    total_steps: int = 500_000
+    num_envs: int = 8
+    rollout_len: int = 64
+    num_epochs: int = 4
+    num_minibatches: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    anneal_lr: bool = True
+    clip_value: bool = False
+    normalize_obs: bool = False
+    normalize_advantages: bool = True
+    num_evals: int = 20
+    num_eval_envs: int = 16
+
+
+@struct.dataclass
+class HParams:
+    """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
+
+    lr: float = 2.5e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    vf_clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+
+
+class PPOState(struct.PyTreeNode):
+    params: Any  # {"actor": ..., "critic": ...}
+    opt_state: Any
+    obs_stats: RunningStats
+    step: jax.Array  # number of gradient steps taken
+
+
+def default_hparams(config: Config, **overrides: Any) -> HParams:
+    return hparams_from(HParams, overrides)
+
+
+def _optimizer() -> optax.GradientTransformation:
+    # Learning rate and clipping are applied by hand so they can be traced hparams.
+    return optax.scale_by_adam(eps=1e-5)
+
+
+def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
+    """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
+    obs_shape = env.observation_spec.shape
+    spec = env.action_spec
+    if spec.discrete:
+        actor = Categorical(spec.num_actions, config.hidden, config.activation)
+    else:
+        actor = DiagGaussian(spec.shape[0], config.hidden, config.activation)
+    critic = ValueHead(config.hidden, config.activation, ortho=True)
+    tx = _optimizer()
+    num_iters = schedule(config).num_iters
+    total_grad_steps = num_iters * config.num_epochs * config.num_minibatches
+
+    def obs_in(state: PPOState, obs: jax.Array) -> jax.Array:
+        return normalize(state.obs_stats, obs) if config.normalize_obs else obs
+
+    def init(key: jax.Array) -> PPOState:
+        actor_key, critic_key = jax.random.split(key)
+        dummy = jnp.zeros((1, *obs_shape), jnp.float32)
+        params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
+        return PPOState(
+            params=params,
+            opt_state=tx.init(params),
+            obs_stats=RunningStats.create(obs_shape),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def act(state: PPOState, obs: jax.Array, key: jax.Array, explore: bool = True):
+        x = obs_in(state, obs)
+        dist = actor.apply(state.params["actor"], x)
+        action = dist.sample(seed=key) if explore else dist.mode()
+        return action, {"log_prob": dist.log_prob(action)}
+
+    def loss_fn(params, mb, old_values, advantages, targets):
+        dist = actor.apply(params["actor"], mb.obs)
+        log_prob = dist.log_prob(mb.action)
+        ratio = jnp.exp(log_prob - mb.extras["log_prob"])
+        if config.normalize_advantages:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        surrogate = jnp.minimum(
+            ratio * advantages,
+            jnp.clip(ratio, 1 - hparams.clip_eps, 1 + hparams.clip_eps) * advantages,
+        )
+        policy_loss = -jnp.mean(surrogate)
+        values = critic.apply(params["critic"], mb.obs)
+        value_loss = jnp.square(values - targets)
+        if config.clip_value:
+            clipped = old_values + jnp.clip(values - old_values, -hparams.vf_clip_eps, hparams.vf_clip_eps)
+            value_loss = jnp.maximum(value_loss, jnp.square(clipped - targets))
+        value_loss = 0.5 * jnp.mean(value_loss)
+        entropy = jnp.mean(dist.entropy())
+        total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
+        approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
+        clip_frac = jnp.mean(jnp.abs(ratio - 1) > hparams.clip_eps)
+        return total, {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": approx_kl,
+            "clip_frac": clip_frac,
+        }
+
+    def grad_step(state: PPOState, minibatch):
+        mb, old_values, adv, targets = minibatch
+        grads, info = jax.grad(loss_fn, has_aux=True)(state.params, mb, old_values, adv, targets)
+        grads, _ = optax.clip_by_global_norm(hparams.max_grad_norm).update(grads, optax.EmptyState())
+        updates, opt_state = tx.update(grads, state.opt_state)
+        lr = hparams.lr
+        if config.anneal_lr:
+            lr = lr * (1.0 - state.step / total_grad_steps)
+        params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+        info["grad_norm"] = optax.global_norm(grads)
+        return state.replace(params=params, opt_state=opt_state, step=state.step + 1), info
+
+    def update(state: PPOState, batch: Transition, key: jax.Array):
+        """``batch`` leaves are ``[T, B, ...]`` with ``extras["log_prob"]`` from ``act``."""
+        chex.assert_rank(batch.reward, 2)
+        obs = obs_in(state, batch.obs)
+        next_obs = obs_in(state, batch.next_obs)
+        values = critic.apply(state.params["critic"], obs)
+        next_values = critic.apply(state.params["critic"], next_obs)
+        advantages, targets = gae(
+            batch.reward, values, next_values, batch.terminated, batch.truncated,
+            hparams.gamma, hparams.gae_lambda,
+        )
+        flat = jax.tree.map(
+            lambda x: x.reshape((-1, *x.shape[2:])),
+            (batch.replace(obs=obs, next_obs=next_obs), values, advantages, targets),
+        )
+        n = flat[1].shape[0]
+        mb_size = n // config.num_minibatches
+
+        def epoch(state, k):
+            perm = jax.random.permutation(k, n)[: mb_size * config.num_minibatches]
+            shuffled = jax.tree.map(
+                lambda x: x[perm].reshape((config.num_minibatches, mb_size, *x.shape[1:])), flat
+            )
+            return jax.lax.scan(grad_step, state, shuffled)
+
+        state, info = jax.lax.scan(epoch, state, jax.random.split(key, config.num_epochs))
+        if config.normalize_obs:
+            state = state.replace(obs_stats=update_stats(state.obs_stats, batch.obs, batch_ndim=2))
+        metrics = jax.tree.map(jnp.mean, info)
+        metrics["value_mean"] = jnp.mean(values)
+        return state, metrics
+
+    return Agent(init=init, act=act, update=update)
+
+
+def schedule(config: Config) -> loops.Schedule:
+    """How ``config.total_steps`` splits into iterations and evaluation periods."""
+    return loops.make_schedule(config.total_steps, config.num_envs * config.rollout_len, config.num_evals)
+
+
+def validate(config: Config) -> None:
+    """Raises ValueError for settings that cannot work, before any compilation."""
+    for name in ("total_steps", "num_envs", "rollout_len", "num_epochs", "num_minibatches",
+                 "num_evals", "num_eval_envs"):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"ppo: {name} must be positive, got {getattr(config, name)}")
+    if (config.num_envs * config.rollout_len) % config.num_minibatches:
+        raise ValueError(
+            f"ppo: num_envs * rollout_len = {config.num_envs * config.rollout_len} must be divisible "
+            f"by num_minibatches = {config.num_minibatches}"
+        )
+
+
+def make_train(config: Config, env: Env, progress: loops.Progress | None = None):
+    """``train(key, hparams) -> (PPOState, metrics)``, one jittable function."""
+    validate(config)
+    return loops.on_policy(
+        lambda hp: make_agent(config, env, hp),
+        env,
+        total_steps=config.total_steps,
+        num_envs=config.num_envs,
+        rollout_len=config.rollout_len,
+        num_evals=config.num_evals,
+        num_eval_envs=config.num_eval_envs,
+        progress=progress,
+    )

@@ -1,0 +1,245 @@
+"""Command line: ``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]``.
+
+Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import sys
+import threading
+import time
+import typing
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxrl", description="Purely functional RL in JAX.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    train = sub.add_parser("train", help="train an agent over several seeds in one jitted call")
+    train.add_argument("algo", help="algorithm: ppo, sac")
+    train.add_argument("--env", default=None, help="environment name (default: the algo's own)")
+    train.add_argument("--seeds", type=int, default=4, help="number of seeds, vmapped (default 4)")
+    train.add_argument("--seed", type=int, default=0, help="base seed the per-seed keys derive from")
+    train.add_argument("--steps", type=int, default=None, help="env steps per seed")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a Config field or a hyperparameter; repeatable",
+    )
+    train.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-TIME)")
+    train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
+    return parser
+
+
+def _parse_value(name: str, text: str, kind: Any) -> Any:
+    """Converts ``text`` to the type of a Config field (int, float, bool, str, tuple[int])."""
+    origin = typing.get_origin(kind)
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if origin is tuple:
+            return tuple(int(x) for x in text.strip("()[] ").split(",") if x.strip())
+        if kind is str:
+            return text
+    except ValueError:
+        pass
+    type_name = getattr(kind, "__name__", str(kind))
+    raise UsageError(f"--set {name}={text}: expected a value of type {type_name}")
+
+
+def parse_overrides(items: list[str], config_cls: type, hparams_cls: type) -> tuple[dict, dict]:
+    """Splits ``KEY=VALUE`` items into Config and HParams overrides, typed."""
+    config_types = typing.get_type_hints(config_cls)
+    config_fields = {f.name for f in dataclasses.fields(config_cls)}
+    hparam_fields = {f.name for f in dataclasses.fields(hparams_cls)}
+    config_over, hparam_over = {}, {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        if name in config_fields:
+            config_over[name] = _parse_value(name, text, config_types[name])
+        elif name in hparam_fields:
+            hparam_over[name] = _parse_value(name, text, float)
+        else:
+            known = ", ".join(sorted(config_fields | hparam_fields))
+            raise UsageError(f"unknown key {name!r} in --set; known: {known}")
+    return config_over, hparam_over
+
+
+class ProgressBar:
+    """A tqdm bar fed from ``jax.debug.callback`` (host thread), throttled by tqdm."""
+
+    def __init__(self, total: int, enabled: bool):
+        self._bar = None
+        self._lock = threading.Lock()
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, unit="step", unit_scale=True, mininterval=0.5,
+                             dynamic_ncols=True, desc="training")
+
+    def __call__(self, env_steps: Any) -> None:
+        if self._bar is None:
+            return
+        import numpy as np
+
+        n = int(np.max(np.asarray(env_steps)))
+        with self._lock:
+            if n > self._bar.n:
+                self._bar.update(n - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 3 + max(len(v) for _, v in rows))
+    return "\n".join([line, *(f"{k:<{width}} | {v}" for k, v in rows), line])
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from jaxrl import agents, envs
+
+    try:
+        algo = agents.get(args.algo)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    env_name = args.env or algo.DEFAULT_ENV
+    if args.seeds <= 0:
+        raise UsageError(f"--seeds must be positive, got {args.seeds}")
+    if args.steps is not None and args.steps <= 0:
+        raise UsageError(f"--steps must be positive, got {args.steps}")
+    config_over, hparam_over = parse_overrides(args.set, algo.Config, algo.HParams)
+    if args.steps is not None:
+        config_over["total_steps"] = args.steps
+    try:
+        env = envs.make(env_name)
+        config = algo.Config(**{**algo.PRESETS.get(env_name, {}), **config_over})
+        hparams = algo.default_hparams(config, **hparam_over)
+        algo.validate(config)
+        if env.action_spec.discrete and not algo.SUPPORTS_DISCRETE:
+            raise ValueError(f"{args.algo} needs a continuous action space; {env_name} is discrete")
+        if not env.action_spec.discrete and not algo.SUPPORTS_CONTINUOUS:
+            raise ValueError(f"{args.algo} needs a discrete action space; {env_name} is continuous")
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+
+    import jax
+    import numpy as np
+
+    from jaxrl import logging as jlog
+    from jaxrl import sweep
+
+    if args.debug_nans:
+        jax.config.update("jax_debug_nans", True)
+    out = Path(args.out or f"runs/{args.algo}-{env_name.replace('/', '_')}-"
+               f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    total = algo.schedule(config).total_steps
+    bar = ProgressBar(total, enabled=not args.no_progress)
+    train = algo.make_train(config, env, progress=bar)
+    run = sweep.over_seeds(train, args.seeds)
+    keys = sweep.seed_keys(args.seed, args.seeds)
+
+    t0 = time.perf_counter()
+    compiled = run.lower(keys, hparams).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _, metrics = compiled(keys, hparams)
+    metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
+    run_s = time.perf_counter() - t0
+    bar.close()
+
+    final = metrics["eval_return"][:, -1]
+    sps = total * args.seeds / run_s
+    finite = metrics["finite"]
+    first_bad = None
+    if not finite.all():
+        first_bad = int(metrics["env_steps"][0][np.argmin(finite.all(axis=0))])
+    summary = {
+        "algo": args.algo,
+        "env": env_name,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "steps": total,
+        "final_return_mean": float(final.mean()),
+        "final_return_std": float(final.std()),
+        "final_return_min": float(final.min()),
+        "final_return_max": float(final.max()),
+        "final_returns": [float(x) for x in final],
+        "steps_per_second": sps,
+        "compile_seconds": compile_s,
+        "run_seconds": run_s,
+        "finite": first_bad is None,
+        "first_nonfinite_step": first_bad,
+        "config": {k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in dataclasses.asdict(config).items()},
+        "hparams": {k: float(v) for k, v in dataclasses.asdict(hparams).items()},
+        "jax_backend": jax.default_backend(),
+        "num_devices": len(jax.devices()),
+    }
+    rows = jlog.metric_rows(metrics)
+    jlog.write_jsonl(out / "metrics.jsonl", rows)
+    jlog.write_csv(out / "metrics.csv", rows)
+    jlog.write_json(out / "summary.json", summary)
+    jlog.plot_curve(out / "curve.png", metrics["env_steps"][0], metrics["eval_return"],
+                    title=f"{args.algo} on {env_name}")
+    if args.tensorboard:
+        jlog.write_tensorboard(out / "tb", metrics)
+    print(_table([
+        ("algo / env", f"{args.algo} / {env_name}"),
+        ("seeds x steps", f"{args.seeds} x {total:,}"),
+        ("final return", f"{final.mean():.1f} +- {final.std():.1f} (min {final.min():.1f}, "
+                         f"max {final.max():.1f})"),
+        ("compile", f"{compile_s:.1f} s"),
+        ("run", f"{run_s:.1f} s, {sps:,.0f} env steps/s (all seeds)"),
+        ("output", str(out)),
+    ]))
+    if first_bad is not None:
+        print(f"jaxrl: warning: non-finite loss or parameters first seen by env step {first_bad}; "
+              "rerun with --debug-nans", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError("missing command; try: jaxrl train ppo")
+        return train_command(args)
+    except UsageError as err:
+        print(f"jaxrl: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Environments: one functional protocol, a registry and wrappers.
+
+``make(name)`` returns a single (unbatched) env with its episode limit applied.
+Names: ``cartpole``, ``pendulum`` (built in, pure JAX), ``gymnax/<id>``,
+``brax/<name>`` (Brax envs on the MJX backend) and ``playground/<Name>``
+(MuJoCo Playground's DM Control suite).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, first_state
+from jaxrl.envs.wrappers import (
+    ActionRepeat,
+    AutoReset,
+    EpisodeLimit,
+    NormalizeObservation,
+    VmapWrapper,
+    Wrapper,
+)
+
+__all__ = [
+    "ActionRepeat",
+    "AutoReset",
+    "Box",
+    "Discrete",
+    "Env",
+    "EnvState",
+    "EpisodeLimit",
+    "NormalizeObservation",
+    "Spec",
+    "VmapWrapper",
+    "Wrapper",
+    "first_state",
+    "known_names",
+    "make",
+    "register",
+]
+
+
+def _classic(cls_name: str) -> Callable[..., Env]:
+    def build(**kwargs: Any) -> Env:
+        from jaxrl.envs import classic
+
+        return getattr(classic, cls_name)(**kwargs)
+
+    return build
+
+
+_REGISTRY: dict[str, Callable[..., Env]] = {
+    "cartpole": _classic("CartPole"),
+    "pendulum": _classic("Pendulum"),
+}
+
+# Families of names handled by an adapter module exposing `make(id, **kw)` and `names()`.
+_FAMILIES: dict[str, str] = {
+    "gymnax": "jaxrl.envs.gymnax_env",
+    "brax": "jaxrl.envs.brax_env",
+    "playground": "jaxrl.envs.playground_env",
+}
+
+
+def register(name: str, builder: Callable[..., Env]) -> None:
+    """Adds ``name`` to the registry; ``builder(**kwargs)`` returns an unwrapped Env."""
+    if name in _REGISTRY:
+        raise ValueError(f"environment {name!r} is already registered")
+    _REGISTRY[name] = builder
+
+
+def known_names() -> list[str]:
+    """Every name ``make`` accepts (adapter families whose package is missing are skipped)."""
+    names = sorted(_REGISTRY)
+    for family, module in _FAMILIES.items():
+        try:
+            names += [f"{family}/{n}" for n in importlib.import_module(module).names()]
+        except ImportError:
+            continue
+    return names
+
+
+def _unknown(name: str) -> ValueError:
+    families = ", ".join(f"{f}/<id>" for f in _FAMILIES)
+    return ValueError(
+        f"unknown environment {name!r}; known: {', '.join(sorted(_REGISTRY))}, {families} "
+        "(jaxrl.envs.known_names() lists every id)"
+    )
+
+
+def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
+    """Builds environment ``name`` wrapped in its episode limit.
+
+    Args:
+      name: a registered name or ``family/id``.
+      episode_length: steps before truncation; ``-1`` uses the env's default,
+        ``None`` applies no limit.
+      **kwargs: passed to the env's constructor.
+
+    Raises:
+      ValueError: for an unknown name, listing the known ones.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"environment name must be a string, got {type(name).__name__}")
+    if name in _REGISTRY:
+        env = _REGISTRY[name](**kwargs)
+    else:
+        family, _, env_id = name.partition("/")
+        if family not in _FAMILIES or not env_id:
+            raise _unknown(name)
+        adapter = importlib.import_module(_FAMILIES[family])
+        if env_id not in adapter.names():
+            raise _unknown(name)
+        env = adapter.make(env_id, **kwargs)
+    limit = env.max_episode_steps if episode_length == -1 else episode_length
+    if limit is not None:
+        env = EpisodeLimit(env, limit)
+    return env

@@ -1,0 +1,115 @@
+"""Host-side run outputs: metrics JSONL/CSV, summary JSON, TensorBoard, curves.
+
+Metrics arrive from ``train`` as arrays with leading ``[S, E]`` (seeds, evaluation
+points). Every file is written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Writes ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def metric_rows(metrics: dict[str, Any], seeds: list[int] | None = None) -> list[dict]:
+    """One row per (seed, evaluation point): ``{"seed", "env_steps", name: value, ...}``."""
+    arrays = {k: np.asarray(v) for k, v in metrics.items()}
+    num_seeds, num_evals = arrays["env_steps"].shape[:2]
+    seeds = seeds if seeds is not None else list(range(num_seeds))
+    rows = []
+    for s in range(num_seeds):
+        for e in range(num_evals):
+            row = {"seed": int(seeds[s])}
+            for k, v in arrays.items():
+                x = v[s, e]
+                if x.ndim == 0:
+                    row[k] = x.item() if x.dtype != np.bool_ else bool(x)
+            rows.append(row)
+    return rows
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, buf.getvalue())
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> None:
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_tensorboard(logdir: str | os.PathLike, metrics: dict[str, Any]) -> None:
+    """Scalars averaged over seeds, one point per evaluation, x = env steps."""
+    from tensorboardX import SummaryWriter
+
+    arrays = {k: np.asarray(v) for k, v in metrics.items()}
+    steps = arrays["env_steps"][0]
+    with SummaryWriter(str(logdir)) as writer:
+        for k, v in arrays.items():
+            if k == "env_steps" or v.ndim != 2:
+                continue
+            for e, step in enumerate(steps):
+                writer.add_scalar(k, float(np.mean(v[:, e])), int(step))
+
+
+def plot_curve(
+    path: str | os.PathLike,
+    env_steps: np.ndarray,
+    returns: np.ndarray,
+    title: str = "",
+    label: str | None = None,
+) -> None:
+    """Saves mean evaluation return over seeds with a 95% bootstrap-free normal band.
+
+    Shapes: ``env_steps [E]``, ``returns [S, E]``. The band is mean +- 1.96 SEM
+    (a 95% confidence interval of the mean) and, faintly, the min-max range.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    returns = np.asarray(returns, np.float64)
+    mean = returns.mean(0)
+    sem = returns.std(0, ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else 0 * mean
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.fill_between(env_steps, returns.min(0), returns.max(0), alpha=0.12, color="C0", lw=0)
+    ax.fill_between(env_steps, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.3, color="C0", lw=0)
+    ax.plot(env_steps, mean, color="C0", label=label or f"mean of {len(returns)} seeds")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())

@@ -1,0 +1,138 @@
+"""MLP torso and distribution heads."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_ACTIVATIONS: dict[str, Callable] = {
+    "relu": nn.relu,
+    "tanh": nn.tanh,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "leaky_relu": nn.leaky_relu,
+}
+
+
+def activation(name: str) -> Callable:
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+class MLP(nn.Module):
+    """Dense layers ``[..., in] -> [..., hidden[-1]]`` with an activation after each.
+
+    ``layer_norm`` adds LayerNorm before each activation; ``ortho`` uses orthogonal
+    init with gain sqrt(2) (PPO style) instead of flax's lecun-normal.
+    """
+
+    hidden: Sequence[int] = (256, 256)
+    act: str = "relu"
+    layer_norm: bool = False
+    ortho: bool = False
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        init = nn.initializers.orthogonal(np.sqrt(2)) if self.ortho else nn.initializers.lecun_normal()
+        for width in self.hidden:
+            x = nn.Dense(width, kernel_init=init, dtype=self.dtype)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm(dtype=self.dtype)(x)
+            x = activation(self.act)(x)
+        return x
+
+
+def _head_init(ortho: bool, scale: float):
+    return nn.initializers.orthogonal(scale) if ortho else nn.initializers.lecun_normal()
+
+
+class ValueHead(nn.Module):
+    """MLP torso then a scalar: ``[..., in] -> [...]``."""
+
+    hidden: Sequence[int] = (256, 256)
+    act: str = "relu"
+    layer_norm: bool = False
+    ortho: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = MLP(self.hidden, self.act, self.layer_norm, self.ortho)(x)
+        return nn.Dense(1, kernel_init=_head_init(self.ortho, 1.0))(x)[..., 0]
+
+
+class Categorical(nn.Module):
+    """Logits over ``num_actions`` actions: returns a distrax.Categorical."""
+
+    num_actions: int
+    hidden: Sequence[int] = (64, 64)
+    act: str = "tanh"
+    ortho: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> distrax.Categorical:
+        x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
+        logits = nn.Dense(self.num_actions, kernel_init=_head_init(self.ortho, 0.01))(x)
+        return distrax.Categorical(logits=logits)
+
+
+class DiagGaussian(nn.Module):
+    """Gaussian with state-independent log-std (PPO style): ``[..., act_dim]``."""
+
+    action_dim: int
+    hidden: Sequence[int] = (64, 64)
+    act: str = "tanh"
+    ortho: bool = True
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> distrax.MultivariateNormalDiag:
+        x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
+        mean = nn.Dense(self.action_dim, kernel_init=_head_init(self.ortho, 0.01))(x)
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,))
+        return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std) * jnp.ones_like(mean))
+
+
+class TanhGaussian(nn.Module):
+    """Tanh-squashed Gaussian with state-dependent std (SAC style).
+
+    Returns ``(mean, std)`` of the pre-tanh Gaussian, each ``[..., act_dim]``;
+    ``log_std`` is squashed into ``[log_std_min, log_std_max]``.
+    """
+
+    action_dim: int
+    hidden: Sequence[int] = (256, 256)
+    act: str = "relu"
+    layer_norm: bool = False
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = MLP(self.hidden, self.act, self.layer_norm)(x)
+        mean = nn.Dense(self.action_dim)(x)
+        log_std = jnp.tanh(nn.Dense(self.action_dim)(x))
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
+        return mean, jnp.exp(log_std)
+
+
+def tanh_gaussian_sample(
+    mean: jax.Array, std: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Samples ``a = tanh(mean + std * eps)``; returns ``(a, log_prob)`` with the Jacobian term.
+
+    Shapes: ``mean, std, a: [..., act_dim]``; ``log_prob: [...]``.
+    """
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    pre = mean + std * eps
+    log_prob = jnp.sum(-0.5 * eps**2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+    # log(1 - tanh(x)^2) computed stably as 2 (log 2 - x - softplus(-2x)).
+    log_prob -= jnp.sum(2.0 * (jnp.log(2.0) - pre - jax.nn.softplus(-2.0 * pre)), axis=-1)
+    return jnp.tanh(pre), log_prob

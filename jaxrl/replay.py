@@ -1,0 +1,47 @@
+"""A uniform replay buffer as a pytree ring buffer, living inside the jitted state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+class ReplayBuffer(struct.PyTreeNode):
+    """Fixed-capacity FIFO storage: ``data`` leaves are ``[capacity, ...]``."""
+
+    data: Any
+    pos: jax.Array  # int32, next slot to write
+    size: jax.Array  # int32, number of valid slots
+
+    @property
+    def capacity(self) -> int:
+        return jax.tree.leaves(self.data)[0].shape[0]
+
+
+def replay_init(example: Any, capacity: int) -> ReplayBuffer:
+    """An empty buffer for items shaped like ``example`` (one item, no batch axis)."""
+    if capacity <= 0:
+        raise ValueError(f"buffer capacity must be positive, got {capacity}")
+    data = jax.tree.map(lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example)
+    return ReplayBuffer(data=data, pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
+
+
+def replay_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
+    """Writes a batch of items (leaves ``[B, ...]``), overwriting the oldest when full."""
+    n = jax.tree.leaves(batch)[0].shape[0]
+    idx = (buffer.pos + jnp.arange(n)) % buffer.capacity
+    data = jax.tree.map(lambda d, x: d.at[idx].set(x.astype(d.dtype)), buffer.data, batch)
+    return buffer.replace(
+        data=data,
+        pos=(buffer.pos + n) % buffer.capacity,
+        size=jnp.minimum(buffer.size + n, buffer.capacity),
+    )
+
+
+def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
+    """Uniformly samples ``batch_size`` stored items with replacement (leaves ``[N, ...]``)."""
+    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    return jax.tree.map(lambda d: d[idx], buffer.data)
