@@ -36,10 +36,10 @@ class Config:
     """Static settings: anything that changes shapes or control flow."""
 
     total_steps: int = 500_000
-    num_envs: int = 8
+    num_envs: int = 16
     rollout_len: int = 64
-    num_epochs: int = 4
-    num_minibatches: int = 4
+    num_epochs: int = 8
+    num_minibatches: int = 8
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     anneal_lr: bool = True

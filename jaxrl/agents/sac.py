@@ -30,7 +30,9 @@ DEFAULT_ENV = "pendulum"
 SUPPORTS_DISCRETE = False
 SUPPORTS_CONTINUOUS = True
 #: Config overrides per env name, applied by the CLI before --set.
-PRESETS: dict[str, dict[str, Any]] = {}
+#: Pendulum: 128-unit layers learn as well as 256 (-159 vs -161 final return over 4 seeds
+#: at 20k steps) in 60% of the CPU time.
+PRESETS: dict[str, dict[str, Any]] = {"pendulum": {"hidden": (128, 128)}}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""CLI: bad input gives one line and exit code 2; a tiny run writes every output file."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jaxrl.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["train", "nosuchalgo"], "unknown algorithm"),
+        (["train", "ppo", "--env", "nosuchenv"], "unknown environment"),
+        (["train", "ppo", "--set", "nosuch=1"], "unknown key 'nosuch'"),
+        (["train", "ppo", "--set", "num_envs=abc"], "expected a value of type int"),
+        (["train", "ppo", "--set", "lr=fast"], "expected a value of type float"),
+        (["train", "ppo", "--set", "lr"], "KEY=VALUE"),
+        (["train", "ppo", "--steps", "-5"], "--steps must be positive"),
+        (["train", "ppo", "--seeds", "0"], "--seeds must be positive"),
+        (["train", "ppo", "--seeds", "two"], "invalid int value"),
+        (["train", "sac", "--env", "cartpole"], "continuous"),
+        (["train", "ppo", "--set", "num_minibatches=7"], "divisible"),
+        (["train", "ppo", "--steps", "10"], "num_evals"),
+        (["train"], "algo"),
+        ([], "missing command"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, fragment, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("jaxrl: error:") and fragment in err
+
+
+def test_console_script_bad_algo_has_no_traceback():
+    out = subprocess.run([sys.executable, "-m", "jaxrl", "train", "nosuchalgo"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "unknown algorithm" in out.stderr
+
+
+def test_tiny_run_writes_outputs(tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "ppo", "--seeds", "2", "--steps", "8192", "--no-progress",
+                 "--set", "num_evals=4", "--set", "lr=1e-3", "--out", str(out), "--tensorboard"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for field in ("algo", "env", "seeds", "steps", "final_return_mean", "final_return_std",
+                  "steps_per_second", "compile_seconds"):
+        assert field in summary, field
+    assert summary["algo"] == "ppo" and summary["env"] == "cartpole" and summary["seeds"] == 2
+    assert summary["steps"] == 8192 and summary["hparams"]["lr"] == pytest.approx(1e-3)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 4
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert rows[-1]["env_steps"] == 8192
+    finals = sorted(r["eval_return"] for r in rows if r["env_steps"] == 8192)
+    assert summary["final_return_mean"] == pytest.approx(sum(finals) / 2, rel=1e-5)
+    assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert any((out / "tb").iterdir())

@@ -1,0 +1,31 @@
+"""Learning tests: each algorithm reaches a stated return within a stated budget."""
+
+import jax
+import numpy as np
+import pytest
+
+import jaxrl.envs as E
+from jaxrl import sweep
+from jaxrl.agents import ppo, sac
+
+
+def final_returns(algo, config, env, num_seeds=4, seed=0, **hparams):
+    train = algo.make_train(config, env)
+    _, metrics = sweep.over_seeds(train, num_seeds)(
+        sweep.seed_keys(seed, num_seeds), algo.default_hparams(config, **hparams)
+    )
+    assert bool(np.all(metrics["finite"]))
+    return np.asarray(metrics["eval_return"])
+
+
+def test_ppo_cartpole_reaches_475_within_500k_steps():
+    returns = final_returns(ppo, ppo.Config(total_steps=500_000), E.make("cartpole"))
+    print("ppo cartpole eval returns (seeds x evals, last 5):", returns[:, -5:])
+    assert returns[:, -1].mean() >= 475, returns[:, -1]
+
+
+def test_sac_pendulum_reaches_minus_250_within_20k_steps():
+    config = sac.Config(total_steps=20_000, **sac.PRESETS["pendulum"])
+    returns = final_returns(sac, config, E.make("pendulum"))
+    print("sac pendulum eval returns (seeds x evals, last 5):", returns[:, -5:])
+    assert returns[:, -1].mean() >= -250, returns[:, -1]
