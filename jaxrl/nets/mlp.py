@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.nets.init import orthogonal
+
 _ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu,
     "tanh": nn.tanh,
@@ -41,7 +43,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        init = nn.initializers.orthogonal(np.sqrt(2)) if self.ortho else nn.initializers.lecun_normal()
+        init = orthogonal(np.sqrt(2)) if self.ortho else nn.initializers.lecun_normal()
         for width in self.hidden:
             x = nn.Dense(width, kernel_init=init, dtype=self.dtype)(x)
             if self.layer_norm:
@@ -51,7 +53,7 @@ class MLP(nn.Module):
 
 
 def _head_init(ortho: bool, scale: float):
-    return nn.initializers.orthogonal(scale) if ortho else nn.initializers.lecun_normal()
+    return orthogonal(scale) if ortho else nn.initializers.lecun_normal()
 
 
 class ValueHead(nn.Module):
