@@ -145,6 +145,7 @@ def train_command(args: argparse.Namespace) -> int:
         config = algo.Config(**{**algo.PRESETS.get(env_name, {}), **config_over})
         hparams = algo.default_hparams(config, **hparam_over)
         algo.validate(config)
+        total = algo.schedule(config).total_steps
         if env.action_spec.discrete and not algo.SUPPORTS_DISCRETE:
             raise ValueError(f"{args.algo} needs a continuous action space; {env_name} is discrete")
         if not env.action_spec.discrete and not algo.SUPPORTS_CONTINUOUS:
@@ -162,7 +163,6 @@ def train_command(args: argparse.Namespace) -> int:
         jax.config.update("jax_debug_nans", True)
     out = Path(args.out or f"runs/{args.algo}-{env_name.replace('/', '_')}-"
                f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    total = algo.schedule(config).total_steps
     bar = ProgressBar(total, enabled=not args.no_progress)
     train = algo.make_train(config, env, progress=bar)
     run = sweep.over_seeds(train, args.seeds)
