@@ -1,4 +1,6 @@
-"""Command line: ``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]``.
+"""Command line.
+
+``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]``.
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
 """
@@ -34,10 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("algo", help="algorithm: ppo, sac")
     train.add_argument("--env", default=None, help="environment name (default: the algo's own)")
     train.add_argument("--seeds", type=int, default=4, help="number of seeds, vmapped (default 4)")
-    train.add_argument("--seed", type=int, default=0, help="base seed the per-seed keys derive from")
+    train.add_argument(
+        "--seed", type=int, default=0, help="base seed the per-seed keys derive from"
+    )
     train.add_argument("--steps", type=int, default=None, help="env steps per seed")
     train.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a Config field or a hyperparameter; repeatable",
     )
     train.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-TIME)")
@@ -97,20 +104,28 @@ class ProgressBar:
 
     def __init__(self, total: int, enabled: bool):
         self._bar = None
+        self._total = total
+        self._enabled = enabled
         self._lock = threading.Lock()
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, unit="step", unit_scale=True, mininterval=0.5,
-                             dynamic_ncols=True, desc="training")
 
     def __call__(self, env_steps: Any) -> None:
-        if self._bar is None:
+        if not self._enabled:
             return
         import numpy as np
 
         n = int(np.max(np.asarray(env_steps)))
         with self._lock:
+            if self._bar is None:  # created at the first call, so compile time is not counted
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(
+                    total=self._total,
+                    unit="step",
+                    unit_scale=True,
+                    mininterval=0.5,
+                    dynamic_ncols=True,
+                    desc="training (per seed)",
+                )
             if n > self._bar.n:
                 self._bar.update(n - self._bar.n)
 
@@ -161,8 +176,10 @@ def train_command(args: argparse.Namespace) -> int:
 
     if args.debug_nans:
         jax.config.update("jax_debug_nans", True)
-    out = Path(args.out or f"runs/{args.algo}-{env_name.replace('/', '_')}-"
-               f"{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    out = Path(
+        args.out
+        or f"runs/{args.algo}-{env_name.replace('/', '_')}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    )
     bar = ProgressBar(total, enabled=not args.no_progress)
     train = algo.make_train(config, env, progress=bar)
     run = sweep.over_seeds(train, args.seeds)
@@ -199,8 +216,10 @@ def train_command(args: argparse.Namespace) -> int:
         "run_seconds": run_s,
         "finite": first_bad is None,
         "first_nonfinite_step": first_bad,
-        "config": {k: (list(v) if isinstance(v, tuple) else v)
-                   for k, v in dataclasses.asdict(config).items()},
+        "config": {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(config).items()
+        },
         "hparams": {k: float(v) for k, v in dataclasses.asdict(hparams).items()},
         "jax_backend": jax.default_backend(),
         "num_devices": len(jax.devices()),
@@ -209,22 +228,36 @@ def train_command(args: argparse.Namespace) -> int:
     jlog.write_jsonl(out / "metrics.jsonl", rows)
     jlog.write_csv(out / "metrics.csv", rows)
     jlog.write_json(out / "summary.json", summary)
-    jlog.plot_curve(out / "curve.png", metrics["env_steps"][0], metrics["eval_return"],
-                    title=f"{args.algo} on {env_name}")
+    jlog.plot_curve(
+        out / "curve.png",
+        metrics["env_steps"][0],
+        metrics["eval_return"],
+        title=f"{args.algo} on {env_name}",
+    )
     if args.tensorboard:
         jlog.write_tensorboard(out / "tb", metrics)
-    print(_table([
-        ("algo / env", f"{args.algo} / {env_name}"),
-        ("seeds x steps", f"{args.seeds} x {total:,}"),
-        ("final return", f"{final.mean():.1f} +- {final.std():.1f} (min {final.min():.1f}, "
-                         f"max {final.max():.1f})"),
-        ("compile", f"{compile_s:.1f} s"),
-        ("run", f"{run_s:.1f} s, {sps:,.0f} env steps/s (all seeds)"),
-        ("output", str(out)),
-    ]))
+    print(
+        _table(
+            [
+                ("algo / env", f"{args.algo} / {env_name}"),
+                ("seeds x steps", f"{args.seeds} x {total:,}"),
+                (
+                    "final return",
+                    f"{final.mean():.1f} +- {final.std():.1f} (min {final.min():.1f}, "
+                    f"max {final.max():.1f})",
+                ),
+                ("compile", f"{compile_s:.1f} s"),
+                ("run", f"{run_s:.1f} s, {sps:,.0f} env steps/s (all seeds)"),
+                ("output", str(out)),
+            ]
+        )
+    )
     if first_bad is not None:
-        print(f"jaxrl: warning: non-finite loss or parameters first seen by env step {first_bad}; "
-              "rerun with --debug-nans", file=sys.stderr)
+        print(
+            f"jaxrl: warning: non-finite loss or parameters first seen by env step {first_bad}; "
+            "rerun with --debug-nans",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -7,7 +7,8 @@ Axis convention, used everywhere: trajectories are time-major, ``[T, B, ...]``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +66,9 @@ def hparams_from(cls: type, overrides: dict[str, Any] | None = None) -> Any:
     overrides = dict(overrides or {})
     for k in overrides:
         if k not in names:
-            raise ValueError(f"unknown hyperparameter {k!r} for {cls.__name__}; known: {', '.join(names)}")
+            raise ValueError(
+                f"unknown hyperparameter {k!r} for {cls.__name__}; known: {', '.join(names)}"
+            )
     values = {}
     for f in dataclasses.fields(cls):
         v = overrides.get(f.name, f.default)
@@ -78,5 +81,9 @@ def hparams_from(cls: type, overrides: dict[str, Any] | None = None) -> Any:
 
 def tree_finite(tree: Any) -> jax.Array:
     """True when every floating leaf of ``tree`` is finite (a cheap NaN/Inf flag)."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.floating)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)

@@ -13,7 +13,8 @@ write one.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -264,7 +265,9 @@ def off_policy(
         act_key, rand_key, update_key = jax.random.split(key, 3)
         policy_action, _ = agent.act(agent_state, env_state.obs, act_key, explore=True)
         random_action = jax.vmap(env.action_spec.sample)(jax.random.split(rand_key, num_envs))
-        action = jnp.where(it < warmup_iters, random_action.astype(policy_action.dtype), policy_action)
+        action = jnp.where(
+            it < warmup_iters, random_action.astype(policy_action.dtype), policy_action
+        )
         nxt = train_env.step(env_state, action)
         buffer = replay_add(
             buffer,
@@ -277,11 +280,16 @@ def off_policy(
                 next_obs=nxt.info["final_obs"],
             ),
         )
-        metrics_shape = jax.eval_shape(lambda: update_many(agent, agent_state, buffer, update_key)[1])
+        metrics_shape = jax.eval_shape(
+            lambda: update_many(agent, agent_state, buffer, update_key)[1]
+        )
         agent_state, metrics = jax.lax.cond(
             it + 1 >= warmup_iters,
             lambda: update_many(agent, agent_state, buffer, update_key),
-            lambda: (agent_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)),
+            lambda: (
+                agent_state,
+                jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape),
+            ),
         )
         return (agent_state, nxt, buffer, it + 1), metrics
 

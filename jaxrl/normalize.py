@@ -42,7 +42,9 @@ def update_stats(stats: RunningStats, x: jax.Array, batch_ndim: int = 1) -> Runn
     return RunningStats(mean=mean, var=m2 / total, count=total)
 
 
-def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0, eps: float = 1e-8) -> jax.Array:
+def normalize(
+    stats: RunningStats, x: jax.Array, clip: float = 10.0, eps: float = 1e-8
+) -> jax.Array:
     """``(x - mean) / sqrt(var + eps)`` clipped to ``[-clip, clip]``."""
     y = (x - stats.mean) / jnp.sqrt(stats.var + eps)
     return jnp.clip(y, -clip, clip)

@@ -25,7 +25,9 @@ def replay_init(example: Any, capacity: int) -> ReplayBuffer:
     """An empty buffer for items shaped like ``example`` (one item, no batch axis)."""
     if capacity <= 0:
         raise ValueError(f"buffer capacity must be positive, got {capacity}")
-    data = jax.tree.map(lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example)
+    data = jax.tree.map(
+        lambda x: jnp.zeros((capacity, *jnp.shape(x)), jnp.asarray(x).dtype), example
+    )
     return ReplayBuffer(data=data, pos=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 

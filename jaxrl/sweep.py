@@ -8,7 +8,8 @@ Under ``jax.distributed.initialize()`` the same code spans hosts.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +41,8 @@ def grid(hparams: Any, **axes: list[float]) -> tuple[Any, list[dict[str, float]]
         if not hasattr(hparams, name):
             raise ValueError(f"unknown hyperparameter {name!r}")
     names = list(axes)
-    settings = [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+    combos = itertools.product(*axes.values())
+    settings = [dict(zip(names, values, strict=True)) for values in combos]
     batch = [
         hparams.replace(**{k: jnp.asarray(v, jnp.float32) for k, v in s.items()}) for s in settings
     ]

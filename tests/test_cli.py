@@ -36,20 +36,48 @@ def test_bad_input_exits_2_with_one_line(argv, fragment, capsys):
 
 
 def test_console_script_bad_algo_has_no_traceback():
-    out = subprocess.run([sys.executable, "-m", "jaxrl", "train", "nosuchalgo"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxrl", "train", "nosuchalgo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "unknown algorithm" in out.stderr
 
 
 def test_tiny_run_writes_outputs(tmp_path):
     out = tmp_path / "run"
-    code = main(["train", "ppo", "--seeds", "2", "--steps", "8192", "--no-progress",
-                 "--set", "num_evals=4", "--set", "lr=1e-3", "--out", str(out), "--tensorboard"])
+    code = main(
+        [
+            "train",
+            "ppo",
+            "--seeds",
+            "2",
+            "--steps",
+            "8192",
+            "--no-progress",
+            "--set",
+            "num_evals=4",
+            "--set",
+            "lr=1e-3",
+            "--out",
+            str(out),
+            "--tensorboard",
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    for field in ("algo", "env", "seeds", "steps", "final_return_mean", "final_return_std",
-                  "steps_per_second", "compile_seconds"):
+    for field in (
+        "algo",
+        "env",
+        "seeds",
+        "steps",
+        "final_return_mean",
+        "final_return_std",
+        "steps_per_second",
+        "compile_seconds",
+    ):
         assert field in summary, field
     assert summary["algo"] == "ppo" and summary["env"] == "cartpole" and summary["seeds"] == 2
     assert summary["steps"] == 8192 and summary["hparams"]["lr"] == pytest.approx(1e-3)

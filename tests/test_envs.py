@@ -13,8 +13,14 @@ def rollout(env, key, steps, action_fn):
 
     def body(state, k):
         nxt = env.step(state, action_fn(k, state))
-        return nxt, (nxt.obs, nxt.reward, nxt.terminated, nxt.truncated,
-                     nxt.info["final_obs"], nxt.info["episode_step"])
+        return nxt, (
+            nxt.obs,
+            nxt.reward,
+            nxt.terminated,
+            nxt.truncated,
+            nxt.info["final_obs"],
+            nxt.info["episode_step"],
+        )
 
     return jax.lax.scan(body, state, jax.random.split(jax.random.fold_in(key, 1), steps))[1]
 
@@ -28,7 +34,7 @@ def test_same_key_same_trajectory(name):
     env = E.VmapWrapper(E.AutoReset(E.make(name)), 3)
     f = jax.jit(lambda k: rollout(env, k, 300, random_actions(env, 3)))
     a, b = f(jax.random.PRNGKey(7)), f(jax.random.PRNGKey(7))
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=False):
         np.testing.assert_array_equal(x, y)
     c = f(jax.random.PRNGKey(8))
     assert not np.array_equal(a[0], c[0])
@@ -36,8 +42,9 @@ def test_same_key_same_trajectory(name):
 
 def test_pendulum_truncates_at_200_and_never_terminates():
     env = E.VmapWrapper(E.AutoReset(E.make("pendulum")), 2)
-    obs, rew, term, trunc, final_obs, ep_step = rollout(env, jax.random.PRNGKey(0), 450,
-                                                        random_actions(env, 2))
+    obs, rew, term, trunc, final_obs, ep_step = rollout(
+        env, jax.random.PRNGKey(0), 450, random_actions(env, 2)
+    )
     assert not term.any()
     steps = np.nonzero(np.asarray(trunc[:, 0]))[0]
     np.testing.assert_array_equal(steps, [199, 399])
@@ -97,7 +104,7 @@ def test_normalize_observation_tracks_batch_statistics():
     state = env.reset(jax.random.PRNGKey(0))
     step = jax.jit(env.step)
     raw = [np.asarray(state.info["raw_obs"])]
-    for i in range(50):
+    for _i in range(50):
         state = step(state, jnp.full((64, 1), 2.0))
         raw.append(np.asarray(state.info["raw_obs"]))
     raw = np.concatenate(raw)

@@ -1,8 +1,6 @@
 """Learning tests: each algorithm reaches a stated return within a stated budget."""
 
-import jax
 import numpy as np
-import pytest
 
 import jaxrl.envs as E
 from jaxrl import sweep

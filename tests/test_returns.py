@@ -54,8 +54,9 @@ def test_gae_matches_reference(seed, gamma, lam):
     r, v, v_next, term, trunc = random_batch(seed)
     adv_ref, tgt_ref = reference_gae(r, v, v_next, term, trunc, gamma, lam)
     f32 = lambda x: jnp.asarray(x, jnp.float32)
-    adv, tgt = jax.jit(gae)(f32(r), f32(v), f32(v_next), jnp.asarray(term), jnp.asarray(trunc),
-                            gamma, lam)
+    adv, tgt = jax.jit(gae)(
+        f32(r), f32(v), f32(v_next), jnp.asarray(term), jnp.asarray(trunc), gamma, lam
+    )
     np.testing.assert_allclose(adv, adv_ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tgt, tgt_ref, rtol=1e-5, atol=1e-5)
 
@@ -75,8 +76,14 @@ def test_truncation_bootstraps_and_termination_does_not():
 def test_lambda_returns_match_reference(seed):
     r, _, v_next, term, trunc = random_batch(seed)
     ref = reference_lambda_returns(r, v_next, term, trunc, 0.99, 0.8)
-    out = lambda_returns(jnp.asarray(r, jnp.float32), jnp.asarray(v_next, jnp.float32),
-                         jnp.asarray(term), jnp.asarray(trunc), 0.99, 0.8)
+    out = lambda_returns(
+        jnp.asarray(r, jnp.float32),
+        jnp.asarray(v_next, jnp.float32),
+        jnp.asarray(term),
+        jnp.asarray(trunc),
+        0.99,
+        0.8,
+    )
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 

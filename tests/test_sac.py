@@ -52,17 +52,25 @@ def test_update_changes_params_and_keeps_them_finite():
     state = agent.init(jax.random.PRNGKey(0))
     n = 16
     batch = Transition(
-        obs=jnp.ones((n, 3)), action=jnp.full((n, 1), 1.5), reward=jnp.ones(n),
-        terminated=jnp.zeros(n, bool), truncated=jnp.zeros(n, bool), next_obs=jnp.ones((n, 3)),
+        obs=jnp.ones((n, 3)),
+        action=jnp.full((n, 1), 1.5),
+        reward=jnp.ones(n),
+        terminated=jnp.zeros(n, bool),
+        truncated=jnp.zeros(n, bool),
+        next_obs=jnp.ones((n, 3)),
     )
     new, metrics = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(1))
     assert all(np.isfinite(v) for v in metrics.values())
-    diff = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), new.critic_params, state.critic_params)
+    diff = jax.tree.map(
+        lambda a, b: jnp.max(jnp.abs(a - b)), new.critic_params, state.critic_params
+    )
     assert max(jax.tree.leaves(diff)) > 0
     # Polyak: the target moved by exactly tau of the way toward the new critic.
-    expected = jax.tree.map(lambda t, c: 0.995 * t + 0.005 * c, state.target_critic_params,
-                            new.critic_params)
-    for x, y in zip(jax.tree.leaves(new.target_critic_params), jax.tree.leaves(expected)):
+    expected = jax.tree.map(
+        lambda t, c: 0.995 * t + 0.005 * c, state.target_critic_params, new.critic_params
+    )
+    pairs = zip(jax.tree.leaves(new.target_critic_params), jax.tree.leaves(expected), strict=True)
+    for x, y in pairs:
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
     # Actions are scaled to the env's bounds [-2, 2].
     a, _ = agent.act(new, jnp.ones((5, 3)), jax.random.PRNGKey(2), explore=True)

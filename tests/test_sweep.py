@@ -31,8 +31,9 @@ def test_vmap_over_seeds_equals_separate_runs(train):
     for i in range(4):
         _, m = single(keys[i], hp)
         for name in ("eval_return", "policy_loss", "value_loss", "env_steps"):
-            np.testing.assert_allclose(batched[name][i], m[name], rtol=1e-5, atol=1e-5,
-                                       err_msg=name)
+            np.testing.assert_allclose(
+                batched[name][i], m[name], rtol=1e-5, atol=1e-5, err_msg=name
+            )
 
 
 def test_same_key_gives_bitwise_equal_metrics(train):
@@ -93,9 +94,13 @@ SHARDED = textwrap.dedent(
 
 
 def test_sharded_over_four_host_devices():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True,
-                         timeout=600)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK" in out.stdout

@@ -23,7 +23,6 @@ from jaxrl.nets import Categorical, DiagGaussian, ValueHead
 from jaxrl.normalize import RunningStats, normalize, update_stats
 from jaxrl.returns import gae
 
-
 DEFAULT_ENV = "cartpole"
 SUPPORTS_DISCRETE = True
 SUPPORTS_CONTINUOUS = True
@@ -127,7 +126,9 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         values = critic.apply(params["critic"], mb.obs)
         value_loss = jnp.square(values - targets)
         if config.clip_value:
-            clipped = old_values + jnp.clip(values - old_values, -hparams.vf_clip_eps, hparams.vf_clip_eps)
+            clipped = old_values + jnp.clip(
+                values - old_values, -hparams.vf_clip_eps, hparams.vf_clip_eps
+            )
             value_loss = jnp.maximum(value_loss, jnp.square(clipped - targets))
         value_loss = 0.5 * jnp.mean(value_loss)
         entropy = jnp.mean(dist.entropy())
@@ -145,7 +146,9 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     def grad_step(state: PPOState, minibatch):
         mb, old_values, adv, targets = minibatch
         grads, info = jax.grad(loss_fn, has_aux=True)(state.params, mb, old_values, adv, targets)
-        grads, _ = optax.clip_by_global_norm(hparams.max_grad_norm).update(grads, optax.EmptyState())
+        grads, _ = optax.clip_by_global_norm(hparams.max_grad_norm).update(
+            grads, optax.EmptyState()
+        )
         updates, opt_state = tx.update(grads, state.opt_state)
         lr = hparams.lr
         if config.anneal_lr:
@@ -162,8 +165,13 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         values = critic.apply(state.params["critic"], obs)
         next_values = critic.apply(state.params["critic"], next_obs)
         advantages, targets = gae(
-            batch.reward, values, next_values, batch.terminated, batch.truncated,
-            hparams.gamma, hparams.gae_lambda,
+            batch.reward,
+            values,
+            next_values,
+            batch.terminated,
+            batch.truncated,
+            hparams.gamma,
+            hparams.gae_lambda,
         )
         flat = jax.tree.map(
             lambda x: x.reshape((-1, *x.shape[2:])),
@@ -191,18 +199,28 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
 
 def schedule(config: Config) -> loops.Schedule:
     """How ``config.total_steps`` splits into iterations and evaluation periods."""
-    return loops.make_schedule(config.total_steps, config.num_envs * config.rollout_len, config.num_evals)
+    return loops.make_schedule(
+        config.total_steps, config.num_envs * config.rollout_len, config.num_evals
+    )
 
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    for name in ("total_steps", "num_envs", "rollout_len", "num_epochs", "num_minibatches",
-                 "num_evals", "num_eval_envs"):
+    for name in (
+        "total_steps",
+        "num_envs",
+        "rollout_len",
+        "num_epochs",
+        "num_minibatches",
+        "num_evals",
+        "num_eval_envs",
+    ):
         if getattr(config, name) <= 0:
             raise ValueError(f"ppo: {name} must be positive, got {getattr(config, name)}")
     if (config.num_envs * config.rollout_len) % config.num_minibatches:
         raise ValueError(
-            f"ppo: num_envs * rollout_len = {config.num_envs * config.rollout_len} must be divisible "
+            f"ppo: num_envs * rollout_len = {config.num_envs * config.rollout_len} "
+            "must be divisible "
             f"by num_minibatches = {config.num_minibatches}"
         )
 

@@ -25,7 +25,6 @@ from jaxrl.envs import Env
 from jaxrl.nets import MLP, TanhGaussian
 from jaxrl.nets.mlp import tanh_gaussian_sample
 
-
 DEFAULT_ENV = "pendulum"
 SUPPORTS_DISCRETE = False
 SUPPORTS_CONTINUOUS = True
@@ -113,7 +112,9 @@ def critic_target(
     return reward + gamma * (1.0 - terminated.astype(jnp.float32)) * soft_v
 
 
-def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: jax.Array) -> jax.Array:
+def temperature_loss(
+    log_alpha: jax.Array, log_prob: jax.Array, target_entropy: jax.Array
+) -> jax.Array:
     """``J(alpha) = E[-alpha (log pi(a|s) + H_target)]``, differentiated w.r.t. ``log_alpha``."""
     return -jnp.mean(jnp.exp(log_alpha) * jax.lax.stop_gradient(log_prob + target_entropy))
 
@@ -134,7 +135,11 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     critic = QNetwork(config.hidden, config.activation, config.critic_layer_norm)
     critic_apply = jax.vmap(critic.apply, in_axes=(0, None, None))
     adam = optax.adam  # learning rates are traced hparams, so optimisers are built per call
-    actor_tx, critic_tx, alpha_tx = (adam(hparams.actor_lr), adam(hparams.critic_lr), adam(hparams.alpha_lr))
+    actor_tx, critic_tx, alpha_tx = (
+        adam(hparams.actor_lr),
+        adam(hparams.critic_lr),
+        adam(hparams.alpha_lr),
+    )
     target_entropy = -hparams.target_entropy_scale * act_dim
 
     def init(key: jax.Array) -> SACState:
@@ -181,7 +186,9 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
             q = critic_apply(params, batch.obs, action)
             return jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0)), jnp.mean(q)
 
-        (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params)
+        (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.critic_params
+        )
         c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt)
         critic_params = optax.apply_updates(state.critic_params, c_updates)
 
@@ -191,11 +198,15 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
             q = jnp.min(critic_apply(critic_params, batch.obs, a), axis=0)
             return jnp.mean(alpha * log_prob - q), log_prob
 
-        (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(state.actor_params)
+        (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            state.actor_params
+        )
         a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt)
         actor_params = optax.apply_updates(state.actor_params, a_updates)
 
-        t_loss, t_grad = jax.value_and_grad(temperature_loss)(state.log_alpha, log_prob, target_entropy)
+        t_loss, t_grad = jax.value_and_grad(temperature_loss)(
+            state.log_alpha, log_prob, target_entropy
+        )
         t_update, alpha_opt = alpha_tx.update(t_grad, state.alpha_opt)
         log_alpha = optax.apply_updates(state.log_alpha, t_update)
 
@@ -232,7 +243,14 @@ def schedule(config: Config) -> loops.Schedule:
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    for name in ("total_steps", "num_envs", "batch_size", "buffer_size", "num_evals", "num_eval_envs"):
+    for name in (
+        "total_steps",
+        "num_envs",
+        "batch_size",
+        "buffer_size",
+        "num_evals",
+        "num_eval_envs",
+    ):
         if getattr(config, name) <= 0:
             raise ValueError(f"sac: {name} must be positive, got {getattr(config, name)}")
     if config.warmup_steps < 0:

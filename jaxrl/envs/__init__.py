@@ -9,7 +9,8 @@ Names: ``cartpole``, ``pendulum`` (built in, pure JAX), ``gymnax/<id>``,
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, first_state
 from jaxrl.envs.wrappers import (

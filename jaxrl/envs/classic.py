@@ -68,7 +68,7 @@ class Pendulum(Env):
     terminates; the registry adds a 200-step limit.
     """
 
-    max_speed, max_torque, dt, g, m, l = 8.0, 2.0, 0.05, 10.0, 1.0, 1.0
+    max_speed, max_torque, dt, g, mass, length = 8.0, 2.0, 0.05, 10.0, 1.0, 1.0
     observation_spec = Box((3,), -8.0, 8.0)
     action_spec = Box((1,), -2.0, 2.0)
     max_episode_steps = 200
@@ -89,7 +89,9 @@ class Pendulum(Env):
         u = jnp.clip(jnp.reshape(action, ()), -self.max_torque, self.max_torque)
         angle = ((th + jnp.pi) % (2 * jnp.pi)) - jnp.pi
         cost = angle**2 + 0.1 * thdot**2 + 0.001 * u**2
-        thdot = thdot + (3 * self.g / (2 * self.l) * jnp.sin(th) + 3.0 / (self.m * self.l**2) * u) * self.dt
+        gravity_acc = 3 * self.g / (2 * self.length) * jnp.sin(th)
+        accel = gravity_acc + 3.0 / (self.mass * self.length**2) * u
+        thdot = thdot + accel * self.dt
         thdot = jnp.clip(thdot, -self.max_speed, self.max_speed)
         th = th + thdot * self.dt
         return state.replace(

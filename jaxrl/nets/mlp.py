@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import distrax
 import flax.linen as nn
@@ -98,7 +98,9 @@ class DiagGaussian(nn.Module):
     def __call__(self, x: jax.Array) -> distrax.MultivariateNormalDiag:
         x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
         mean = nn.Dense(self.action_dim, kernel_init=_head_init(self.ortho, 0.01))(x)
-        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,))
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        )
         return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std) * jnp.ones_like(mean))
 
 
