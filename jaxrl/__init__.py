@@ -1,0 +1,11 @@
+"""jaxrl: purely functional reinforcement learning in JAX.
+
+A training run is one jittable function ``train(key, hparams) -> (state, metrics)``;
+see ``jaxrl.agents`` for algorithms, ``jaxrl.envs`` for environments and
+``jaxrl.sweep`` for seed and hyperparameter sweeps.
+"""
+
+from jaxrl.core import Agent, Transition
+
+__version__ = "0.1.0"
+__all__ = ["Agent", "Transition", "__version__"]

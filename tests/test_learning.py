@@ -27,3 +27,13 @@ def test_sac_pendulum_reaches_minus_250_within_20k_steps():
     returns = final_returns(sac, config, E.make("pendulum"))
     print("sac pendulum eval returns (seeds x evals, last 5):", returns[:, -5:])
     assert returns[:, -1].mean() >= -250, returns[:, -1]
+
+
+def test_ppo_mjx_playground_cartpole_balance_reaches_900_within_1_5m_steps():
+    """MuJoCo MJX physics (Playground's DM Control CartpoleBalance, optimum 1000)."""
+    name = "playground/CartpoleBalance"
+    config = ppo.Config(**ppo.PRESETS[name])
+    assert config.total_steps <= 1_500_000
+    returns = final_returns(ppo, config, E.make(name))
+    print("ppo CartpoleBalance eval returns (seeds x evals):", returns)
+    assert returns[:, -1].mean() >= 900, returns[:, -1]

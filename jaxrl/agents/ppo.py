@@ -27,7 +27,18 @@ DEFAULT_ENV = "cartpole"
 SUPPORTS_DISCRETE = True
 SUPPORTS_CONTINUOUS = True
 #: Config overrides per env name, applied by the CLI before --set.
-PRESETS: dict[str, dict[str, Any]] = {}
+#: CartpoleBalance: 64 envs x 32 steps reaches ~990 of 1000 by 750k steps (2 seeds, CPU).
+PRESETS: dict[str, dict[str, Any]] = {
+    "playground/CartpoleBalance": {
+        "total_steps": 1_500_000,
+        "num_envs": 64,
+        "rollout_len": 32,
+        "num_minibatches": 4,
+        "num_epochs": 4,
+        "num_evals": 10,
+        "num_eval_envs": 8,
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True)

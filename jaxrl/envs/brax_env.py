@@ -16,7 +16,7 @@ import brax.envs
 import jax
 import jax.numpy as jnp
 
-from jaxrl.envs.core import Box, Env, EnvState, first_state
+from jaxrl.envs.core import Box, Env, EnvState, cast_like, first_state
 
 #: Brax's unit-test env (no physics, no MJX backend): not offered.
 _EXCLUDED = frozenset({"fast"})
@@ -37,12 +37,6 @@ def make(name: str, **kwargs: Any) -> BraxEnv:
         raise ValueError(f"unknown brax env {name!r}; known: {', '.join(names())}")
     kwargs.setdefault("backend", "mjx")
     return BraxEnv(brax.envs.get_environment(name, **kwargs))
-
-
-def _cast_like(new: Any, old: jax.Array) -> jax.Array:
-    """``new`` as an array of ``old``'s dtype, so that state dtypes stay fixed across steps."""
-    new = jnp.asarray(new)
-    return new if new.dtype == old.dtype else new.astype(old.dtype)
 
 
 class BraxEnv(Env):
@@ -81,7 +75,7 @@ class BraxEnv(Env):
         # Some Brax envs update `metrics` in place: pass copies.
         prev = state.inner.replace(metrics=dict(state.inner.metrics), info=dict(state.inner.info))
         inner = self.env.step(prev, action)
-        inner = jax.tree.map(_cast_like, inner, state.inner)
+        inner = jax.tree.map(cast_like, inner, state.inner)
         return state.replace(
             inner=inner,
             obs=inner.obs,

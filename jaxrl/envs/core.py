@@ -129,3 +129,9 @@ def first_state(inner: Any, obs: jax.Array, key: jax.Array) -> EnvState:
         key=key,
         info={},
     )
+
+
+def cast_like(new: Any, old: jax.Array) -> jax.Array:
+    """``new`` as an array of ``old``'s dtype, so that state dtypes stay fixed across steps."""
+    new = jnp.asarray(new)
+    return new if new.dtype == old.dtype else new.astype(old.dtype)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
-from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, first_state
+from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, cast_like, first_state
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -93,12 +93,6 @@ def _observation_spec(space: spaces.Space) -> Box:
     raise ValueError(f"unsupported gymnax observation space {type(space).__name__}")
 
 
-def _cast_like(new: Any, old: jax.Array) -> jax.Array:
-    """``new`` as an array of ``old``'s dtype, so that state dtypes stay fixed across steps."""
-    new = jnp.asarray(new)
-    return new if new.dtype == old.dtype else new.astype(old.dtype)
-
-
 class GymnaxEnv(Env):
     """A gymnax ``Environment`` with fixed ``params`` under the jaxrl protocol.
 
@@ -140,7 +134,7 @@ class GymnaxEnv(Env):
         obs, inner, reward, terminated, _ = self.env.step_env(
             sub, state.inner, self._action(action), self.params
         )
-        inner = jax.tree.map(_cast_like, inner, state.inner)
+        inner = jax.tree.map(cast_like, inner, state.inner)
         return state.replace(
             inner=inner,
             obs=self._obs(obs),

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from mujoco_playground import registry
 
-from jaxrl.envs.core import Box, Env, EnvState, first_state
+from jaxrl.envs.core import Box, Env, EnvState, cast_like, first_state
 
 
 def names() -> list[str]:
@@ -59,12 +59,6 @@ def _flat_obs(obs: Any) -> jax.Array:
     return jnp.asarray(obs, jnp.float32)
 
 
-def _cast_like(new: Any, old: jax.Array) -> jax.Array:
-    """``new`` as an array of ``old``'s dtype, so that state dtypes stay fixed across steps."""
-    new = jnp.asarray(new)
-    return new if new.dtype == old.dtype else new.astype(old.dtype)
-
-
 class PlaygroundEnv(Env):
     """A Playground ``MjxEnv`` under the jaxrl protocol; ``EnvState.inner`` is its ``State``.
 
@@ -97,7 +91,7 @@ class PlaygroundEnv(Env):
         # Playground tasks update `metrics` in place: pass copies.
         prev = state.inner.replace(metrics=dict(state.inner.metrics), info=dict(state.inner.info))
         inner = self.env.step(prev, action)
-        inner = jax.tree.map(_cast_like, inner, state.inner)
+        inner = jax.tree.map(cast_like, inner, state.inner)
         return state.replace(
             inner=inner,
             obs=_flat_obs(inner.obs),

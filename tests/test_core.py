@@ -1,0 +1,74 @@
+"""Replay buffer, running statistics, hyperparameter handling, schedules."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl import loops
+from jaxrl.core import hparams_from, tree_finite
+from jaxrl.normalize import RunningStats, update_stats
+from jaxrl.replay import replay_add, replay_init, replay_sample
+
+
+def test_replay_ring_buffer_wraps_and_keeps_newest():
+    buf = replay_init({"x": jnp.zeros(2), "i": jnp.int32(0)}, capacity=5)
+    for start in (0, 3, 6):
+        items = {"x": jnp.arange(start, start + 3, dtype=jnp.float32)[:, None] * jnp.ones(2),
+                 "i": jnp.arange(start, start + 3, dtype=jnp.int32)}
+        buf = jax.jit(replay_add)(buf, items)
+    assert int(buf.size) == 5 and int(buf.pos) == 4
+    # 9 items written into 5 slots: the newest five (4..8) remain.
+    assert sorted(np.asarray(buf.data["i"]).tolist()) == [4, 5, 6, 7, 8]
+    np.testing.assert_array_equal(buf.data["x"][:, 0], buf.data["i"].astype(np.float32))
+    sample = replay_sample(buf, jax.random.PRNGKey(0), 1000)
+    assert set(np.asarray(sample["i"]).tolist()) == {4, 5, 6, 7, 8}
+
+
+def test_replay_samples_only_filled_slots():
+    buf = replay_init(jnp.zeros(()), capacity=100)
+    buf = replay_add(buf, jnp.arange(1.0, 4.0))
+    sample = replay_sample(buf, jax.random.PRNGKey(1), 500)
+    assert set(np.asarray(sample).tolist()) == {1.0, 2.0, 3.0}
+
+
+def test_running_stats_match_numpy_over_batches():
+    rng = np.random.default_rng(0)
+    data = [rng.normal(3.0, 2.0, size=(n, 4)) for n in (1, 7, 50, 3)]
+    stats = RunningStats.create((4,))
+    for batch in data:
+        stats = update_stats(stats, jnp.asarray(batch, jnp.float32))
+    allx = np.concatenate(data)
+    np.testing.assert_allclose(stats.mean, allx.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stats.var, allx.var(0), rtol=1e-3, atol=1e-4)
+
+
+@dataclasses.dataclass
+class _HP:
+    lr: float = 1e-3
+    gamma: float = 0.99
+
+
+def test_hparams_from_overrides_and_errors():
+    hp = hparams_from(_HP, {"lr": 5e-4})
+    assert hp.lr.dtype == jnp.float32 and float(hp.lr) == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match="unknown hyperparameter 'nope'"):
+        hparams_from(_HP, {"nope": 1})
+    with pytest.raises(ValueError, match="must be a number"):
+        hparams_from(_HP, {"lr": "fast"})
+
+
+def test_tree_finite_flags_nan():
+    assert bool(tree_finite({"a": jnp.ones(3), "n": jnp.int32(1)}))
+    assert not bool(tree_finite({"a": jnp.array([1.0, jnp.nan])}))
+
+
+def test_schedule_rounds_down_and_rejects_tiny_budgets():
+    s = loops.make_schedule(10_000, 128, 5)
+    assert s.total_steps == 128 * 75 and s.num_evals == 5 and s.iters_per_eval == 15
+    with pytest.raises(ValueError, match="num_evals"):
+        loops.make_schedule(100, 128, 5)
+    with pytest.raises(ValueError, match="positive"):
+        loops.make_schedule(-1, 128, 5)
