@@ -81,6 +81,26 @@ class PPOState(struct.PyTreeNode):
     step: jax.Array  # number of gradient steps taken
 
 
+def clipped_surrogate_loss(
+    ratio: jax.Array, advantages: jax.Array, clip_eps: jax.Array
+) -> jax.Array:
+    """``-mean(min(r A, clip(r, 1-eps, 1+eps) A))`` over ``[N]`` ratios and advantages."""
+    clipped = jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps)
+    return -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages))
+
+
+def value_loss_fn(
+    values: jax.Array, old_values: jax.Array, targets: jax.Array, clip_eps: jax.Array | None
+) -> jax.Array:
+    """``0.5 mean((V - target)^2)``; with ``clip_eps`` the pessimistic max with the value
+    clipped to ``old_values +- clip_eps`` (PPO2 style). Shapes ``[N]``."""
+    loss = jnp.square(values - targets)
+    if clip_eps is not None:
+        clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+        loss = jnp.maximum(loss, jnp.square(clipped - targets))
+    return 0.5 * jnp.mean(loss)
+
+
 def default_hparams(config: Config, **overrides: Any) -> HParams:
     return hparams_from(HParams, overrides)
 
@@ -129,19 +149,10 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         ratio = jnp.exp(log_prob - mb.extras["log_prob"])
         if config.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        surrogate = jnp.minimum(
-            ratio * advantages,
-            jnp.clip(ratio, 1 - hparams.clip_eps, 1 + hparams.clip_eps) * advantages,
-        )
-        policy_loss = -jnp.mean(surrogate)
+        policy_loss = clipped_surrogate_loss(ratio, advantages, hparams.clip_eps)
         values = critic.apply(params["critic"], mb.obs)
-        value_loss = jnp.square(values - targets)
-        if config.clip_value:
-            clipped = old_values + jnp.clip(
-                values - old_values, -hparams.vf_clip_eps, hparams.vf_clip_eps
-            )
-            value_loss = jnp.maximum(value_loss, jnp.square(clipped - targets))
-        value_loss = 0.5 * jnp.mean(value_loss)
+        vf_clip = hparams.vf_clip_eps if config.clip_value else None
+        value_loss = value_loss_fn(values, old_values, targets, vf_clip)
         entropy = jnp.mean(dist.entropy())
         total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
         approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))

@@ -1,0 +1,103 @@
+"""PPO's losses against NumPy, update invariants, and continuous actions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrl.envs as E
+from jaxrl.agents import ppo
+from jaxrl.core import Transition
+
+
+def test_clipped_surrogate_matches_numpy():
+    rng = np.random.default_rng(0)
+    ratio = np.exp(rng.normal(0, 0.3, 64))
+    adv = rng.normal(size=64)
+    eps = 0.2
+    ref = -np.mean(np.minimum(ratio * adv, np.clip(ratio, 1 - eps, 1 + eps) * adv))
+    out = ppo.clipped_surrogate_loss(jnp.asarray(ratio), jnp.asarray(adv), eps)
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
+
+
+def test_clipped_surrogate_has_no_gradient_outside_the_trust_region():
+    # Positive advantage and ratio above 1 + eps: the clipped branch is active, gradient 0.
+    grad = jax.grad(ppo.clipped_surrogate_loss)(jnp.array([1.5, 0.9]), jnp.array([1.0, 1.0]), 0.2)
+    np.testing.assert_allclose(grad, [0.0, -0.5])
+
+
+@pytest.mark.parametrize("clip", [None, 0.2])
+def test_value_loss_matches_numpy(clip):
+    v = np.array([1.0, 2.0, -1.0])
+    old = np.array([0.5, 2.5, -1.1])
+    tgt = np.array([2.0, 0.0, 0.0])
+    loss = (v - tgt) ** 2
+    if clip is not None:
+        clipped = old + np.clip(v - old, -clip, clip)
+        loss = np.maximum(loss, (clipped - tgt) ** 2)
+    out = ppo.value_loss_fn(jnp.asarray(v), jnp.asarray(old), jnp.asarray(tgt), clip)
+    np.testing.assert_allclose(out, 0.5 * loss.mean(), rtol=1e-6)
+
+
+def _batch(env, agent, state, T=8, B=4):
+    obs = jax.vmap(lambda k: env.reset(k).obs)(jax.random.split(jax.random.PRNGKey(0), T * B))
+    obs = obs.reshape(T, B, -1)
+    action, info = agent.act(state, obs, jax.random.PRNGKey(1), explore=True)
+    zeros = jnp.zeros((T, B), bool)
+    return Transition(
+        obs=obs,
+        action=action,
+        reward=jnp.ones((T, B)),
+        terminated=zeros,
+        truncated=zeros,
+        next_obs=obs,
+        extras=info,
+    )
+
+
+@pytest.mark.parametrize("name", ["cartpole", "pendulum"])
+def test_update_is_finite_and_counts_gradient_steps(name):
+    env = E.make(name)
+    cfg = ppo.Config(
+        total_steps=4096,
+        num_envs=4,
+        rollout_len=8,
+        num_epochs=3,
+        num_minibatches=2,
+        normalize_obs=True,
+        clip_value=True,
+        num_evals=1,
+    )
+    agent = ppo.make_agent(cfg, env, ppo.default_hparams(cfg))
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = _batch(env, agent, state)
+    new, metrics = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(2))
+    assert int(new.step) == 3 * 2
+    assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
+    # First epoch's first minibatch starts at the behaviour policy: ratio 1, KL ~ 0.
+    assert float(metrics["approx_kl"]) < 0.05
+    # Observation statistics absorbed the batch.
+    assert float(new.obs_stats.count) > 31
+    # Deterministic action is the distribution's mode, within the spec for continuous.
+    a, _ = agent.act(new, batch.obs[0], jax.random.PRNGKey(3), explore=False)
+    b, _ = agent.act(new, batch.obs[0], jax.random.PRNGKey(4), explore=False)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_ppo_learns_pendulum_continuous_smoke():
+    # Short budget: not solved, but clearly better than the random policy (about -1200;
+    # measured: -261 at 200k steps with 4 evaluation points).
+    cfg = ppo.Config(
+        total_steps=200_000,
+        num_envs=16,
+        rollout_len=64,
+        num_evals=2,
+        num_eval_envs=8,
+        normalize_obs=True,
+    )
+    train = jax.jit(ppo.make_train(cfg, E.make("pendulum")))
+    hp = ppo.default_hparams(cfg, lr=1e-3, gamma=0.95, ent_coef=0.0)
+    _, m = train(jax.random.PRNGKey(0), hp)
+    assert bool(m["finite"].all())
+    print("ppo pendulum eval returns:", m["eval_return"])
+    assert float(m["eval_return"][-1]) > -700, m["eval_return"]
