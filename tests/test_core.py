@@ -16,8 +16,10 @@ from jaxrl.replay import replay_add, replay_init, replay_sample
 def test_replay_ring_buffer_wraps_and_keeps_newest():
     buf = replay_init({"x": jnp.zeros(2), "i": jnp.int32(0)}, capacity=5)
     for start in (0, 3, 6):
-        items = {"x": jnp.arange(start, start + 3, dtype=jnp.float32)[:, None] * jnp.ones(2),
-                 "i": jnp.arange(start, start + 3, dtype=jnp.int32)}
+        items = {
+            "x": jnp.arange(start, start + 3, dtype=jnp.float32)[:, None] * jnp.ones(2),
+            "i": jnp.arange(start, start + 3, dtype=jnp.int32),
+        }
         buf = jax.jit(replay_add)(buf, items)
     assert int(buf.size) == 5 and int(buf.pos) == 4
     # 9 items written into 5 slots: the newest five (4..8) remain.
