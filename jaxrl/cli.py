@@ -1,6 +1,7 @@
 """Command line.
 
-``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]``.
+``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]``;
+``jaxrl bench [--quick] [--out DIR] [--cases NAME,...]``.
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
 """
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
+    bench = sub.add_parser("bench", help="benchmark jaxrl against rejax and Stable-Baselines3")
+    bench.add_argument("--quick", action="store_true", help="small budgets (< 10 min, 2 cores)")
+    bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests only
+    bench.add_argument("--out", default="bench", help="output folder for bench.json")
+    bench.add_argument("--cases", default=None, help="comma-separated case names (default all)")
     return parser
 
 
@@ -262,12 +268,36 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_command(args: argparse.Namespace) -> int:
+    from jaxrl import bench
+    from jaxrl import logging as jlog
+    from jaxrl.bench.cases import format_table
+
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
+    unknown = [c for c in cases or [] if c not in bench.CASES]
+    if unknown:
+        raise UsageError(
+            f"unknown bench case(s) {', '.join(unknown)}; known: {', '.join(bench.CASES)}"
+        )
+    t0 = time.perf_counter()
+    result = bench.run_bench(bench.budget_for(mode), cases)
+    result["meta"]["wall_seconds"] = time.perf_counter() - t0
+    out = Path(args.out) / "bench.json"
+    jlog.write_json(out, result)
+    print(format_table(result))
+    print(f"wall time {result['meta']['wall_seconds']:.0f} s; wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("missing command; try: jaxrl train ppo")
+        if args.command == "bench":
+            return bench_command(args)
         return train_command(args)
     except UsageError as err:
         print(f"jaxrl: error: {err}", file=sys.stderr)

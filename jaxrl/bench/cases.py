@@ -1,0 +1,529 @@
+"""Benchmark cases. Each case maps a ``Budget`` (and earlier results) to one JSON record.
+
+A record holds ``settings`` (identical for the JAX contenders), ``contenders``
+(per library: ``compile_seconds``, median steady-state ``env_steps_per_second``,
+``final_return``, or ``{"status": "missing", ...}``) and paired-median ratios
+``ratio_steps_per_second_vs_<contender>`` = jaxrl / contender.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxrl.bench import harness
+
+#: rejax's own CartPole-v1 PPO settings, used for both JAX contenders.
+REJAX_CARTPOLE = {
+    "num_envs": 5,
+    "rollout_len": 100,
+    "num_epochs": 5,
+    "num_minibatches": 5,
+    "lr": 7.5e-4,
+    "max_grad_norm": 0.5,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_eps": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "hidden": [64, 64],
+    "activation": "tanh",
+    "anneal_lr": False,
+    "clip_value": True,
+    "num_evals": 1,
+    "num_eval_envs": 16,
+}
+
+#: rl-baselines3-zoo's tuned CartPole-v1 PPO settings for Stable-Baselines3.
+SB3_ZOO_CARTPOLE = {
+    "n_envs": 8,
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+    "learning_rate": "linear 1e-3",
+    "clip_range": "linear 0.2",
+    "policy": "MlpPolicy (tanh 64x64)",
+    "eval_episodes": 16,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Step budgets and repeat counts of one bench mode."""
+
+    mode: str
+    ppo_steps: int
+    sb3_steps: int
+    repeats: int
+    raw_steps: int
+    seed_counts: tuple[int, ...]
+    seed_steps: int
+    seed_repeats: int
+
+
+def budget_for(mode: str) -> Budget:
+    """``full``, ``quick`` (under 10 minutes on 2 CPU cores) or ``tiny`` (tests only)."""
+    budgets = {
+        "full": Budget("full", 500_000, 100_000, 5, 1_000_000, (1, 4, 16, 64), 100_000, 3),
+        "quick": Budget("quick", 100_000, 20_000, 3, 200_000, (1, 4, 16), 50_000, 2),
+        "tiny": Budget("tiny", 1_000, 512, 1, 1_000, (2,), 1_000, 1),
+    }
+    if mode not in budgets:
+        raise ValueError(f"unknown bench mode {mode!r}; known: {', '.join(budgets)}")
+    return budgets[mode]
+
+
+# --- contenders -------------------------------------------------------------------------
+
+
+def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
+    """jaxrl PPO on ``cartpole`` with ``REJAX_CARTPOLE``: ``(train, hparams)``."""
+    from jaxrl import envs
+    from jaxrl.agents import ppo
+
+    s = REJAX_CARTPOLE
+    config = ppo.Config(
+        total_steps=total_steps,
+        num_envs=s["num_envs"],
+        rollout_len=s["rollout_len"],
+        num_epochs=s["num_epochs"],
+        num_minibatches=s["num_minibatches"],
+        hidden=tuple(s["hidden"]),
+        activation=s["activation"],
+        anneal_lr=s["anneal_lr"],
+        clip_value=s["clip_value"],
+        num_evals=s["num_evals"],
+        num_eval_envs=s["num_eval_envs"],
+    )
+    names = ("lr", "max_grad_norm", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef")
+    hparams = ppo.default_hparams(config, vf_clip_eps=s["clip_eps"], **{k: s[k] for k in names})
+    return ppo.make_train(config, envs.make("cartpole")), hparams
+
+
+def rejax_ppo_train(total_steps: int) -> Callable[[jax.Array], tuple[Any, Any]]:
+    """rejax PPO on gymnax CartPole-v1 with ``REJAX_CARTPOLE``, one evaluation at the end."""
+    import gymnax
+    from rejax import PPO
+    from rejax.evaluate import evaluate
+
+    s = REJAX_CARTPOLE
+    env, params = gymnax.make("CartPole-v1")
+    env = harness.GuardedLegacyStep(env)
+    algo = PPO.create(
+        env=env,
+        env_params=params,
+        total_timesteps=total_steps,
+        eval_freq=total_steps,
+        skip_initial_evaluation=True,
+        num_envs=s["num_envs"],
+        num_steps=s["rollout_len"],
+        num_epochs=s["num_epochs"],
+        num_minibatches=s["num_minibatches"],
+        learning_rate=s["lr"],
+        max_grad_norm=s["max_grad_norm"],
+        gamma=s["gamma"],
+        gae_lambda=s["gae_lambda"],
+        clip_eps=s["clip_eps"],
+        ent_coef=s["ent_coef"],
+        vf_coef=s["vf_coef"],
+        agent_kwargs={"activation": s["activation"], "hidden_layer_sizes": tuple(s["hidden"])},
+    )
+    num_eval = s["num_eval_envs"]
+
+    def eval_callback(algo, ts, rng):
+        act = algo.make_act(ts)
+        return evaluate(act, rng, env, params, num_eval, params.max_steps_in_episode)
+
+    return algo.replace(eval_callback=eval_callback).train
+
+
+def jaxrl_final_return(metrics: Any) -> float:
+    return float(np.asarray(metrics["eval_return"])[..., -1].mean())
+
+
+def rejax_final_return(out: Any) -> float:
+    _, (_, returns) = out
+    return float(np.asarray(returns)[..., -1, :].mean())
+
+
+def sb3_ppo_run(total_steps: int, seed: int = 0) -> Callable[[], Any]:
+    """A function that builds and trains SB3 PPO with ``SB3_ZOO_CARTPOLE``; returns the model."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    s = SB3_ZOO_CARTPOLE
+
+    def linear(start: float) -> Callable[[float], float]:
+        return lambda remaining: remaining * start
+
+    def run() -> Any:
+        env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=seed)
+        model = PPO(
+            "MlpPolicy",
+            env,
+            n_steps=s["n_steps"],
+            batch_size=s["batch_size"],
+            gae_lambda=s["gae_lambda"],
+            gamma=s["gamma"],
+            n_epochs=s["n_epochs"],
+            ent_coef=s["ent_coef"],
+            learning_rate=linear(1e-3),
+            clip_range=linear(0.2),
+            device="cpu",
+            seed=seed,
+            verbose=0,
+        )
+        return model.learn(total_timesteps=total_steps)
+
+    return run
+
+
+def sb3_final_return(model: Any) -> float:
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    env = Monitor(gym.make("CartPole-v1"))
+    mean, _ = evaluate_policy(
+        model, env, n_eval_episodes=SB3_ZOO_CARTPOLE["eval_episodes"], deterministic=True
+    )
+    return float(mean)
+
+
+def _steady(runs: list[tuple], steps: int, final: Callable[[Any], float]) -> dict[str, Any]:
+    seconds = [s for _, s in runs]
+    return {
+        "status": "ok",
+        "run_seconds": seconds,
+        "env_steps_per_second": harness.median([steps / s for s in seconds]),
+        "final_return": final(runs[-1][0]),
+    }
+
+
+def _sps(runs: list[tuple], steps: int) -> list[float]:
+    return [steps / s for _, s in runs]
+
+
+# --- cases ------------------------------------------------------------------------------
+
+
+def ppo_cartpole(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
+    """PPO on CartPole: jaxrl vs rejax (gymnax) vs SB3 (Gymnasium), alternating rounds."""
+    steps = budget.ppo_steps
+    key = jax.random.PRNGKey(0)
+    contenders: dict[str, Any] = {}
+    runners: dict[str, Callable[[], Any]] = {}
+    finals: dict[str, Callable[[Any], float]] = {}
+    budgets: dict[str, int] = {}
+
+    train, hparams = jaxrl_ppo_train(steps)
+    compiled, compile_s = harness.timed(lambda: jax.jit(train).lower(key, hparams).compile())
+    contenders["jaxrl"] = {"compile_seconds": compile_s}
+    runners["jaxrl"] = lambda: compiled(key, hparams)[1]
+    finals["jaxrl"], budgets["jaxrl"] = jaxrl_final_return, steps
+
+    if (err := harness.try_import("rejax")[1]) is None:
+        rejax_train = jax.jit(rejax_ppo_train(steps))
+        _, first_s = harness.timed(lambda: rejax_train(key))
+        contenders["rejax"] = {"first_call_seconds": first_s}
+        runners["rejax"] = lambda: rejax_train(key)
+        finals["rejax"], budgets["rejax"] = rejax_final_return, steps
+    else:
+        contenders["rejax"] = err
+
+    if (err := harness.try_import("stable_baselines3")[1]) is None:
+        contenders["sb3"] = {"compile_seconds": None}  # eager PyTorch: nothing to compile
+        runners["sb3"] = sb3_ppo_run(budget.sb3_steps)
+        finals["sb3"], budgets["sb3"] = sb3_final_return, budget.sb3_steps
+    else:
+        contenders["sb3"] = err
+
+    runs = harness.alternate(runners, budget.repeats, warmup=1)
+    for name, rs in runs.items():
+        contenders[name].update(_steady(rs, budgets[name], finals[name]))
+        contenders[name]["env_steps"] = budgets[name]
+    if "rejax" in runs:
+        # rejax has no separate compile step: first call minus the steady-state run.
+        rejax = contenders["rejax"]
+        rejax["compile_seconds"] = rejax["first_call_seconds"] - harness.median(
+            rejax["run_seconds"]
+        )
+    record: dict[str, Any] = {
+        "settings": {
+            "jax_contenders": {"env": "cartpole / gymnax CartPole-v1", "steps": steps}
+            | REJAX_CARTPOLE,
+            "sb3": {"env": "gymnasium CartPole-v1", "steps": budget.sb3_steps} | SB3_ZOO_CARTPOLE,
+            "repeats": budget.repeats,
+            "notes": [
+                "rejax: no lr annealing and value clipping, so jaxrl runs with anneal_lr=False, "
+                "clip_value=True; rejax clips gradients element-wise (optax.clip), jaxrl by "
+                "global norm",
+                "rejax compile_seconds = first call - median steady run",
+                "one untimed warm-up round (every contender) before the timed rounds",
+                "SB3 timing covers env/model construction and learn(); final return from "
+                "16 deterministic episodes after the run",
+            ],
+        },
+        "contenders": contenders,
+    }
+    for name in runs:
+        if name != "jaxrl":
+            record[f"ratio_steps_per_second_vs_{name}"] = harness.paired_ratio(
+                _sps(runs["jaxrl"], steps), _sps(runs[name], budgets[name])
+            )
+    if "rejax" in runs:
+        record["ratio_compile_seconds_vs_rejax"] = (
+            contenders["jaxrl"]["compile_seconds"] / contenders["rejax"]["compile_seconds"]
+        )
+    return record
+
+
+def _live(last_obs: jax.Array, dones: jax.Array) -> jax.Array:
+    """Folds the final observation and every step's done count into one output.
+
+    Returning only rewards (constant 1 in CartPole) lets XLA drop the env dynamics.
+    """
+    return last_obs.sum() + dones.sum()
+
+
+def jaxrl_random_rollout(num_envs: int, length: int) -> Callable[[jax.Array], jax.Array]:
+    """Random actions in ``VmapWrapper(AutoReset(cartpole))`` under ``lax.scan``."""
+    from jaxrl import envs
+
+    env = envs.VmapWrapper(envs.AutoReset(envs.make("cartpole")), num_envs)
+
+    def rollout(key: jax.Array) -> jax.Array:
+        reset_key, key = jax.random.split(key)
+
+        def body(state, k):
+            state = env.step(state, jax.random.randint(k, (num_envs,), 0, 2))
+            return state, state.done.sum()
+
+        last, dones = jax.lax.scan(body, env.reset(reset_key), jax.random.split(key, length))
+        return _live(last.obs, dones)
+
+    return rollout
+
+
+def gymnax_random_rollout(num_envs: int, length: int) -> Callable[[jax.Array], jax.Array]:
+    """Random actions in vmapped gymnax CartPole-v1 (auto-resetting) under ``lax.scan``."""
+    import gymnax
+
+    env, params = gymnax.make("CartPole-v1")
+    reset = jax.vmap(env.reset, in_axes=(0, None))
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def rollout(key: jax.Array) -> jax.Array:
+        reset_key, key = jax.random.split(key)
+        init = reset(jax.random.split(reset_key, num_envs), params)
+
+        def body(carry, k):
+            step_key, act_key = jax.random.split(k)
+            action = jax.random.randint(act_key, (num_envs,), 0, 2)
+            obs, state, _, done, *_ = step(
+                jax.random.split(step_key, num_envs), carry[1], action, params
+            )
+            return (obs, state), done.sum()
+
+        (obs, _), dones = jax.lax.scan(body, init, jax.random.split(key, length))
+        return _live(obs, dones)
+
+    return rollout
+
+
+def env_throughput(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
+    """Raw random-action env steps/s at PPO's batch, and PPO's throughput as a fraction."""
+    num_envs = REJAX_CARTPOLE["num_envs"]
+    length = max(1, budget.raw_steps // num_envs)
+    steps = length * num_envs
+    key = jax.random.PRNGKey(0)
+    runners, contenders = {}, {}
+    for name, make in (("jaxrl", jaxrl_random_rollout), ("gymnax", gymnax_random_rollout)):
+        compiled, compile_s = harness.timed(
+            lambda make=make: jax.jit(make(num_envs, length)).lower(key).compile()
+        )
+        contenders[name] = {"compile_seconds": compile_s}
+        runners[name] = lambda compiled=compiled: compiled(key)
+    runs = harness.alternate(runners, budget.repeats, warmup=1)
+    for name, rs in runs.items():
+        sps = _sps(rs, steps)
+        contenders[name].update(
+            status="ok", run_seconds=[s for _, s in rs], env_steps_per_second=harness.median(sps)
+        )
+    record: dict[str, Any] = {
+        "settings": {
+            "envs": "jaxrl cartpole (VmapWrapper(AutoReset)) / gymnax CartPole-v1 (vmap)",
+            "num_envs": num_envs,
+            "steps": steps,
+            "repeats": budget.repeats,
+            "actions": "uniform random",
+        },
+        "contenders": contenders,
+        "ratio_steps_per_second_vs_gymnax": harness.paired_ratio(
+            _sps(runs["jaxrl"], steps), _sps(runs["gymnax"], steps)
+        ),
+    }
+    ppo = results.get("ppo_cartpole", {}).get("contenders", {})
+    for trainer, raw in (("jaxrl", "jaxrl"), ("rejax", "gymnax")):
+        sps = ppo.get(trainer, {}).get("env_steps_per_second")
+        key_name = f"{trainer}_ppo_fraction_of_raw"
+        if sps is None:
+            record[key_name] = {"status": "missing", "error": "ppo_cartpole not measured"}
+        else:
+            record[key_name] = sps / contenders[raw]["env_steps_per_second"]
+    return record
+
+
+def seed_scaling(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
+    """jaxrl and rejax PPO on CartPole at several vmapped seed counts, alternating."""
+    from jaxrl import sweep
+
+    steps = budget.seed_steps
+    train, hparams = jaxrl_ppo_train(steps)
+    _, rejax_err = harness.try_import("rejax")
+    rejax_train = rejax_ppo_train(steps) if rejax_err is None else None
+    per_count: dict[str, dict[str, Any]] = {"jaxrl": {}, "rejax": {}}
+    for n in budget.seed_counts:
+        keys = sweep.seed_keys(0, n)
+        runners: dict[str, Callable[[], Any]] = {}
+        compiled, compile_s = harness.timed(
+            lambda keys=keys, n=n: sweep.over_seeds(train, n).lower(keys, hparams).compile()
+        )
+        runners["jaxrl"] = lambda compiled=compiled, keys=keys: compiled(keys, hparams)[1]
+        _, first_s = harness.timed(runners["jaxrl"])  # like rejax's: its first run is untimed
+        warm = {"jaxrl": compile_s + first_s}
+        if rejax_train is not None:
+            fn = jax.jit(jax.vmap(rejax_train))
+            _, warm["rejax"] = harness.timed(lambda fn=fn, keys=keys: fn(keys))
+            runners["rejax"] = lambda fn=fn, keys=keys: fn(keys)
+        for name, rs in harness.alternate(runners, budget.seed_repeats).items():
+            seconds = [s for _, s in rs]
+            per_count[name][str(n)] = {
+                "warmup_seconds": warm[name],
+                "run_seconds": seconds,
+                "median_seconds": harness.median(seconds),
+            }
+    contenders: dict[str, Any] = {}
+    for name, counts in per_count.items():
+        if not counts:
+            contenders[name] = rejax_err
+            continue
+        one = counts[str(budget.seed_counts[0])]["median_seconds"] / budget.seed_counts[0]
+        for n, c in counts.items():
+            c["per_seed_relative"] = c["median_seconds"] / int(n) / one
+            c["env_steps_per_second"] = steps * int(n) / c["median_seconds"]
+        contenders[name] = {"status": "ok", "seeds": counts}
+    record: dict[str, Any] = {
+        "settings": {"steps_per_seed": steps, "seed_counts": list(budget.seed_counts)}
+        | {"ppo": REJAX_CARTPOLE, "repeats": budget.seed_repeats},
+        "contenders": contenders,
+    }
+    if contenders["rejax"].get("status") == "ok":
+        record["ratio_per_seed_relative_vs_rejax"] = {
+            str(n): contenders["jaxrl"]["seeds"][str(n)]["per_seed_relative"]
+            / contenders["rejax"]["seeds"][str(n)]["per_seed_relative"]
+            for n in budget.seed_counts
+        }
+    return record
+
+
+CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
+    "ppo_cartpole": ppo_cartpole,
+    "env_throughput": env_throughput,
+    "seed_scaling": seed_scaling,
+}
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of jax and every contender (``missing`` when absent)."""
+    from importlib import metadata
+
+    out = {}
+    for dist in ("jax", "jaxlib", "gymnax", "rejax", "sbx-rl", "stable-baselines3", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
+def run_bench(
+    budget: Budget, cases: list[str] | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Runs ``cases`` (default all) in order; returns the bench.json object."""
+    names = list(CASES) if cases is None else cases
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise ValueError(f"unknown bench case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
+    results: dict[str, Any] = {}
+    for name in names:
+        log(f"bench: running {name} ({budget.mode})")
+        results[name] = CASES[name](budget, results)
+    return {
+        "meta": {
+            "mode": budget.mode,
+            "budget": dataclasses.asdict(budget),
+            "versions": versions(),
+            "backend": jax.default_backend(),
+            "devices": len(jax.devices()),
+            "cpu_count": os.cpu_count(),
+            "machine": platform.platform(),
+        },
+        "cases": results,
+    }
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.3g}" if abs(x) < 100 else f"{x:,.0f}"
+    return str(x)
+
+
+def format_table(bench: dict[str, Any]) -> str:
+    """A plain-text table of every case: contenders' figures, then the ratios."""
+    header = ("case", "contender", "compile s", "env steps/s", "final return")
+    rows: list[tuple[str, ...]] = [header]
+    extra: list[str] = []
+    for case, rec in bench["cases"].items():
+        for name, c in rec["contenders"].items():
+            if c.get("status") != "ok":
+                rows.append((case, name, "missing", c.get("error", "")[:60], ""))
+            elif "seeds" in c:
+                rel = ", ".join(f"{n}: {v['per_seed_relative']:.2f}" for n, v in c["seeds"].items())
+                extra.append(f"{case} {name} per-seed time relative to 1 seed: {rel}")
+            else:
+                rows.append(
+                    (
+                        case,
+                        name,
+                        _fmt(c.get("compile_seconds")),
+                        _fmt(c["env_steps_per_second"]),
+                        _fmt(c.get("final_return", "")),
+                    )
+                )
+        for k, v in rec.items():
+            if k.startswith("ratio_") or k.endswith("_fraction_of_raw"):
+                shown = (
+                    ", ".join(f"{n}: {x:.2f}" for n, x in v.items())
+                    if isinstance(v, dict) and "status" not in v
+                    else _fmt(v)
+                )
+                extra.append(f"{case} {k}: {shown}")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    rule = "-" * len(lines[0])
+    return "\n".join([rule, lines[0], rule, *lines[1:], rule, *extra])
+
+
+__all__ = ["CASES", "Budget", "budget_for", "format_table", "run_bench"]
