@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl.core import Agent, Metrics, Transition, tree_finite
-from jaxrl.envs import AutoReset, Env, VmapWrapper
+from jaxrl.envs import AutoReset, Env, EnvState, VmapWrapper
 from jaxrl.replay import replay_add, replay_init, replay_sample
 
 MakeAgent = Callable[[Any], Agent]
@@ -150,6 +150,19 @@ def _run(
     return train
 
 
+def _transition(state: EnvState, action: jax.Array, nxt: EnvState, extras: dict) -> Transition:
+    """The transition from ``state`` under ``action`` to ``nxt`` (an ``AutoReset`` state)."""
+    return Transition(
+        obs=state.obs,
+        action=action,
+        reward=nxt.reward,
+        terminated=nxt.terminated,
+        truncated=nxt.truncated,
+        next_obs=nxt.info["final_obs"],
+        extras=extras,
+    )
+
+
 def _progress_every(schedule: Schedule, points: int = 100) -> int:
     return max(1, schedule.num_iters // points)
 
@@ -187,16 +200,7 @@ def on_policy(
         def step(env_state, k):
             action, info = agent.act(agent_state, env_state.obs, k, explore=True)
             nxt = train_env.step(env_state, action)
-            transition = Transition(
-                obs=env_state.obs,
-                action=action,
-                reward=nxt.reward,
-                terminated=nxt.terminated,
-                truncated=nxt.truncated,
-                next_obs=nxt.info["final_obs"],
-                extras=info,
-            )
-            return nxt, transition
+            return nxt, _transition(env_state, action, nxt, info)
 
         env_state, batch = jax.lax.scan(step, env_state, jax.random.split(rollout_key, rollout_len))
         agent_state, metrics = agent.update(agent_state, batch, update_key)
@@ -269,17 +273,7 @@ def off_policy(
             it < warmup_iters, random_action.astype(policy_action.dtype), policy_action
         )
         nxt = train_env.step(env_state, action)
-        buffer = replay_add(
-            buffer,
-            Transition(
-                obs=env_state.obs,
-                action=action,
-                reward=nxt.reward,
-                terminated=nxt.terminated,
-                truncated=nxt.truncated,
-                next_obs=nxt.info["final_obs"],
-            ),
-        )
+        buffer = replay_add(buffer, _transition(env_state, action, nxt, {}))
         metrics_shape = jax.eval_shape(
             lambda: update_many(agent, agent_state, buffer, update_key)[1]
         )
