@@ -86,10 +86,11 @@ def plot_curve(
     title: str = "",
     label: str | None = None,
 ) -> None:
-    """Saves mean evaluation return over seeds with a 95% bootstrap-free normal band.
+    """Saves the mean evaluation return over seeds with two bands as a PNG.
 
-    Shapes: ``env_steps [E]``, ``returns [S, E]``. The band is mean +- 1.96 SEM
-    (a 95% confidence interval of the mean) and, faintly, the min-max range.
+    Shapes: ``env_steps [E]``, ``returns [S, E]``. The dark band is mean +- 1.96 SEM
+    (a normal 95% confidence interval of the mean, clipped to the observed range);
+    the faint band is the min-max range over seeds.
     """
     import matplotlib
 
@@ -101,7 +102,9 @@ def plot_curve(
     sem = returns.std(0, ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else 0 * mean
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.fill_between(env_steps, returns.min(0), returns.max(0), alpha=0.12, color="C0", lw=0)
-    ax.fill_between(env_steps, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.3, color="C0", lw=0)
+    low = np.maximum(mean - 1.96 * sem, returns.min(0))
+    high = np.minimum(mean + 1.96 * sem, returns.max(0))
+    ax.fill_between(env_steps, low, high, alpha=0.3, color="C0", lw=0)
     ax.plot(env_steps, mean, color="C0", label=label or f"mean of {len(returns)} seeds")
     ax.set_xlabel("env steps")
     ax.set_ylabel("evaluation return")
