@@ -25,6 +25,13 @@ def rollout(env, key, steps, action_fn):
     return jax.lax.scan(body, state, jax.random.split(jax.random.fold_in(key, 1), steps))[1]
 
 
+def auto_reset_batch(env, n, order):
+    """Both supported compositions: reset per env (``inner``) or over the batch (``outer``)."""
+    if order == "inner":
+        return E.VmapWrapper(E.AutoReset(env), n)
+    return E.AutoReset(E.VmapWrapper(env, n))
+
+
 def random_actions(env, n):
     return lambda k, s: jax.vmap(env.action_spec.sample)(jax.random.split(k, n))
 
@@ -40,8 +47,9 @@ def test_same_key_same_trajectory(name):
     assert not np.array_equal(a[0], c[0])
 
 
-def test_pendulum_truncates_at_200_and_never_terminates():
-    env = E.VmapWrapper(E.AutoReset(E.make("pendulum")), 2)
+@pytest.mark.parametrize("order", ["inner", "outer"])
+def test_pendulum_truncates_at_200_and_never_terminates(order):
+    env = auto_reset_batch(E.make("pendulum"), 2, order)
     obs, rew, term, trunc, final_obs, ep_step = rollout(
         env, jax.random.PRNGKey(0), 450, random_actions(env, 2)
     )
@@ -54,8 +62,9 @@ def test_pendulum_truncates_at_200_and_never_terminates():
     assert np.all(rew <= 0) and np.all(rew >= -16.3)
 
 
-def test_cartpole_terminates_and_auto_resets():
-    env = E.VmapWrapper(E.AutoReset(E.make("cartpole")), 4)
+@pytest.mark.parametrize("order", ["inner", "outer"])
+def test_cartpole_terminates_and_auto_resets(order):
+    env = auto_reset_batch(E.make("cartpole"), 4, order)
     push_right = lambda k, s: jnp.ones(4, jnp.int32)
     obs, rew, term, trunc, final_obs, ep_step = rollout(env, jax.random.PRNGKey(0), 100, push_right)
     assert term.any() and not trunc.any()
@@ -75,8 +84,9 @@ def test_episode_limit_never_sets_both_flags():
     assert np.all(term | trunc)
 
 
-def test_auto_reset_episode_statistics():
-    env = E.VmapWrapper(E.AutoReset(E.make("pendulum", episode_length=10)), 1)
+@pytest.mark.parametrize("order", ["inner", "outer"])
+def test_auto_reset_episode_statistics(order):
+    env = auto_reset_batch(E.make("pendulum", episode_length=10), 1, order)
     state = env.reset(jax.random.PRNGKey(0))
     total = 0.0
     for _ in range(10):
@@ -85,6 +95,20 @@ def test_auto_reset_episode_statistics():
     assert int(state.info["last_length"][0]) == 10
     np.testing.assert_allclose(state.info["last_return"][0], total, rtol=1e-5)
     assert float(state.info["episode_return"][0]) == 0.0
+
+
+@pytest.mark.parametrize("order", ["inner", "outer"])
+def test_an_envs_stream_does_not_depend_on_its_neighbours(order):
+    # Env 0 pushes right in both runs; env 1 differs, so it resets at other steps.
+    env = auto_reset_batch(E.make("cartpole"), 2, order)
+    run = jax.jit(lambda k, a: rollout(env, k, 120, lambda _k, _s: a))
+    key = jax.random.PRNGKey(3)
+    a = run(key, jnp.array([1, 1], jnp.int32))
+    b = run(key, jnp.array([1, 0], jnp.int32))
+    assert np.asarray(a[2][:, 0]).sum() >= 3  # env 0 finished several episodes
+    assert not np.array_equal(a[2][:, 1], b[2][:, 1])
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x[:, 0], y[:, 0])
 
 
 def test_action_repeat_sums_rewards():

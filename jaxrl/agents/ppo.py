@@ -202,14 +202,16 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         n = flat[1].shape[0]
         mb_size = n // config.num_minibatches
 
-        def epoch(state, k):
-            perm = jax.random.permutation(k, n)[: mb_size * config.num_minibatches]
+        def epoch(state, perm):
             shuffled = jax.tree.map(
                 lambda x: x[perm].reshape((config.num_minibatches, mb_size, *x.shape[1:])), flat
             )
             return jax.lax.scan(grad_step, state, shuffled)
 
-        state, info = jax.lax.scan(epoch, state, jax.random.split(key, config.num_epochs))
+        # Every epoch's shuffle drawn at once: one batched sort instead of one per epoch.
+        keys = jax.random.split(key, config.num_epochs)
+        perms = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+        state, info = jax.lax.scan(epoch, state, perms[:, : mb_size * config.num_minibatches])
         if config.normalize_obs:
             state = state.replace(obs_stats=update_stats(state.obs_stats, batch.obs, batch_ndim=2))
         metrics = jax.tree.map(jnp.mean, info)

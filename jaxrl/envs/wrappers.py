@@ -2,7 +2,7 @@
 
 Order used by the loops (inside out)::
 
-    VmapWrapper(AutoReset(EpisodeLimit(env)), num_envs)
+    AutoReset(VmapWrapper(EpisodeLimit(env), num_envs))
 
 ``EpisodeLimit`` sets ``truncated`` (never together with ``terminated``);
 ``AutoReset`` resets finished envs and keeps the last observation of the episode
@@ -93,18 +93,31 @@ class AutoReset(Wrapper):
     ``info["episode_return"]`` and ``info["episode_length"]`` accumulate the
     running episode; ``info["last_return"]`` / ``info["last_length"]`` keep the
     statistics of the most recently finished one.
+
+    It wraps a single env or a batch (``AutoReset(VmapWrapper(env, B))``, every
+    leaf ``[B, ...]``). On a batch, the resets (key splits and new initial states)
+    are computed only on steps where some env finished (``lax.cond``), which on
+    CPU saves most of the per-step cost of cheap envs; under an outer ``vmap``
+    (seeds) the cond becomes a select and both branches run. A finished env's key
+    is split for its reset; the keys of running envs are left alone, so each env's
+    stream does not depend on the others.
     """
+
+    def _reset_each(self, keys: jax.Array) -> EnvState:
+        if self.env.batch_size is None:
+            return self.env.reset(keys)
+        return self.env.reset_each(keys)
 
     def reset(self, key: jax.Array) -> EnvState:
         state = self.env.reset(key)
-        zero = jnp.zeros((), jnp.float32)
+        zeros = jnp.zeros_like(state.reward)
         info = {
             **state.info,
             "final_obs": state.obs,
-            "episode_return": zero,
-            "episode_length": jnp.zeros((), jnp.int32),
-            "last_return": zero,
-            "last_length": jnp.zeros((), jnp.int32),
+            "episode_return": zeros,
+            "episode_length": zeros.astype(jnp.int32),
+            "last_return": zeros,
+            "last_length": zeros.astype(jnp.int32),
         }
         return state.replace(info=info)
 
@@ -112,16 +125,27 @@ class AutoReset(Wrapper):
         own = ("final_obs", "episode_return", "episode_length", "last_return", "last_length")
         inner_info = {k: v for k, v in state.info.items() if k not in own}
         nxt = self.env.step(state.replace(info=inner_info), action)
-        key, reset_key = jax.random.split(nxt.key)
-        fresh = self.env.reset(reset_key)
         done = nxt.done
 
         def pick(a, b):
             return jnp.where(jnp.reshape(done, done.shape + (1,) * (a.ndim - done.ndim)), a, b)
 
+        def with_resets() -> EnvState:
+            batched = self.env.batch_size is not None
+            keys = (jax.vmap(jax.random.split) if batched else jax.random.split)(nxt.key)
+            key, reset_key = (jnp.take(keys, i, axis=int(batched)) for i in (0, 1))
+            fresh = self._reset_each(reset_key)
+            return nxt.replace(
+                inner=jax.tree.map(pick, fresh.inner, nxt.inner),
+                obs=pick(fresh.obs, nxt.obs),
+                key=pick(key, nxt.key),
+                info=jax.tree.map(pick, fresh.info, nxt.info),
+            )
+
+        started = jax.lax.cond(jnp.any(done), with_resets, lambda: nxt)
         ep_return = state.info["episode_return"] + nxt.reward
         ep_length = state.info["episode_length"] + 1
-        info = jax.tree.map(pick, fresh.info, nxt.info)
+        info = dict(started.info)
         info.update(
             final_obs=nxt.obs,
             episode_return=jnp.where(done, 0.0, ep_return),
@@ -129,12 +153,7 @@ class AutoReset(Wrapper):
             last_return=jnp.where(done, ep_return, state.info["last_return"]),
             last_length=jnp.where(done, ep_length, state.info["last_length"]),
         )
-        return nxt.replace(
-            inner=jax.tree.map(pick, fresh.inner, nxt.inner),
-            obs=pick(fresh.obs, nxt.obs),
-            key=key,
-            info=info,
-        )
+        return started.replace(info=info)
 
 
 class VmapWrapper(Wrapper):
@@ -151,7 +170,11 @@ class VmapWrapper(Wrapper):
         return self.num_envs
 
     def reset(self, key: jax.Array) -> EnvState:
-        return jax.vmap(self.env.reset)(jax.random.split(key, self.num_envs))
+        return self.reset_each(jax.random.split(key, self.num_envs))
+
+    def reset_each(self, keys: jax.Array) -> EnvState:
+        """Resets env ``i`` with ``keys[i]``; ``keys: [num_envs, 2]``."""
+        return jax.vmap(self.env.reset)(keys)
 
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
         return jax.vmap(self.env.step)(state, action)

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.nets.dense import Dense
 from jaxrl.nets.init import orthogonal
 
 _ACTIVATIONS: dict[str, Callable] = {
@@ -45,7 +46,7 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         init = orthogonal(np.sqrt(2)) if self.ortho else nn.initializers.lecun_normal()
         for width in self.hidden:
-            x = nn.Dense(width, kernel_init=init, dtype=self.dtype)(x)
+            x = Dense(width, kernel_init=init, dtype=self.dtype)(x)
             if self.layer_norm:
                 x = nn.LayerNorm(dtype=self.dtype)(x)
             x = activation(self.act)(x)
@@ -67,7 +68,7 @@ class ValueHead(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = MLP(self.hidden, self.act, self.layer_norm, self.ortho)(x)
-        return nn.Dense(1, kernel_init=_head_init(self.ortho, 1.0))(x)[..., 0]
+        return Dense(1, kernel_init=_head_init(self.ortho, 1.0))(x)[..., 0]
 
 
 class Categorical(nn.Module):
@@ -81,7 +82,7 @@ class Categorical(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> distrax.Categorical:
         x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
-        logits = nn.Dense(self.num_actions, kernel_init=_head_init(self.ortho, 0.01))(x)
+        logits = Dense(self.num_actions, kernel_init=_head_init(self.ortho, 0.01))(x)
         return distrax.Categorical(logits=logits)
 
 
@@ -97,7 +98,7 @@ class DiagGaussian(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> distrax.MultivariateNormalDiag:
         x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
-        mean = nn.Dense(self.action_dim, kernel_init=_head_init(self.ortho, 0.01))(x)
+        mean = Dense(self.action_dim, kernel_init=_head_init(self.ortho, 0.01))(x)
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
         )
@@ -121,8 +122,8 @@ class TanhGaussian(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden, self.act, self.layer_norm)(x)
-        mean = nn.Dense(self.action_dim)(x)
-        log_std = jnp.tanh(nn.Dense(self.action_dim)(x))
+        mean = Dense(self.action_dim)(x)
+        log_std = jnp.tanh(Dense(self.action_dim)(x))
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
         return mean, jnp.exp(log_std)
 
