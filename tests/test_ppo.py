@@ -101,3 +101,22 @@ def test_ppo_learns_pendulum_continuous_smoke():
     assert bool(m["finite"].all())
     print("ppo pendulum eval returns:", m["eval_return"])
     assert float(m["eval_return"][-1]) > -700, m["eval_return"]
+
+
+def test_reward_scale_equals_scaled_rewards():
+    env = E.make("cartpole")
+    cfg = ppo.Config(total_steps=4096, num_envs=4, rollout_len=8, num_minibatches=2, num_evals=1)
+    scaled = ppo.make_agent(cfg, env, ppo.default_hparams(cfg, reward_scale=3.0))
+    plain = ppo.make_agent(cfg, env, ppo.default_hparams(cfg))
+    state = plain.init(jax.random.PRNGKey(0))
+    batch = _batch(env, plain, state)
+    key = jax.random.PRNGKey(2)
+    a, ma = jax.jit(scaled.update)(state, batch, key)
+    b, mb = jax.jit(plain.update)(state, batch.replace(reward=3.0 * batch.reward), key)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6)
+    c, _ = jax.jit(plain.update)(state, batch, key)
+    assert not np.allclose(
+        c.params["critic"]["params"]["Dense_0"]["kernel"],
+        a.params["critic"]["params"]["Dense_0"]["kernel"],
+    )

@@ -71,7 +71,9 @@ class HParams:
     vf_clip_eps: float = 0.2
     ent_coef: float = 0.01
     vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = 0.5  # inf: no clipping
+    reward_scale: float = 1.0  # rewards are multiplied by it before GAE (Brax's reward_scaling)
+    adam_eps: float = 1e-5
 
 
 class PPOState(struct.PyTreeNode):
@@ -105,9 +107,9 @@ def default_hparams(config: Config, **overrides: Any) -> HParams:
     return hparams_from(HParams, overrides)
 
 
-def _optimizer() -> optax.GradientTransformation:
+def _optimizer(eps: jax.Array) -> optax.GradientTransformation:
     # Learning rate and clipping are applied by hand so they can be traced hparams.
-    return optax.scale_by_adam(eps=1e-5)
+    return optax.scale_by_adam(eps=eps)
 
 
 def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
@@ -119,7 +121,7 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     else:
         actor = DiagGaussian(spec.shape[0], config.hidden, config.activation)
     critic = ValueHead(config.hidden, config.activation, ortho=True)
-    tx = _optimizer()
+    tx = _optimizer(hparams.adam_eps)
     num_iters = schedule(config).num_iters
     total_grad_steps = num_iters * config.num_epochs * config.num_minibatches
 
@@ -187,7 +189,7 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         values = critic.apply(state.params["critic"], obs)
         next_values = critic.apply(state.params["critic"], next_obs)
         advantages, targets = gae(
-            batch.reward,
+            batch.reward * hparams.reward_scale,
             values,
             next_values,
             batch.terminated,
