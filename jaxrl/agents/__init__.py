@@ -12,6 +12,8 @@ from types import ModuleType
 ALGOS: dict[str, str] = {
     "ppo": "jaxrl.agents.ppo",
     "sac": "jaxrl.agents.sac",
+    "stream_ac": "jaxrl.agents.stream_ac",
+    "stream_q": "jaxrl.agents.stream_q",
 }
 
 
