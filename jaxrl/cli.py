@@ -1,6 +1,8 @@
 """Command line.
 
-``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]``;
+``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]
+[--checkpoint-every K] [--resume DIR] [--distributed]``;
+``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
 ``jaxrl bench [--quick] [--out DIR] [--cases NAME,...]``.
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import sys
 import threading
 import time
@@ -52,6 +55,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="K",
+        help="run in chunks of K evaluation periods and checkpoint after each (OUT/checkpoints)",
+    )
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the run in DIR from its newest checkpoint (same ALGO and options)",
+    )
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host; see README)",
+    )
+    # Tests only: stop after N chunks as if the process had been killed.
+    train.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
+    plot = sub.add_parser("plot", help="learning curves and aggregate metrics of run folders")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by jaxrl train")
+    plot.add_argument("--out", default="plots", help="output folder (default ./plots)")
+    plot.add_argument(
+        "--threshold",
+        type=float,
+        default=1.0,
+        help="optimality-gap threshold on normalised scores (default 1.0)",
+    )
     bench = sub.add_parser("bench", help="benchmark jaxrl against rejax and Stable-Baselines3")
     bench.add_argument("--quick", action="store_true", help="small budgets (< 10 min, 2 cores)")
     bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests only
@@ -146,9 +178,34 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return "\n".join([line, *(f"{k:<{width}} | {v}" for k, v in rows), line])
 
 
+def _to_host(tree: Any) -> Any:
+    """NumPy copies of a pytree's arrays, gathered from every process under multi-host."""
+    import jax
+    import numpy as np
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, tree)
+
+
+def _concat_periods(a: Any, b: Any) -> Any:
+    import numpy as np
+
+    return np.concatenate([a, b], axis=1)
+
+
 def train_command(args: argparse.Namespace) -> int:
+    if args.distributed:
+        from jaxrl import sweep
+
+        sweep.init_distributed()  # before anything touches a device
+
     from jaxrl import agents, envs
 
+    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
+        raise UsageError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
     try:
         algo = agents.get(args.algo)
     except ValueError as err:
@@ -177,31 +234,92 @@ def train_command(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
+    from jaxrl import checkpoint, sweep
     from jaxrl import logging as jlog
-    from jaxrl import sweep
 
     if args.debug_nans:
         jax.config.update("jax_debug_nans", True)
     out = Path(
         args.out
+        or args.resume
         or f"runs/{args.algo}-{env_name.replace('/', '_')}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     )
+    config_dict = {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()
+    }
+    hparams_dict = {k: float(v) for k, v in dataclasses.asdict(hparams).items()}
+    # What a checkpoint must have been written for to be resumed by this command.
+    run_meta = {
+        "algo": args.algo,
+        "env": env_name,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "config": config_dict,
+        "hparams": hparams_dict,
+    }
     bar = ProgressBar(total, enabled=not args.no_progress)
-    train = algo.make_train(config, env, progress=bar)
-    run = sweep.over_seeds(train, args.seeds)
+    trainer = algo.make_train(config, env, progress=bar)
+    num_evals = trainer.schedule.num_evals
+    steps_per_period = trainer.schedule.iters_per_eval * trainer.schedule.steps_per_iter
+    chunk = min(args.checkpoint_every or num_evals, num_evals)
     keys = sweep.seed_keys(args.seed, args.seeds)
+    init = sweep.over_seeds(trainer.init, args.seeds)
+    state_like = jax.eval_shape(init, keys, hparams)
+
+    def periods_fn(num: int):
+        return sweep.over_seeds(functools.partial(trainer.run_periods, num=num), args.seeds)
+
+    start, metrics = 0, None
+    if args.resume:
+        ckpt_dir = Path(args.resume) / "checkpoints"
+        try:
+            description = checkpoint.read_meta(ckpt_dir)
+            checkpoint.check_run(description, run_meta)  # before any tracing: fast
+            start = description["step"]
+            metric_like = jax.eval_shape(periods_fn(1), state_like, hparams)[1]
+            like = {
+                "state": state_like,
+                "metrics": jax.tree.map(
+                    lambda m: jax.ShapeDtypeStruct((m.shape[0], start, *m.shape[2:]), m.dtype),
+                    metric_like,
+                ),
+            }
+            restored = checkpoint.restore(ckpt_dir, start, like, run_meta)
+        except checkpoint.CheckpointError as err:
+            raise UsageError(str(err)) from None
+        state, metrics = restored["state"], restored["metrics"]
+
+    # Compile every function the run needs up front: init, a chunk, the last shorter chunk.
+    t0 = time.perf_counter()
+    sizes = {min(chunk, num_evals - p) for p in range(start, num_evals, chunk)}
+    compiled = {k: periods_fn(k).lower(state_like, hparams).compile() for k in sizes}
+    if not args.resume:
+        state = init.lower(keys, hparams).compile()(keys, hparams)
+    compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    compiled = run.lower(keys, hparams).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _, metrics = compiled(keys, hparams)
-    metrics = jax.tree.map(np.asarray, jax.block_until_ready(metrics))
+    period, chunks_run = start, 0
+    while period < num_evals:
+        num = min(chunk, num_evals - period)
+        state, new = compiled[num](state, hparams)
+        new = _to_host(jax.block_until_ready(new))
+        metrics = new if metrics is None else jax.tree.map(_concat_periods, metrics, new)
+        period, chunks_run = period + num, chunks_run + 1
+        if args.checkpoint_every or args.resume:
+            tree = {"state": _to_host(state), "metrics": metrics}
+            if jax.process_index() == 0:
+                checkpoint.save(out / "checkpoints", period, tree, run_meta)
+        if args.stop_after_chunks is not None and chunks_run >= args.stop_after_chunks:
+            bar.close()
+            print(f"stopped after {chunks_run} chunk(s) at period {period} of {num_evals}")
+            return 0
     run_s = time.perf_counter() - t0
     bar.close()
+    if jax.process_index() != 0:
+        return 0
 
     final = metrics["eval_return"][:, -1]
-    sps = total * args.seeds / run_s
+    sps = (num_evals - start) * steps_per_period * args.seeds / max(run_s, 1e-9)
     finite = metrics["finite"]
     first_bad = None
     if not finite.all():
@@ -222,13 +340,12 @@ def train_command(args: argparse.Namespace) -> int:
         "run_seconds": run_s,
         "finite": first_bad is None,
         "first_nonfinite_step": first_bad,
-        "config": {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in dataclasses.asdict(config).items()
-        },
-        "hparams": {k: float(v) for k, v in dataclasses.asdict(hparams).items()},
+        "resumed_from_period": start if args.resume else None,
+        "config": config_dict,
+        "hparams": hparams_dict,
         "jax_backend": jax.default_backend(),
         "num_devices": len(jax.devices()),
+        "num_processes": jax.process_count(),
     }
     rows = jlog.metric_rows(metrics)
     jlog.write_jsonl(out / "metrics.jsonl", rows)
@@ -290,6 +407,19 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def plot_command(args: argparse.Namespace) -> int:
+    from jaxrl import report
+
+    try:
+        runs = [report.load_run(d) for d in args.runs]
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    written = report.write_report(runs, Path(args.out), threshold=args.threshold)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -298,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("missing command; try: jaxrl train ppo")
         if args.command == "bench":
             return bench_command(args)
+        if args.command == "plot":
+            return plot_command(args)
         return train_command(args)
     except UsageError as err:
         print(f"jaxrl: error: {err}", file=sys.stderr)

@@ -66,17 +66,22 @@ def write_json(path: str | os.PathLike, obj: dict) -> None:
 
 
 def write_tensorboard(logdir: str | os.PathLike, metrics: dict[str, Any]) -> None:
-    """Scalars averaged over seeds, one point per evaluation, x = env steps."""
+    """Scalars per evaluation point, x = env steps: one TensorBoard run per seed
+    (``logdir/seed_<i>``) and their mean over seeds (``logdir/mean``), same tag names,
+    so TensorBoard overlays the seeds and the aggregate in one chart per metric."""
     from tensorboardX import SummaryWriter
 
-    arrays = {k: np.asarray(v) for k, v in metrics.items()}
-    steps = arrays["env_steps"][0]
-    with SummaryWriter(str(logdir)) as writer:
-        for k, v in arrays.items():
-            if k == "env_steps" or v.ndim != 2:
-                continue
-            for e, step in enumerate(steps):
-                writer.add_scalar(k, float(np.mean(v[:, e])), int(step))
+    arrays = {k: np.asarray(v, np.float64) for k, v in metrics.items() if k != "env_steps"}
+    arrays = {k: v for k, v in arrays.items() if v.ndim == 2}
+    steps = np.asarray(metrics["env_steps"])[0]
+    num_seeds = np.asarray(metrics["env_steps"]).shape[0]
+    runs = {f"seed_{s}": {k: v[s] for k, v in arrays.items()} for s in range(num_seeds)}
+    runs["mean"] = {k: v.mean(axis=0) for k, v in arrays.items()}
+    for run, scalars in runs.items():
+        with SummaryWriter(str(Path(logdir) / run)) as writer:
+            for k, values in scalars.items():
+                for step, value in zip(steps, values, strict=True):
+                    writer.add_scalar(k, float(value), int(step))
 
 
 def plot_curve(

@@ -8,6 +8,7 @@ Under ``jax.distributed.initialize()`` the same code spans hosts.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,25 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 Train = Callable[[jax.Array, Any], tuple[Any, Any]]
+
+
+def init_distributed() -> None:
+    """``jax.distributed.initialize()`` for a multi-host run; call before any JAX work.
+
+    Reads ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0), ``JAX_NUM_PROCESSES``
+    and ``JAX_PROCESS_ID`` when set; otherwise JAX detects the cluster itself (SLURM,
+    Open MPI, Cloud TPU). Afterwards ``jax.devices()`` lists every host's devices, so the
+    batch mesh of ``over_seeds`` / ``over_hparams`` spans them all.
+    """
+    env = os.environ
+    kwargs = {}
+    if "JAX_COORDINATOR_ADDRESS" in env:
+        kwargs["coordinator_address"] = env["JAX_COORDINATOR_ADDRESS"]
+    if "JAX_NUM_PROCESSES" in env:
+        kwargs["num_processes"] = int(env["JAX_NUM_PROCESSES"])
+    if "JAX_PROCESS_ID" in env:
+        kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
+    jax.distributed.initialize(**kwargs)
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:

@@ -58,10 +58,10 @@ def test_hparam_grid_is_one_compilation_and_matches_single_runs(train):
     single = jax.jit(train)
     _, ref = single(key, hp.replace(lr=jnp.float32(1e-3), ent_coef=jnp.float32(0.01)))
     idx = settings.index({"lr": 1e-3, "ent_coef": 0.01})
-    # Batched and single runs round differently; RL amplifies that over time, so the
-    # first evaluation period is compared tightly and the rest loosely.
-    np.testing.assert_allclose(m["value_loss"][idx][0], ref["value_loss"][0], rtol=1e-4)
-    np.testing.assert_allclose(m["value_loss"][idx], ref["value_loss"], rtol=2e-2)
+    # Batched and single runs round differently (batched matmuls sum in another order)
+    # and RL amplifies that over time, so only the first evaluation period is compared.
+    for name in ("value_loss", "policy_loss", "entropy", "approx_kl"):
+        np.testing.assert_allclose(m[name][idx][0], ref[name][0], rtol=1e-4, atol=1e-5)
     # Changing only a traced hyperparameter does not recompile.
     before = single._cache_size()
     single(key, hp.replace(lr=jnp.float32(3e-4)))
@@ -88,12 +88,18 @@ SHARDED = textwrap.dedent(
     assert len(m["eval_return"].sharding.device_set) == 4, m["eval_return"].sharding
     _, ref = jax.jit(train)(keys[5], hp)
     np.testing.assert_allclose(m["policy_loss"][5], ref["policy_loss"], rtol=1e-5, atol=1e-6)
+    # The same sweep unsharded (one device) gives the same numbers.
+    _, one = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, hp)
+    assert len(one["eval_return"].sharding.device_set) == 1
+    np.testing.assert_array_equal(m["env_steps"], one["env_steps"])
+    for k in ("eval_return", "policy_loss", "value_loss", "entropy"):
+        np.testing.assert_allclose(m[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
     print("OK")
     """
 )
 
 
-def test_sharded_over_four_host_devices():
+def test_sharded_over_four_host_devices_equals_unsharded():
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
