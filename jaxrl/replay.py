@@ -44,6 +44,12 @@ def replay_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
 
 
 def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
-    """Uniformly samples ``batch_size`` stored items with replacement (leaves ``[N, ...]``)."""
-    idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return jax.tree.map(lambda d: d[idx], buffer.data)
+    """Uniformly samples ``batch_size`` stored items with replacement (leaves ``[N, ...]``).
+
+    Indices are 32 random bits modulo ``size``: one PRNG call, where ``randint`` makes
+    three and costs ~8x more on CPU per update step. The modulo bias, below
+    ``size / 2**32`` (2e-4 for a million items), is far under sampling noise.
+    """
+    bits = jax.random.bits(key, (batch_size,), jnp.uint32)
+    idx = (bits % jnp.maximum(buffer.size, 1).astype(jnp.uint32)).astype(jnp.int32)
+    return jax.tree.map(lambda d: jnp.take(d, idx, axis=0, mode="clip"), buffer.data)

@@ -5,6 +5,8 @@ import json
 import math
 
 import gymnax
+import jax
+import jax.numpy as jnp
 import pytest
 
 from jaxrl.bench import CASES, harness
@@ -36,7 +38,9 @@ def test_bench_tiny_end_to_end(tmp_path, capsys):
     assert bench["meta"]["mode"] == "tiny" and "versions" in bench["meta"]
     for name, record in bench["cases"].items():
         assert record["settings"], name
-        assert record["contenders"]["jaxrl"]["status"] == "ok"
+        # "jaxrl", or "jaxrl/<task>" in cases that run several tasks
+        jaxrl = [c for n, c in record["contenders"].items() if n.split("/")[0] == "jaxrl"]
+        assert jaxrl and all(c["status"] == "ok" for c in jaxrl), name
         for contender in record["contenders"].values():
             _check_contender(contender, seeds=name == "seed_scaling")
         for key, value in record.items():
@@ -50,7 +54,54 @@ def test_bench_tiny_end_to_end(tmp_path, capsys):
     for name, contender in ppo["contenders"].items():
         if name != "jaxrl" and contender["status"] == "ok":
             assert _number(ppo[f"ratio_steps_per_second_vs_{name}"])
-    assert "env steps/s" in capsys.readouterr().out
+    _check_ppo_mjx(bench["cases"]["ppo_mjx"], tasks=bench["meta"]["budget"]["mjx_tasks"])
+    _check_sac_pendulum(bench["cases"]["sac_pendulum"])
+    out = capsys.readouterr().out
+    assert "env steps/s" in out and "jax.device_put_replicated" in out
+
+
+def _check_sac_pendulum(record: dict) -> None:
+    settings = record["settings"]
+    assert settings["hidden"] and settings["batch_size"] == 256 and settings["utd_ratio"] == 1
+    assert set(record["contenders"]) == {"jaxrl", "rejax", "sbx", "sb3"}
+    for name, contender in record["contenders"].items():
+        if contender["status"] == "missing":
+            continue
+        assert contender["env_steps"] == settings["steps"][name]
+        assert _number(contender["final_return"])
+        assert len(contender["eval_steps"]) == len(contender["eval_returns"]) > 0
+        first, seconds = (
+            contender[k] for k in ("first_step_reaching_minus_200", "seconds_to_minus_200")
+        )
+        assert (first is None) == (seconds is None)
+        if first is not None:
+            assert first in contender["eval_steps"] and _number(seconds)
+        if name == "jaxrl":
+            continue
+        assert _number(record[f"ratio_steps_per_second_vs_{name}"])
+        both = seconds is not None and record["contenders"]["jaxrl"]["seconds_to_minus_200"]
+        assert (f"ratio_time_to_minus_200_vs_{name}" in record) == bool(both)
+
+
+def _check_ppo_mjx(record: dict, tasks: list[str]) -> None:
+    assert set(record["settings"]["tasks"]) == set(tasks)
+    assert any("device_put_replicated" in note for note in record["settings"]["notes"])
+    for task in tasks:
+        settings = record["settings"]["tasks"][task]
+        brax, jaxrl = settings["brax"], settings["jaxrl"]
+        assert jaxrl["num_envs"] == brax["num_envs"] and jaxrl["num_evals"] == brax["num_evals"] - 1
+        assert jaxrl["total_steps"] == settings["env_steps"] >= brax["num_timesteps"]
+        assert jaxrl["hidden"] == record["settings"]["network"]["hidden"]
+        contenders = {n: record["contenders"][f"{n}/{task}"] for n in ("jaxrl", "brax")}
+        assert record["contenders"][f"random_actions/{task}"]["env_steps_per_second"] > 0
+        for name, contender in contenders.items():
+            if contender["status"] == "missing":
+                continue
+            assert _number(contender["final_return"])
+            assert _number(record[f"{name}_ppo_fraction_of_raw"][task])
+        if contenders["brax"]["status"] == "ok":
+            assert len(contenders["brax"]["eval_returns"]) == brax["num_evals"]
+            assert _number(record["ratio_steps_per_second_vs_brax"][task])
 
 
 def test_bench_unknown_case_is_a_usage_error(capsys):
@@ -66,6 +117,20 @@ def test_missing_contender_is_reported():
 
 def test_paired_ratio_is_the_median_of_pairs():
     assert harness.paired_ratio([2.0, 9.0, 4.0], [1.0, 3.0, 1.0]) == pytest.approx(3.0)
+
+
+def test_compile_log_counts_compilations():
+    with harness.CompileLog() as log:
+        jax.jit(lambda x: x * 3 + 1)(jnp.ones(7))
+    assert log.count >= 1 and log.seconds > 0
+
+
+def test_replicate_shim_stacks_one_copy_per_device():
+    devices = jax.local_devices()
+    out = harness._replicate({"a": jnp.arange(3.0)}, devices)
+    assert out["a"].shape == (len(devices), 3)
+    assert harness.restore_device_put_replicated().startswith("bench:")
+    assert callable(jax.device_put_replicated)
 
 
 def test_legacy_gymnax_wrapper_survives_deepcopy():

@@ -186,8 +186,8 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         chex.assert_rank(batch.reward, 2)
         obs = obs_in(state, batch.obs)
         next_obs = obs_in(state, batch.next_obs)
-        values = critic.apply(state.params["critic"], obs)
-        next_values = critic.apply(state.params["critic"], next_obs)
+        # One critic pass over obs and next_obs together: [2, T, B].
+        values, next_values = critic.apply(state.params["critic"], jnp.stack([obs, next_obs]))
         advantages, targets = gae(
             batch.reward * hparams.reward_scale,
             values,

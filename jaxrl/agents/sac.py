@@ -23,7 +23,7 @@ from jaxrl import loops
 from jaxrl.core import Agent, Transition, hparams_from
 from jaxrl.envs import Env
 from jaxrl.nets import MLP, TanhGaussian
-from jaxrl.nets.mlp import tanh_gaussian_sample
+from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
 
 DEFAULT_ENV = "pendulum"
 SUPPORTS_DISCRETE = False
@@ -170,12 +170,13 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     def update(state: SACState, batch: Transition, key: jax.Array):
         """``batch`` leaves are flat ``[N, ...]`` samples from replay."""
         chex.assert_rank(batch.reward, 1)
-        next_key, actor_key = jax.random.split(key)
+        # Noise for the next action and for the actor loss, drawn in one PRNG call.
+        next_eps, actor_eps = jax.random.normal(key, (2, *batch.action.shape))
         alpha = jnp.exp(state.log_alpha)
         action = (batch.action - center) / half  # back to the actor's [-1, 1]
 
         mean, std = actor.apply(state.actor_params, batch.next_obs)
-        next_action, next_log_prob = tanh_gaussian_sample(mean, std, next_key)
+        next_action, next_log_prob = tanh_gaussian(mean, std, next_eps)
         next_q = critic_apply(state.target_critic_params, batch.next_obs, next_action)
         target = critic_target(
             batch.reward, batch.terminated, next_q, next_log_prob, alpha, hparams.gamma
@@ -194,7 +195,7 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
 
         def actor_loss(params):
             mean, std = actor.apply(params, batch.obs)
-            a, log_prob = tanh_gaussian_sample(mean, std, actor_key)
+            a, log_prob = tanh_gaussian(mean, std, actor_eps)
             q = jnp.min(critic_apply(critic_params, batch.obs, a), axis=0)
             return jnp.mean(alpha * log_prob - q), log_prob
 

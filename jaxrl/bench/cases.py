@@ -18,6 +18,9 @@ import jax
 import numpy as np
 
 from jaxrl.bench import harness
+from jaxrl.bench.mjx_case import ppo_mjx
+from jaxrl.bench.sac_case import sac_pendulum
+from jaxrl.bench.stream_case import stream_cartpole
 
 #: rejax's own CartPole-v1 PPO settings, used for both JAX contenders.
 REJAX_CARTPOLE = {
@@ -120,7 +123,7 @@ def budget_for(mode: str) -> Budget:
             sac_steps=300,
             sac_torch_steps=200,
             mjx_steps=2_000,
-            mjx_tasks=("inverted_pendulum",),
+            mjx_tasks=("fast",),  # Brax's physics-free test env
             stream_steps=500,
         ),
     }
@@ -213,6 +216,16 @@ def sb3_ppo_run(total_steps: int, seed: int = 0) -> Callable[[], Any]:
         return lambda remaining: remaining * start
 
     def run() -> Any:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # torch's one thread per core thrashes on a shared CPU
+        try:
+            return train()
+        finally:
+            torch.set_num_threads(threads)
+
+    def train() -> Any:
         env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=seed)
         model = PPO(
             "MlpPolicy",
@@ -318,6 +331,8 @@ def ppo_cartpole(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
                 "one untimed warm-up round (every contender) before the timed rounds",
                 "SB3 timing covers env/model construction and learn(); final return from "
                 "16 deterministic episodes after the run",
+                "SB3 runs with torch.set_num_threads(1) (faster than torch's default on a "
+                "loaded 2-core machine, so the comparison does not flatter jaxrl)",
             ],
         },
         "contenders": contenders,
@@ -489,6 +504,9 @@ CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
     "ppo_cartpole": ppo_cartpole,
     "env_throughput": env_throughput,
     "seed_scaling": seed_scaling,
+    "sac_pendulum": sac_pendulum,
+    "stream_cartpole": stream_cartpole,
+    "ppo_mjx": ppo_mjx,
 }
 
 
@@ -497,7 +515,8 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for dist in ("jax", "jaxlib", "gymnax", "rejax", "sbx-rl", "stable-baselines3", "torch"):
+    contenders = ("gymnax", "rejax", "sbx-rl", "stable-baselines3", "torch", "brax", "mujoco-mjx")
+    for dist in ("jax", "jaxlib", *contenders):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -562,7 +581,7 @@ def format_table(bench: dict[str, Any]) -> str:
                     )
                 )
         for k, v in rec.items():
-            if k.startswith("ratio_") or k.endswith("_fraction_of_raw"):
+            if k.startswith(("ratio_", "per_step_cost_")) or k.endswith("_fraction_of_raw"):
                 shown = (
                     ", ".join(f"{n}: {x:.2f}" for n, x in v.items())
                     if isinstance(v, dict) and "status" not in v

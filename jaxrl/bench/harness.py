@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 from gymnax.wrappers.compat import LegacyStepAPIWrapper
 
 
@@ -71,3 +72,57 @@ class GuardedLegacyStep(LegacyStepAPIWrapper):
         if name.startswith("__") or name == "_env":
             raise AttributeError(name)
         return getattr(self._env, name)
+
+
+def restore_device_put_replicated() -> str:
+    """Gives jax back ``jax.device_put_replicated`` for Brax's trainers; says what it did.
+
+    Brax 0.14.2's ``ppo.train`` / ``sac.train`` call it; jax 0.10 dropped it from the
+    public API but keeps the implementation in ``jax._src.api``. Where even that is
+    gone, a small equivalent replicates onto the given devices. jaxrl never uses it.
+    """
+    if hasattr(jax, "device_put_replicated"):
+        return "bench: jax.device_put_replicated present; nothing restored"
+    try:
+        from jax._src.api import device_put_replicated
+
+        source = "jax._src.api.device_put_replicated"
+    except ImportError:
+        device_put_replicated, source = _replicate, "a harness shim (jaxrl.bench.harness)"
+    jax.device_put_replicated = device_put_replicated
+    return f"bench: restored jax.device_put_replicated from {source} for Brax's trainers"
+
+
+def _replicate(x: Any, devices: list) -> Any:
+    """``x`` stacked along a new leading axis, one slice on each of ``devices``."""
+    mesh = jax.sharding.Mesh(np.array(devices), ("devices",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("devices"))
+    return jax.tree.map(
+        lambda v: jax.device_put(np.stack([np.asarray(v)] * len(devices)), sharding), x
+    )
+
+
+class CompileLog:
+    """Counts XLA compilations, and their seconds, while open: ``with CompileLog() as log:``.
+
+    Listens to jax's ``backend_compile_duration`` monitoring event (tracing and
+    lowering are not included).
+    """
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+
+    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == self.EVENT:
+            self.count += 1
+            self.seconds += duration
+
+    def __enter__(self) -> CompileLog:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)

@@ -135,7 +135,14 @@ def tanh_gaussian_sample(
 
     Shapes: ``mean, std, a: [..., act_dim]``; ``log_prob: [...]``.
     """
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    return tanh_gaussian(mean, std, jax.random.normal(key, mean.shape, mean.dtype))
+
+
+def tanh_gaussian(mean: jax.Array, std: jax.Array, eps: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``tanh_gaussian_sample`` with the standard normal noise ``eps`` given (same shape).
+
+    Lets a caller draw the noise of several samples in one PRNG call.
+    """
     pre = mean + std * eps
     log_prob = jnp.sum(-0.5 * eps**2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
     # log(1 - tanh(x)^2) computed stably as 2 (log 2 - x - softplus(-2x)).
