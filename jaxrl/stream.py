@@ -207,3 +207,21 @@ def linear_schedule(
     """``start`` moving linearly to ``end`` over ``duration`` steps, then ``end``."""
     frac = jnp.clip(t / jnp.maximum(duration, 1.0), 0.0, 1.0)
     return start + frac * (end - start)
+
+
+def validate_config(algo: str, config: Any, optimizers: Any) -> None:
+    """Checks a streaming learner's ``Config``; ValueError naming ``algo`` otherwise."""
+    for name in ("total_steps", "num_envs", "num_evals", "num_eval_envs"):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"{algo}: {name} must be positive, got {getattr(config, name)}")
+    if config.optimizer not in optimizers:
+        raise ValueError(
+            f"{algo}: unknown optimizer {config.optimizer!r}; known: {', '.join(optimizers)}"
+        )
+    if not 0.0 <= config.sparsity <= 1.0:
+        raise ValueError(f"{algo}: sparsity must be in [0, 1], got {config.sparsity}")
+    if config.num_eval_envs % config.num_envs:
+        raise ValueError(
+            f"{algo}: num_eval_envs={config.num_eval_envs} must be a multiple of "
+            f"num_envs={config.num_envs}"
+        )

@@ -175,20 +175,7 @@ def schedule(config: Config) -> loops.Schedule:
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    for name in ("total_steps", "num_envs", "num_evals", "num_eval_envs"):
-        if getattr(config, name) <= 0:
-            raise ValueError(f"stream_ac: {name} must be positive, got {getattr(config, name)}")
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"stream_ac: unknown optimizer {config.optimizer!r}; known: {', '.join(OPTIMIZERS)}"
-        )
-    if not 0.0 <= config.sparsity <= 1.0:
-        raise ValueError(f"stream_ac: sparsity must be in [0, 1], got {config.sparsity}")
-    if config.num_eval_envs % config.num_envs:
-        raise ValueError(
-            f"stream_ac: num_eval_envs={config.num_eval_envs} must be a multiple of "
-            f"num_envs={config.num_envs}"
-        )
+    sx.validate_config("stream_ac", config, OPTIMIZERS)
     schedule(config)
 
 
