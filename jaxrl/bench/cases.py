@@ -215,16 +215,6 @@ def sb3_ppo_run(total_steps: int, seed: int = 0) -> Callable[[], Any]:
     def linear(start: float) -> Callable[[float], float]:
         return lambda remaining: remaining * start
 
-    def run() -> Any:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # torch's one thread per core thrashes on a shared CPU
-        try:
-            return train()
-        finally:
-            torch.set_num_threads(threads)
-
     def train() -> Any:
         env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=seed)
         model = PPO(
@@ -244,7 +234,7 @@ def sb3_ppo_run(total_steps: int, seed: int = 0) -> Callable[[], Any]:
         )
         return model.learn(total_timesteps=total_steps)
 
-    return run
+    return harness.single_torch_thread(train)
 
 
 def sb3_final_return(model: Any) -> float:

@@ -126,3 +126,23 @@ class CompileLog:
 
     def __exit__(self, *exc: object) -> None:
         jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+def single_torch_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run with ``torch.set_num_threads(1)``, restoring the count afterwards.
+
+    torch's default (one thread per core) thrashes on a small shared CPU; one thread
+    is the fastest setting there, so SB3/SBX timings do not flatter jaxrl.
+    """
+
+    def run() -> Any:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(threads)
+
+    return run

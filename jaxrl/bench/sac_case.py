@@ -179,16 +179,6 @@ def torch_sac_run(
                 self.returns.append(float(mean))
             return True
 
-    def run() -> Any:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # see the notes in the record's settings
-        try:
-            return train()
-        finally:
-            torch.set_num_threads(threads)
-
     def train() -> Any:
         model = SAC(
             "MlpPolicy",
@@ -211,7 +201,7 @@ def torch_sac_run(
         model.learn(total_timesteps=steps, callback=callback)
         return (callback.steps, callback.returns), callback.seconds
 
-    return run
+    return harness.single_torch_thread(train)
 
 
 def _first_reaching(curve: tuple[list[int], list[float]]) -> int | None:
