@@ -209,6 +209,32 @@ def linear_schedule(
     return start + frac * (end - start)
 
 
+def prepare_transition(
+    norm: StreamNorm,
+    obs: jax.Array,
+    next_obs: jax.Array,
+    reward: jax.Array,
+    done: jax.Array,
+    gamma: jax.Array,
+    *,
+    normalize: bool,
+    scale: bool,
+) -> tuple[StreamNorm, jax.Array, jax.Array, jax.Array]:
+    """One transition through the stream-x input pipeline: ``(norm, obs, next_obs, reward)``.
+
+    As in the reference code, ``obs`` is normalised with the statistics it was acted on
+    with and ``next_obs`` after it joins them (an episode's first obs never joins);
+    the reward is scaled by the running std of the discounted return when ``scale``.
+    """
+    x = normalize_obs(norm, obs) if normalize else obs
+    if normalize:
+        norm = observe_obs(norm, next_obs)
+    if scale:
+        norm, reward = scale_reward(norm, reward, done, gamma)
+    next_x = normalize_obs(norm, next_obs) if normalize else next_obs
+    return norm, x, next_x, reward
+
+
 def validate_config(algo: str, config: Any, optimizers: Any) -> None:
     """Checks a streaming learner's ``Config``; ValueError naming ``algo`` otherwise."""
     for name in ("total_steps", "num_envs", "num_evals", "num_eval_envs"):

@@ -126,14 +126,16 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         del key
         chex.assert_rank(t.reward, 0)
         chex.assert_shape(t.obs, obs_shape)
-        # As in the reference code: obs is normalised as it was when acted on, next_obs
-        # after it joins the statistics (the first obs of an episode never joins them).
-        obs = obs_in(state.norm, t.obs)
-        norm = sx.observe_obs(state.norm, t.next_obs) if config.normalize_obs else state.norm
-        reward = t.reward
-        if config.scale_reward:
-            norm, reward = sx.scale_reward(norm, reward, t.done, hparams.gamma)
-        next_obs = obs_in(norm, t.next_obs)
+        norm, obs, next_obs, reward = sx.prepare_transition(
+            state.norm,
+            t.obs,
+            t.next_obs,
+            t.reward,
+            t.done,
+            hparams.gamma,
+            normalize=config.normalize_obs,
+            scale=config.scale_reward,
+        )
 
         def q_sa(params):
             return q_net.apply(params, obs)[t.action]

@@ -102,9 +102,6 @@ def make_agent(config: Config, env: Env, hparams: HParams, policy: Policy | None
     policy = policy or uniform_policy(env)
     tx = sx.obgd(hparams.lr, hparams.gamma, hparams.lam, hparams.kappa)
 
-    def obs_in(norm: sx.StreamNorm, obs: jax.Array) -> jax.Array:
-        return sx.normalize_obs(norm, obs) if config.normalize_obs else obs
-
     def value(params: Any, x: jax.Array) -> jax.Array:
         return net.apply(params, x)[..., 0]
 
@@ -122,14 +119,16 @@ def make_agent(config: Config, env: Env, hparams: HParams, policy: Policy | None
         del key
         chex.assert_rank(t.reward, 0)
         chex.assert_shape(t.obs, obs_shape)
-        # As in the reference code: obs is normalised as it was when acted on, next_obs
-        # after it joins the statistics (the first obs of an episode never joins them).
-        obs = obs_in(state.norm, t.obs)
-        norm = sx.observe_obs(state.norm, t.next_obs) if config.normalize_obs else state.norm
-        reward = t.reward
-        if config.scale_reward:
-            norm, reward = sx.scale_reward(norm, reward, t.done, hparams.gamma)
-        next_obs = obs_in(norm, t.next_obs)
+        norm, obs, next_obs, reward = sx.prepare_transition(
+            state.norm,
+            t.obs,
+            t.next_obs,
+            t.reward,
+            t.done,
+            hparams.gamma,
+            normalize=config.normalize_obs,
+            scale=config.scale_reward,
+        )
         v, grads = jax.value_and_grad(value)(state.params, obs)
         not_terminal = 1.0 - t.terminated.astype(jnp.float32)
         delta = reward + hparams.gamma * not_terminal * value(state.params, next_obs) - v
