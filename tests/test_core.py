@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxrl import loops
-from jaxrl.core import hparams_from, tree_finite
+from jaxrl.core import clip_by_global_norm, hparams_from, tree_finite
 from jaxrl.normalize import RunningStats, update_stats
 from jaxrl.replay import replay_add, replay_init, replay_sample
 
@@ -65,6 +65,24 @@ def test_hparams_from_overrides_and_errors():
 def test_tree_finite_flags_nan():
     assert bool(tree_finite({"a": jnp.ones(3), "n": jnp.int32(1)}))
     assert not bool(tree_finite({"a": jnp.array([1.0, jnp.nan])}))
+    mixed = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3, jnp.bfloat16), "n": jnp.int32(7)}
+    assert bool(tree_finite(mixed))
+    assert not bool(tree_finite({**mixed, "b": jnp.array([jnp.inf], jnp.bfloat16)}))
+    assert bool(jax.jit(tree_finite)({"a": jnp.ones(2)}))
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 3.0, float("inf")])
+def test_clip_by_global_norm_matches_float64_reference(max_norm):
+    grads = {"a": jnp.array([[3.0, -1.0], [0.5, 2.0]]), "b": jnp.array([-4.0, 1.5])}
+    flat = np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in jax.tree.leaves(grads)])
+    norm = np.sqrt(np.sum(flat**2))
+    scale = min(1.0, max_norm / norm)
+    clipped, got_norm = jax.jit(clip_by_global_norm)(grads, jnp.float32(max_norm))
+    np.testing.assert_allclose(float(got_norm), norm, rtol=1e-6)
+    for k in grads:
+        np.testing.assert_allclose(np.asarray(clipped[k]), np.asarray(grads[k]) * scale, rtol=1e-6)
+    zero, zero_norm = clip_by_global_norm(jax.tree.map(jnp.zeros_like, grads), jnp.float32(1.0))
+    assert float(zero_norm) == 0.0 and all(bool(jnp.all(z == 0)) for z in jax.tree.leaves(zero))
 
 
 def test_schedule_rounds_down_and_rejects_tiny_budgets():

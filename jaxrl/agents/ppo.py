@@ -17,7 +17,7 @@ import optax
 from flax import struct
 
 from jaxrl import loops
-from jaxrl.core import Agent, Transition, hparams_from
+from jaxrl.core import Agent, Transition, clip_by_global_norm, hparams_from
 from jaxrl.envs import Env
 from jaxrl.nets import Categorical, DiagGaussian, ValueHead
 from jaxrl.normalize import RunningStats, normalize, update_stats
@@ -56,6 +56,7 @@ class Config:
     clip_value: bool = False
     normalize_obs: bool = False
     normalize_advantages: bool = True
+    ortho_init: bool = True  # orthogonal weights (CleanRL/PureJaxRL); False: flax's lecun_normal
     num_evals: int = 20
     num_eval_envs: int = 16
 
@@ -117,10 +118,10 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     obs_shape = env.observation_spec.shape
     spec = env.action_spec
     if spec.discrete:
-        actor = Categorical(spec.num_actions, config.hidden, config.activation)
+        actor = Categorical(spec.num_actions, config.hidden, config.activation, config.ortho_init)
     else:
-        actor = DiagGaussian(spec.shape[0], config.hidden, config.activation)
-    critic = ValueHead(config.hidden, config.activation, ortho=True)
+        actor = DiagGaussian(spec.shape[0], config.hidden, config.activation, config.ortho_init)
+    critic = ValueHead(config.hidden, config.activation, ortho=config.ortho_init)
     tx = _optimizer(hparams.adam_eps)
     num_iters = schedule(config).num_iters
     total_grad_steps = num_iters * config.num_epochs * config.num_minibatches
@@ -170,15 +171,12 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     def grad_step(state: PPOState, minibatch):
         mb, old_values, adv, targets = minibatch
         grads, info = jax.grad(loss_fn, has_aux=True)(state.params, mb, old_values, adv, targets)
-        grads, _ = optax.clip_by_global_norm(hparams.max_grad_norm).update(
-            grads, optax.EmptyState()
-        )
+        grads, info["grad_norm"] = clip_by_global_norm(grads, hparams.max_grad_norm)
         updates, opt_state = tx.update(grads, state.opt_state)
         lr = hparams.lr
         if config.anneal_lr:
             lr = lr * (1.0 - state.step / total_grad_steps)
         params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
-        info["grad_norm"] = optax.global_norm(grads)
         return state.replace(params=params, opt_state=opt_state, step=state.step + 1), info
 
     def update(state: PPOState, batch: Transition, key: jax.Array):
@@ -210,9 +208,9 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
             )
             return jax.lax.scan(grad_step, state, shuffled)
 
-        # Every epoch's shuffle drawn at once: one batched sort instead of one per epoch.
-        keys = jax.random.split(key, config.num_epochs)
-        perms = jax.vmap(lambda k: jax.random.permutation(k, n))(keys)
+        # Every epoch's shuffle from one PRNG call: argsort of random 32-bit keys, [E, n].
+        # (Ties, rare for n << 2^16, keep index order; each row is still a permutation.)
+        perms = jnp.argsort(jax.random.bits(key, (config.num_epochs, n)), axis=-1)
         state, info = jax.lax.scan(epoch, state, perms[:, : mb_size * config.num_minibatches])
         if config.normalize_obs:
             state = state.replace(obs_stats=update_stats(state.obs_stats, batch.obs, batch_ndim=2))

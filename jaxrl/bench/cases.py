@@ -39,6 +39,7 @@ REJAX_CARTPOLE = {
     "activation": "tanh",
     "anneal_lr": False,
     "clip_value": True,
+    "ortho_init": False,  # rejax's networks keep flax's default lecun_normal init
     "num_evals": 1,
     "num_eval_envs": 16,
 }
@@ -151,6 +152,7 @@ def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
         activation=s["activation"],
         anneal_lr=s["anneal_lr"],
         clip_value=s["clip_value"],
+        ortho_init=s["ortho_init"],
         num_evals=s["num_evals"],
         num_eval_envs=s["num_eval_envs"],
     )
