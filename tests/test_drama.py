@@ -1,0 +1,295 @@
+"""Drama: DFS sampling, sequence replay, symlog two-hot, world-model training, imagination,
+the model-based loop and config validation."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl import envs, replay_dfs
+from jaxrl.agents import drama
+from jaxrl.cli import main
+from jaxrl.models.world_model import (
+    WorldModel,
+    WorldModelConfig,
+    symexp,
+    symlog,
+    twohot,
+    twohot_bins,
+    twohot_loss,
+    world_model_loss,
+)
+
+TINY = dict(
+    stoch=4,
+    classes=4,
+    d_model=32,
+    head_dim=16,
+    chunk_size=8,
+    hidden=64,
+    ac_hidden=64,
+    num_bins=31,
+    wm_batch=4,
+    wm_seq_len=8,
+    img_batch=8,
+    context_len=4,
+    horizon=5,
+)
+
+
+def _counts_buffer():
+    """One env, capacity 5, 4 steps stored; hand-picked counters."""
+    example = {"x": jnp.zeros((1,), jnp.float32)}
+    buf = replay_dfs.sequence_replay_init(example, 5)
+    buf = replay_dfs.sequence_replay_add(buf, {"x": jnp.arange(4.0)[:, None]})
+    wm = jnp.array([[0.0], [2.0], [5.0], [1.0], [0.0]])
+    img = jnp.array([[0.0], [4.0], [1.0], [3.0], [0.0]])
+    return buf.replace(wm_counts=wm, img_counts=img)
+
+
+def test_dfs_probabilities_match_hand_computed_case():
+    buf = _counts_buffer()
+    valid = replay_dfs.valid_starts(buf, 1)  # starts 0..3 stored, 4 not yet
+    assert valid[:, 0].tolist() == [True, True, True, True, False]
+    # World model: p_i ~ exp(-c_i / 10) over c = 0, 2, 5, 1.
+    w = [1.0, math.exp(-0.2), math.exp(-0.5), math.exp(-0.1)]
+    expected = [x / sum(w) for x in w] + [0.0]
+    p = jax.nn.softmax(replay_dfs.wm_logits(buf.wm_counts, valid, 10.0).reshape(-1))
+    np.testing.assert_allclose(p, expected, atol=1e-6)
+    np.testing.assert_allclose(p[:4], [0.3003, 0.2459, 0.1821, 0.2717], atol=1e-4)
+    # Imagination: d = c - c_img = 0, -2, 4, -2 -> min(0, d) / 10 = 0, -0.2, 0, -0.2.
+    w = [1.0, math.exp(-0.2), 1.0, math.exp(-0.2)]
+    expected = [x / sum(w) for x in w] + [0.0]
+    logits = replay_dfs.imagination_logits(buf.wm_counts, buf.img_counts, valid, 10.0)
+    np.testing.assert_allclose(jax.nn.softmax(logits.reshape(-1)), expected, atol=1e-6)
+    # Without DFS: uniform over the stored starts.
+    uniform = replay_dfs.wm_logits(buf.wm_counts, valid, 10.0, dfs=False)
+    np.testing.assert_allclose(jax.nn.softmax(uniform.reshape(-1)), [0.25] * 4 + [0], atol=1e-6)
+
+
+def test_dfs_sampling_frequencies_and_counts():
+    buf = _counts_buffer()
+    logits = replay_dfs.wm_logits(buf.wm_counts, replay_dfs.valid_starts(buf, 1), 10.0)
+    seqs, starts = jax.jit(replay_dfs.sample_sequences, static_argnums=(3, 4))(
+        buf, jax.random.PRNGKey(0), logits, 20_000, 1
+    )
+    freq = np.bincount(np.asarray(starts), minlength=5) / 20_000
+    np.testing.assert_allclose(freq, jax.nn.softmax(logits.reshape(-1)), atol=0.015)
+    np.testing.assert_array_equal(seqs["x"][:, 0], starts.astype(jnp.float32))
+    counts = replay_dfs.count_draws(jnp.zeros((3, 2)), jnp.array([0, 5, 5, 2]))
+    np.testing.assert_array_equal(counts, [[1, 0], [1, 0], [0, 2]])
+
+
+def test_sequence_replay_keeps_each_env_stream_in_order():
+    example = {"obs": jnp.zeros((3, 2)), "action": jnp.zeros((3,), jnp.int32)}
+    buf = replay_dfs.sequence_replay_init(example, 10)
+    for block in range(3):  # three blocks of 2 steps from 3 envs: value = 10 * t + env
+        t = 2 * block + jnp.arange(2)[:, None]
+        value = 10 * t + jnp.arange(3)[None, :]
+        buf = replay_dfs.sequence_replay_add(
+            buf, {"obs": jnp.repeat(value[..., None], 2, -1).astype(jnp.float32), "action": value}
+        )
+    assert int(buf.size) == 6
+    valid = replay_dfs.valid_starts(buf, 4)
+    assert valid.sum() == 3 * 3  # starts t = 0, 1, 2 in each of 3 envs
+    logits = replay_dfs.wm_logits(buf.wm_counts, valid, 10.0, dfs=False)
+    seqs, starts = replay_dfs.sample_sequences(buf, jax.random.PRNGKey(1), logits, 64, 4)
+    a = np.asarray(seqs["action"])
+    assert a.shape == (64, 4) and seqs["obs"].shape == (64, 4, 2)
+    np.testing.assert_array_equal(np.diff(a, axis=1), 10)  # consecutive steps of one env
+    np.testing.assert_array_equal(a[:, 0] % 10, np.asarray(starts) % 3)  # env of the start
+    assert a.max() < 60  # never reads unwritten steps
+
+
+def test_symlog_twohot_against_numpy():
+    x = np.array([-50.0, -1.5, 0.0, 0.3, 7.0, 1e5])
+    np.testing.assert_allclose(symlog(x), np.sign(x) * np.log1p(np.abs(x)), rtol=1e-6)
+    np.testing.assert_allclose(symexp(symlog(x)), x, rtol=1e-5)
+    bins = twohot_bins(41, -5.0, 5.0)  # spacing 0.25
+    y = np.array([-6.0, -0.3, 0.0, 1.1, 4.99])
+    enc = np.asarray(twohot(jnp.asarray(y), bins))
+    assert np.allclose(enc.sum(-1), 1.0) and ((enc > 0).sum(-1) <= 2).all()
+    np.testing.assert_allclose(enc @ np.asarray(bins), np.clip(y, -5, 5), atol=1e-5)
+    # -0.3 lies 0.8 of the way from bin -0.5 (index 18) to bin -0.25 (index 19)
+    np.testing.assert_allclose(enc[1, 18:20], [0.2, 0.8], atol=1e-5)
+    logits = jax.random.normal(jax.random.PRNGKey(0), (5, 41))
+    target = np.asarray(twohot(symlog(jnp.asarray(y)), bins))
+    ref = -(target * np.asarray(jax.nn.log_softmax(logits))).sum(-1)
+    np.testing.assert_allclose(twohot_loss(logits, jnp.asarray(y), bins), ref, rtol=1e-5)
+
+
+def _toy_sequences(key, batch, length):
+    """A ball bouncing on 8 cells: one-hot obs [8], reward 1 at the right wall."""
+    start = jax.random.randint(key, (batch,), 0, 8)
+    t = jnp.arange(length)
+    pos = jnp.abs((start[:, None] + t[None]) % 14 - 7)  # 0..7..0
+    obs = jax.nn.one_hot(pos, 8)
+    return {
+        "obs": obs,
+        "action": jnp.zeros((batch, length), jnp.int32),
+        "reward": (pos == 6).astype(jnp.float32),
+        "terminated": jnp.zeros((batch, length), jnp.bool_),
+    }
+
+
+def test_world_model_losses_fall_on_a_fixed_dataset():
+    import optax
+
+    cfg = WorldModelConfig(
+        stoch=4, classes=4, d_model=32, head_dim=16, chunk_size=8, hidden=64, num_bins=31
+    )
+    model = WorldModel(cfg, (8,), 2)
+    data = _toy_sequences(jax.random.PRNGKey(0), 16, 12)
+    params = model.init(jax.random.PRNGKey(1), data["obs"][:1, :2], data["action"][:1, :2])
+    tx = optax.adam(3e-3)
+
+    @jax.jit
+    def train(params):
+        def step(carry, key):
+            params, opt = carry
+            grads, info = jax.grad(lambda p: world_model_loss(model, p, data, key), has_aux=True)(
+                params
+            )
+            updates, opt = tx.update(grads, opt)
+            return (optax.apply_updates(params, updates), opt), info
+
+        keys = jax.random.split(jax.random.PRNGKey(2), 150)
+        return jax.lax.scan(step, (params, tx.init(params)), keys)[1]
+
+    info = jax.tree.map(np.asarray, train(params))
+    first, last = (jax.tree.map(lambda v, i=i: v[i], info) for i in (0, -1))
+    assert np.all(np.isfinite(info["wm_loss"]))
+    assert last["recon_loss"] < 0.3 * first["recon_loss"]
+    assert last["reward_loss"] < 0.3 * first["reward_loss"]
+    assert last["wm_loss"] < 0.5 * first["wm_loss"]
+
+
+def _tiny_agent(env_name="cartpole", **overrides):
+    env = envs.make(env_name)
+    config = drama.Config(**(TINY | overrides))
+    return env, config, drama.make_agent(config, env, drama.default_hparams(config))
+
+
+def _fake_batch(env, batch, length):
+    obs = jax.random.normal(jax.random.PRNGKey(0), (batch, length, *env.observation_spec.shape))
+    return {
+        "obs": obs,
+        "action": jnp.zeros((batch, length), jnp.int32),
+        "reward": jnp.ones((batch, length)),
+        "terminated": jnp.zeros((batch, length), jnp.bool_),
+    }
+
+
+def test_imagination_shapes_update_determinism_and_belief():
+    env, config, agent = _tiny_agent()
+    state = agent.init(jax.random.PRNGKey(0))
+    wm_batch = _fake_batch(env, config.wm_batch, config.wm_seq_len)
+    contexts = _fake_batch(env, config.img_batch, config.context_len)
+    feat_dim = config.stoch * config.classes + config.d_model
+
+    @jax.jit
+    def run(state, key):
+        rollout = agent.imagine(state.params, contexts, key)
+        new, metrics = agent.update(state, (wm_batch, contexts), key)
+        # The belief used for acting, stepped through a sequence, equals the parallel form.
+        obs, actions = wm_batch["obs"][0], jnp.arange(config.wm_seq_len) % 2
+
+        def step(carry, xs):
+            carry = agent.observe(state, carry, xs[0][None], xs[1][None])
+            return carry, carry[1][0]
+
+        _, hs = jax.lax.scan(step, agent.initial_carry(1), (obs, actions))
+        log_probs = WorldModel(config.world_model, (4,), 2).apply(
+            state.params["wm"], obs, method=WorldModel.encode
+        )
+        z = jax.nn.one_hot(jnp.argmax(log_probs, -1), config.classes).reshape((1, -1, 16))
+        h_par, _ = WorldModel(config.world_model, (4,), 2).apply(
+            state.params["wm"], z, actions[None], method=WorldModel.sequence
+        )
+        return rollout, new, metrics, hs, h_par[0]
+
+    rollout, new, metrics, h_rec, h_par = run(state, jax.random.PRNGKey(1))
+    h = config.horizon
+    assert rollout["feat"].shape == (h + 1, config.img_batch, feat_dim)
+    assert rollout["action"].shape == (h, config.img_batch)
+    assert rollout["action"].dtype == jnp.int32
+    assert rollout["reward"].shape == rollout["terminated"].shape == (h, config.img_batch)
+    assert rollout["terminated"].dtype == jnp.bool_
+    assert int(rollout["action"].min()) >= 0 and int(rollout["action"].max()) < 2
+    assert all(np.isfinite(v) for v in jax.tree.leaves(metrics))
+    assert int(new.step) == 1
+    np.testing.assert_allclose(h_rec, h_par, atol=1e-4)
+    again = run(state, jax.random.PRNGKey(1))[1]
+    pairs = zip(jax.tree.leaves(new), jax.tree.leaves(again), strict=True)
+    assert all(bool(jnp.all(a == b)) for a, b in pairs)
+
+
+def test_discount_weights_and_percentile_range():
+    terms = jnp.array([[False, True], [True, False], [False, False]])
+    np.testing.assert_array_equal(drama.discount_weights(terms), [[1, 1], [1, 0], [0, 0]])
+    x = jnp.arange(101.0)
+    assert float(drama.percentile_range(x)) == pytest.approx(90.0)
+
+
+def test_paper_config_is_about_seven_million_parameters():
+    env = envs.make("minatar/breakout")
+    n = drama.world_model_param_count(drama.paper_config(), env)
+    assert 6_000_000 < n < 9_000_000, n
+    assert drama.world_model_param_count(drama.Config(), env) < 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"head_dim": 7}, "head_dim"),
+        ({"encoder": "rnn"}, "encoder"),
+        ({"wm_seq_len": 1}, "wm_seq_len"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"dfs_temperature": 0.0}, "dfs_temperature"),
+    ],
+)
+def test_bad_config_raises_value_error_naming_the_field(override, field):
+    with pytest.raises(ValueError, match=field):
+        drama.validate(drama.Config(**override))
+
+
+def test_continuous_env_is_rejected(capsys):
+    with pytest.raises(ValueError, match="discrete"):
+        drama.make_train(drama.Config(), envs.make("pendulum"))
+    assert main(["train", "drama", "--env", "cartpole", "--set", "encoder=rnn"]) == 2
+    assert "encoder" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ~2-4 minutes on 2 cores (compile included)
+def test_drama_learns_cartpole_over_seeds():
+    """Two seeds, 8k env steps: clearly above a random policy (~22 on CartPole)."""
+    from jaxrl import sweep
+
+    config = drama.Config(
+        total_steps=8000,
+        train_every=4,
+        warmup_steps=500,
+        stoch=8,
+        classes=8,
+        d_model=32,
+        head_dim=16,
+        chunk_size=16,
+        hidden=64,
+        ac_hidden=64,
+        num_bins=63,
+        wm_batch=8,
+        wm_seq_len=16,
+        img_batch=64,
+        context_len=4,
+        horizon=10,
+        num_evals=4,
+        num_eval_envs=8,
+    )
+    hparams = drama.default_hparams(config, wm_lr=1e-3, actor_lr=1e-3, critic_lr=1e-3)
+    train = drama.make_train(config, envs.make("cartpole"))
+    _, metrics = sweep.over_seeds(train, 2)(sweep.seed_keys(0, 2), hparams)
+    final = np.asarray(metrics["eval_return"])[:, -1]
+    assert np.all(np.asarray(metrics["finite"]))
+    assert final.min() > 60.0, final
