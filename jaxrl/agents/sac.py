@@ -9,6 +9,7 @@ stop only at termination. Box action specs only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import chex
@@ -24,6 +25,7 @@ from jaxrl.core import Agent, Transition, hparams_from
 from jaxrl.envs import Env
 from jaxrl.nets import MLP, TanhGaussian
 from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
+from jaxrl.transforms.dormant import dormant_ratio
 
 DEFAULT_ENV = "pendulum"
 SUPPORTS_DISCRETE = False
@@ -49,6 +51,7 @@ class Config:
     critic_layer_norm: bool = False
     num_evals: int = 20
     num_eval_envs: int = 8
+    log_dormant: bool = False  # add the actor's tau-dormant ratio (DrM) to the metrics
 
     @property
     def updates_per_iter(self) -> int:
@@ -119,17 +122,76 @@ def temperature_loss(
     return -jnp.mean(jnp.exp(log_alpha) * jax.lax.stop_gradient(log_prob + target_entropy))
 
 
-def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
-    """SAC's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
+def box_action_scale(env: Env, algo: str = "sac") -> tuple[int, np.ndarray, np.ndarray]:
+    """``(act_dim, center, half)``: env action = ``center + half * a`` for ``a`` in [-1, 1].
+
+    Raises:
+      ValueError: for a discrete or unbounded action spec.
+    """
     spec = env.action_spec
     if spec.discrete:
-        raise ValueError("sac needs a continuous (Box) action spec; use ppo for discrete actions")
-    act_dim = spec.shape[0]
+        raise ValueError(
+            f"{algo} needs a continuous (Box) action spec; use ppo for discrete actions"
+        )
     low = np.broadcast_to(np.asarray(spec.low, np.float32), spec.shape)
     high = np.broadcast_to(np.asarray(spec.high, np.float32), spec.shape)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError("sac needs a bounded action spec (finite low and high)")
-    center, half = (high + low) / 2, (high - low) / 2
+        raise ValueError(f"{algo} needs a bounded action spec (finite low and high)")
+    return spec.shape[0], (high + low) / 2, (high - low) / 2
+
+
+ActorApply = Callable[[Any, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
+
+
+def actor_step(
+    apply_actor: ActorApply,
+    tx: optax.GradientTransformation,
+    params: Any,
+    opt_state: Any,
+    obs: jax.Array,
+    eps: jax.Array,
+    q_fn: Callable[[jax.Array], jax.Array],
+    alpha: jax.Array,
+) -> tuple[Any, Any, jax.Array, jax.Array]:
+    """One Adam step on ``E[alpha log pi(a|s) - Q(s, a)] + aux``, ``a = tanh(mean + std eps)``.
+
+    ``apply_actor(params, obs [N, ...]) -> (mean, std [N, act], aux_loss [])`` (aux is 0
+    for a plain actor, a MoE's load/entropy loss for MENTOR); ``q_fn(a [N, act]) -> [N]``.
+    Returns ``(params, opt_state, loss, log_prob [N])``.
+    """
+
+    def loss_fn(p):
+        mean, std, aux = apply_actor(p, obs)
+        a, log_prob = tanh_gaussian(mean, std, eps)
+        return jnp.mean(alpha * log_prob - q_fn(a)) + aux, log_prob
+
+    (loss, log_prob), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state, loss, log_prob
+
+
+def temperature_step(
+    tx: optax.GradientTransformation,
+    log_alpha: jax.Array,
+    opt_state: Any,
+    log_prob: jax.Array,
+    target_entropy: jax.Array,
+) -> tuple[jax.Array, Any, jax.Array]:
+    """One Adam step on ``temperature_loss``; returns ``(log_alpha, opt_state, loss)``."""
+    loss, grad = jax.value_and_grad(temperature_loss)(log_alpha, log_prob, target_entropy)
+    update, opt_state = tx.update(grad, opt_state)
+    return optax.apply_updates(log_alpha, update), opt_state, loss
+
+
+def dormant_metrics(module: nn.Module, params: Any, obs: jax.Array, prefix: str) -> dict:
+    """``{prefix: overall tau-dormant ratio, prefix/layer: per-layer ratio}`` (DrM, tau 0.025)."""
+    overall, layers = dormant_ratio(module, params, obs)
+    return {prefix: overall, **{f"{prefix}/{k}": v for k, v in layers.items()}}
+
+
+def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
+    """SAC's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
+    act_dim, center, half = box_action_scale(env)
     obs_shape = env.observation_spec.shape
     actor = TanhGaussian(act_dim, config.hidden, config.activation)
     critic = QNetwork(config.hidden, config.activation, config.critic_layer_norm)
@@ -193,23 +255,19 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt)
         critic_params = optax.apply_updates(state.critic_params, c_updates)
 
-        def actor_loss(params):
-            mean, std = actor.apply(params, batch.obs)
-            a, log_prob = tanh_gaussian(mean, std, actor_eps)
-            q = jnp.min(critic_apply(critic_params, batch.obs, a), axis=0)
-            return jnp.mean(alpha * log_prob - q), log_prob
-
-        (a_loss, log_prob), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.actor_params
+        actor_params, actor_opt, a_loss, log_prob = actor_step(
+            lambda p, o: (*actor.apply(p, o), 0.0),
+            actor_tx,
+            state.actor_params,
+            state.actor_opt,
+            batch.obs,
+            actor_eps,
+            lambda a: jnp.min(critic_apply(critic_params, batch.obs, a), axis=0),
+            alpha,
         )
-        a_updates, actor_opt = actor_tx.update(a_grads, state.actor_opt)
-        actor_params = optax.apply_updates(state.actor_params, a_updates)
-
-        t_loss, t_grad = jax.value_and_grad(temperature_loss)(
-            state.log_alpha, log_prob, target_entropy
+        log_alpha, alpha_opt, t_loss = temperature_step(
+            alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
         )
-        t_update, alpha_opt = alpha_tx.update(t_grad, state.alpha_opt)
-        log_alpha = optax.apply_updates(state.log_alpha, t_update)
 
         target_critic_params = optax.incremental_update(
             critic_params, state.target_critic_params, hparams.tau
@@ -232,6 +290,8 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
             "entropy": -jnp.mean(log_prob),
             "q_mean": q_mean,
         }
+        if config.log_dormant:
+            metrics.update(dormant_metrics(actor, state.actor_params, batch.obs, "dormant_ratio"))
         return new_state, metrics
 
     return Agent(init=init, act=act, update=update)
@@ -242,7 +302,7 @@ def schedule(config: Config) -> loops.Schedule:
     return loops.make_schedule(config.total_steps, config.num_envs, config.num_evals)
 
 
-def validate(config: Config) -> None:
+def validate(config: Config, algo: str = "sac") -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
     for name in (
         "total_steps",
@@ -253,11 +313,11 @@ def validate(config: Config) -> None:
         "num_eval_envs",
     ):
         if getattr(config, name) <= 0:
-            raise ValueError(f"sac: {name} must be positive, got {getattr(config, name)}")
+            raise ValueError(f"{algo}: {name} must be positive, got {getattr(config, name)}")
     if config.warmup_steps < 0:
-        raise ValueError(f"sac: warmup_steps must be >= 0, got {config.warmup_steps}")
+        raise ValueError(f"{algo}: warmup_steps must be >= 0, got {config.warmup_steps}")
     if config.utd_ratio <= 0:
-        raise ValueError(f"sac: utd_ratio must be positive, got {config.utd_ratio}")
+        raise ValueError(f"{algo}: utd_ratio must be positive, got {config.utd_ratio}")
 
 
 def make_train(config: Config, env: Env, progress: loops.Progress | None = None):

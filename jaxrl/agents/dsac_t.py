@@ -1,0 +1,372 @@
+"""DSAC-T (Duan et al., 2023, "Distributional Soft Actor-Critic with Three Refinements").
+
+Each of two critics outputs a Gaussian over the soft return, ``(Q, sigma)``. The
+three refinements:
+
+* expected value substitution: the mean is regressed (Huber, delta 50) on the
+  expected target ``y = r + gamma (1 - term) (min_i Q'_i - alpha log pi')``; the
+  sampled target ``y_s`` (from the target critic with the smaller mean) enters only
+  the std term, clipped to ``y_b = Q + clip(y_s - Q, -3 b, 3 b)``;
+* twin value distributions: ``min`` over the two target means, and the sample of
+  the critic whose mean is smaller;
+* variance-based critic gradient adjustment: ``b <- (1 - tau_b) b + tau_b mean(sigma)``
+  per critic and ``omega = clip(b^2 / (sg(sigma)^2 + 0.1), 0.1, 10)``.
+
+Critic loss per critic (the form in PAPERS.md; DSAC-v2's code writes the same
+gradients as a Gaussian NLL scaled by ``b^2 + 0.1``)::
+
+    L = mean(omega [Huber(Q, y) + sigma (sg(sigma)^2 - Huber(sg(Q), y_b)) / (sg(sigma) + 0.1)])
+
+The actor (``alpha log pi - min(Q1, Q2)`` over the critics' means), temperature and
+action scaling are SAC's (``jaxrl.agents.sac``); the actor, temperature and target
+critics update every ``policy_delay`` critic updates. Runs on ``loops.off_policy``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import loops
+from jaxrl.agents import sac
+from jaxrl.core import Agent, Transition, hparams_from
+from jaxrl.envs import Env
+from jaxrl.nets import MLP, TanhGaussian
+from jaxrl.nets.dense import Dense
+from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
+
+DEFAULT_ENV = "pendulum"
+SUPPORTS_DISCRETE = False
+SUPPORTS_CONTINUOUS = True
+#: Config overrides per env name, applied by the CLI before --set. Pendulum: SAC's
+#: 2x128 nets instead of the paper's 3x256 (the task is small; 3x cheaper on a CPU).
+PRESETS: dict[str, dict[str, Any]] = {"pendulum": {"hidden": (128, 128)}}
+
+HUBER_DELTA = 50.0
+OMEGA_EPS = 0.1  # the 0.1 in omega's and the std term's denominators
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static settings: anything that changes shapes or control flow."""
+
+    total_steps: int = 20_000
+    num_envs: int = 1
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    warmup_steps: int = 1_000
+    utd_ratio: float = 1.0
+    hidden: tuple[int, ...] = (256, 256, 256)
+    activation: str = "relu"  # DSAC-v2 uses GELU; ReLU matches SAC here
+    policy_delay: int = 2
+    num_evals: int = 20
+    num_eval_envs: int = 8
+    log_dormant: bool = False  # add the actor's tau-dormant ratio (DrM) to the metrics
+
+    @property
+    def updates_per_iter(self) -> int:
+        return max(1, round(self.utd_ratio * self.num_envs))
+
+
+@struct.dataclass
+class HParams:
+    """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
+
+    actor_lr: float = 1e-4
+    critic_lr: float = 1e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    tau_b: float = 0.005  # step size of the running mean std ``b``
+    init_alpha: float = 1.0
+    target_entropy_scale: float = 1.0
+
+
+class DSACTState(struct.PyTreeNode):
+    actor_params: Any
+    critic_params: Any  # twin critics stacked on a leading [2] axis
+    target_critic_params: Any
+    log_alpha: jax.Array
+    mean_std: jax.Array  # [2] running mean of each critic's sigma (b); -1 before the first update
+    actor_opt: Any
+    critic_opt: Any
+    alpha_opt: Any
+    step: jax.Array
+
+
+class GaussianQ(nn.Module):
+    """Value distribution ``(Q, sigma)``: ``[N, obs] x [N, act] -> ([N], [N])``.
+
+    ``sigma = exp(clip(log_sigma, -8, 8))``.
+    """
+
+    hidden: tuple[int, ...]
+    act: str
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = MLP(self.hidden, self.act)(jnp.concatenate([obs, action], -1))
+        out = Dense(2)(x)
+        return out[..., 0], jnp.exp(jnp.clip(out[..., 1], -8.0, 8.0))
+
+
+def default_hparams(config: Config, **overrides: Any) -> HParams:
+    return hparams_from(HParams, overrides)
+
+
+def twin_targets(
+    reward: jax.Array,
+    terminated: jax.Array,
+    next_mean: jax.Array,
+    next_std: jax.Array,
+    z: jax.Array,
+    next_log_prob: jax.Array,
+    alpha: jax.Array,
+    gamma: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Expected and sampled soft targets ``(y, y_s)``, each ``[N]``.
+
+    ``next_mean, next_std [2, N]`` from the target critics at ``(s', a')``; ``z [2, N]``
+    standard normal noise (clipped to [-3, 3] here). ``y`` bootstraps from the smaller
+    mean; ``y_s`` from the sample ``mean_i + z_i std_i`` of the critic with the smaller mean.
+    """
+    chex.assert_rank([next_mean, next_std, z], 2)
+    sample = next_mean + jnp.clip(z, -3.0, 3.0) * next_std
+    smaller = next_mean[0] < next_mean[1]
+    q_next = jnp.min(next_mean, axis=0)
+    q_sample = jnp.where(smaller, sample[0], sample[1])
+    cont = gamma * (1.0 - terminated.astype(jnp.float32))
+    soft = alpha * next_log_prob
+    return reward + cont * (q_next - soft), reward + cont * (q_sample - soft)
+
+
+def update_mean_std(b: jax.Array, std: jax.Array, tau_b: jax.Array) -> jax.Array:
+    """``b <- (1 - tau_b) b + tau_b mean(std)`` per critic; ``b [2]``, ``std [2, N]``.
+
+    ``b < 0`` marks "no estimate yet" and takes the batch mean (DSAC-v2 starts from it).
+    """
+    batch = jnp.mean(jax.lax.stop_gradient(std), axis=-1)
+    return jnp.where(b < 0, batch, (1.0 - tau_b) * b + tau_b * batch)
+
+
+def omega(b: jax.Array, std: jax.Array) -> jax.Array:
+    """``clip(b^2 / (sg(std)^2 + 0.1), 0.1, 10)``; ``b`` broadcasts against ``std``."""
+    s = jax.lax.stop_gradient(std)
+    return jnp.clip(jnp.square(b) / (jnp.square(s) + OMEGA_EPS), 0.1, 10.0)
+
+
+def critic_loss(
+    q: jax.Array, std: jax.Array, y: jax.Array, y_sample: jax.Array, b: jax.Array
+) -> jax.Array:
+    """DSAC-T's loss of one critic: ``q, std, y, y_sample [N]``, ``b`` scalar; returns a scalar.
+
+    ``mean(omega [Huber(q, y) + std (sg(std)^2 - Huber(sg(q), y_b)) / (sg(std) + 0.1)])``
+    with ``y_b = sg(q) + clip(y_sample - sg(q), -3 b, 3 b)`` and Huber delta 50.
+    """
+    chex.assert_equal_shape([q, std, y, y_sample])
+    q_sg, s_sg = jax.lax.stop_gradient(q), jax.lax.stop_gradient(std)
+    y_b = q_sg + jnp.clip(y_sample - q_sg, -3.0 * b, 3.0 * b)
+    mean_term = optax.huber_loss(q, y, delta=HUBER_DELTA)
+    std_term = (
+        std
+        * (jnp.square(s_sg) - optax.huber_loss(q_sg, y_b, delta=HUBER_DELTA))
+        / (s_sg + OMEGA_EPS)
+    )
+    return jnp.mean(omega(b, std) * (mean_term + std_term))
+
+
+def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
+    """DSAC-T's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
+    act_dim, center, half = sac.box_action_scale(env, "dsac_t")
+    obs_shape = env.observation_spec.shape
+    actor = TanhGaussian(act_dim, config.hidden, config.activation)
+    critic = GaussianQ(config.hidden, config.activation)
+    critic_apply = jax.vmap(critic.apply, in_axes=(0, None, None))
+    actor_tx, critic_tx, alpha_tx = (
+        optax.adam(hparams.actor_lr),
+        optax.adam(hparams.critic_lr),
+        optax.adam(hparams.alpha_lr),
+    )
+    target_entropy = -hparams.target_entropy_scale * act_dim
+
+    def init(key: jax.Array) -> DSACTState:
+        actor_key, critic_key = jax.random.split(key)
+        obs = jnp.zeros((1, *obs_shape), jnp.float32)
+        act = jnp.zeros((1, act_dim), jnp.float32)
+        actor_params = actor.init(actor_key, obs)
+        critic_params = jax.vmap(critic.init, in_axes=(0, None, None))(
+            jax.random.split(critic_key, 2), obs, act
+        )
+        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
+        return DSACTState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            log_alpha=log_alpha,
+            mean_std=-jnp.ones((2,), jnp.float32),
+            actor_opt=actor_tx.init(actor_params),
+            critic_opt=critic_tx.init(critic_params),
+            alpha_opt=alpha_tx.init(log_alpha),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def act(state: DSACTState, obs: jax.Array, key: jax.Array, explore: bool = True):
+        mean, std = actor.apply(state.actor_params, obs)
+        a = tanh_gaussian_sample(mean, std, key)[0] if explore else jnp.tanh(mean)
+        return center + half * a, {}
+
+    def update(state: DSACTState, batch: Transition, key: jax.Array):
+        """``batch`` leaves are flat ``[N, ...]`` samples from replay."""
+        chex.assert_rank(batch.reward, 1)
+        n = batch.reward.shape[0]
+        eps_key, z_key = jax.random.split(key)
+        next_eps, actor_eps = jax.random.normal(eps_key, (2, *batch.action.shape))
+        z = jax.random.normal(z_key, (2, n))
+        alpha = jnp.exp(state.log_alpha)
+        action = (batch.action - center) / half
+
+        mean, std = actor.apply(state.actor_params, batch.next_obs)
+        next_action, next_log_prob = tanh_gaussian(mean, std, next_eps)
+        next_mean, next_std = critic_apply(state.target_critic_params, batch.next_obs, next_action)
+        y, y_sample = twin_targets(
+            batch.reward,
+            batch.terminated,
+            next_mean,
+            next_std,
+            z,
+            next_log_prob,
+            alpha,
+            hparams.gamma,
+        )
+        y, y_sample = jax.lax.stop_gradient((y, y_sample))
+
+        def loss_fn(params):
+            q, s = critic_apply(params, batch.obs, action)  # [2, N] each
+            b = update_mean_std(state.mean_std, s, hparams.tau_b)
+            losses = jax.vmap(critic_loss, in_axes=(0, 0, None, None, 0))(q, s, y, y_sample, b)
+            return jnp.sum(losses), (b, jnp.mean(q), jnp.mean(s))
+
+        (c_loss, (mean_std, q_mean, std_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.critic_params
+        )
+        c_updates, critic_opt = critic_tx.update(grads, state.critic_opt)
+        critic_params = optax.apply_updates(state.critic_params, c_updates)
+
+        def policy_update():
+            actor_params, actor_opt, a_loss, log_prob = sac.actor_step(
+                lambda p, o: (*actor.apply(p, o), 0.0),
+                actor_tx,
+                state.actor_params,
+                state.actor_opt,
+                batch.obs,
+                actor_eps,
+                lambda a: jnp.min(critic_apply(critic_params, batch.obs, a)[0], axis=0),
+                alpha,
+            )
+            log_alpha, alpha_opt, t_loss = sac.temperature_step(
+                alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
+            )
+            target = optax.incremental_update(
+                critic_params, state.target_critic_params, hparams.tau
+            )
+            entropy = -jnp.mean(log_prob)
+            return actor_params, actor_opt, log_alpha, alpha_opt, target, a_loss, t_loss, entropy
+
+        def skip():
+            zero = jnp.zeros((), jnp.float32)
+            return (
+                state.actor_params,
+                state.actor_opt,
+                state.log_alpha,
+                state.alpha_opt,
+                state.target_critic_params,
+                zero,
+                zero,
+                zero,
+            )
+
+        is_policy_step = state.step % config.policy_delay == 0
+        (actor_params, actor_opt, log_alpha, alpha_opt, target, a_loss, t_loss, entropy) = (
+            jax.lax.cond(is_policy_step, policy_update, skip)
+        )
+        new_state = DSACTState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=target,
+            log_alpha=log_alpha,
+            mean_std=mean_std,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
+            step=state.step + 1,
+        )
+        # Losses of the delayed policy are reported at full weight on its own steps.
+        w = jnp.asarray(config.policy_delay, jnp.float32)
+        metrics = {
+            "critic_loss": c_loss,
+            "actor_loss": a_loss * w,
+            "alpha_loss": t_loss * w,
+            "alpha": alpha,
+            "entropy": entropy * w,
+            "q_mean": q_mean,
+            "q_std": std_mean,
+            "mean_std_b": jnp.mean(mean_std),
+        }
+        if config.log_dormant:
+            metrics.update(
+                sac.dormant_metrics(actor, state.actor_params, batch.obs, "dormant_ratio")
+            )
+        return new_state, metrics
+
+    return Agent(init=init, act=act, update=update)
+
+
+def schedule(config: Config) -> loops.Schedule:
+    return loops.make_schedule(config.total_steps, config.num_envs, config.num_evals)
+
+
+def validate(config: Config) -> None:
+    """Raises ValueError for settings that cannot work, before any compilation."""
+    for name in (
+        "total_steps",
+        "num_envs",
+        "batch_size",
+        "buffer_size",
+        "num_evals",
+        "num_eval_envs",
+        "policy_delay",
+    ):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"dsac_t: {name} must be positive, got {getattr(config, name)}")
+    if config.warmup_steps < 0:
+        raise ValueError(f"dsac_t: warmup_steps must be >= 0, got {config.warmup_steps}")
+    if config.utd_ratio <= 0:
+        raise ValueError(f"dsac_t: utd_ratio must be positive, got {config.utd_ratio}")
+    if not config.hidden:
+        raise ValueError("dsac_t: hidden must name at least one layer width")
+
+
+def make_train(config: Config, env: Env, progress: loops.Progress | None = None):
+    """``train(key, hparams) -> (DSACTState, metrics)``, one jittable function."""
+    validate(config)
+    sac.box_action_scale(env, "dsac_t")
+    return loops.off_policy(
+        lambda hp: make_agent(config, env, hp),
+        env,
+        total_steps=config.total_steps,
+        num_envs=config.num_envs,
+        batch_size=config.batch_size,
+        buffer_size=config.buffer_size,
+        warmup_steps=config.warmup_steps,
+        updates_per_iter=config.updates_per_iter,
+        num_evals=config.num_evals,
+        num_eval_envs=config.num_eval_envs,
+        progress=progress,
+    )

@@ -1,0 +1,15 @@
+"""Agent transforms: each takes an ``Agent`` and returns an ``Agent``."""
+
+from jaxrl.transforms.dormant import (
+    dormant_ratio,
+    perturb,
+    perturbation_coefficient,
+    with_dormant_perturbation,
+)
+
+__all__ = [
+    "dormant_ratio",
+    "perturb",
+    "perturbation_coefficient",
+    "with_dormant_perturbation",
+]

@@ -1,0 +1,337 @@
+"""DrM's dormant-ratio machinery (Xu et al., 2023) and MENTOR's task-oriented perturbation.
+
+* ``dormant_ratio``: the tau-dormant ratio of any flax network on a batch. A unit
+  (output of a Dense layer, pre-activation) is dormant when its mean absolute output
+  over the batch is below ``tau`` times its layer's average; the ratio is dormant units
+  over all units, per layer and overall. Modules whose units are not Dense outputs
+  (the experts of ``jaxrl.nets.MoE``) take part by sowing ``[..., units]`` arrays
+  named ``"preact"`` into the ``"intermediates"`` collection.
+* ``with_dormant_perturbation``: a transform that, every ``perturb_every`` updates,
+  moves chosen parameter fields of the agent state toward a prior,
+  ``theta <- a theta + (1 - a) phi`` with ``a = clip(1 - rate * beta, min, max)``
+  driven by the dormant ratio ``beta``, and resets chosen optimiser states. With
+  ``prior="fresh"`` (DrM) ``phi`` is a fresh initialisation; with ``prior="snapshots"``
+  (MENTOR) ``phi ~ N(mean, std)`` elementwise over the best-return snapshots kept.
+* DrM's schedules: ``awaken_std`` (awakened exploration), ``exploitation_lambda`` and
+  ``expectile_loss`` (dormant-ratio-guided exploitation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct, traverse_util
+
+from jaxrl.core import Agent, Transition
+
+Measure = Callable[[Any, Transition], jax.Array]
+_PRIORS = ("fresh", "snapshots")
+
+
+def _is_dense(module: nn.Module, method: str) -> bool:
+    return isinstance(module, nn.Dense) and method == "__call__"
+
+
+def preactivations(module: nn.Module, params: Any, *inputs: Any) -> dict[str, jax.Array]:
+    """Each Dense layer's output (and each sowed ``"preact"``), ``{layer path: [..., units]}``."""
+    _, state = module.apply(
+        params, *inputs, capture_intermediates=_is_dense, mutable=["intermediates"]
+    )
+    out = {}
+    for path, values in traverse_util.flatten_dict(dict(state.get("intermediates", {}))).items():
+        if path[-1] in ("__call__", "preact"):
+            for i, h in enumerate(values):
+                name = "/".join(str(p) for p in path[:-1]) or "out"
+                if path[-1] == "preact":
+                    name += "/preact"
+                out[name if len(values) == 1 else f"{name}#{i}"] = h
+    return out
+
+
+def layer_dormant(h: jax.Array, tau: float | jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(dormant units, units)`` of one layer's outputs ``h [..., units]`` (counts as float32).
+
+    ``s_i = mean |h_i|`` over every leading (batch) axis; unit i is dormant when
+    ``s_i < tau * mean_j s_j``.
+    """
+    s = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])).astype(jnp.float32), axis=0)
+    dormant = jnp.sum((s < tau * jnp.mean(s)).astype(jnp.float32))
+    return dormant, jnp.asarray(h.shape[-1], jnp.float32)
+
+
+def dormant_ratio(
+    module: nn.Module, params: Any, *inputs: Any, tau: float | jax.Array = 0.025
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """tau-dormant ratio of ``module`` on a batch: ``(overall, {layer: ratio})``.
+
+    ``inputs`` are ``module``'s call arguments with a leading batch axis (e.g. obs
+    ``[N, obs_dim]``). Overall = dormant units / all units over every Dense layer
+    (output heads included, as in DrM's code). Pure; jit/vmap friendly.
+
+    Raises:
+      ValueError: when the module has no Dense layer (nothing to measure).
+    """
+    layers = preactivations(module, params, *inputs)
+    if not layers:
+        raise ValueError(f"dormant_ratio: {type(module).__name__} has no Dense layer to measure")
+    counts = {k: layer_dormant(h, tau) for k, h in layers.items()}
+    dormant = sum(d for d, _ in counts.values())
+    total = sum(n for _, n in counts.values())
+    return dormant / total, {k: d / n for k, (d, n) in counts.items()}
+
+
+def perturb(params: Any, prior: Any, coefficient: float | jax.Array) -> Any:
+    """Shrink-and-perturb: ``a * params + (1 - a) * prior`` leafwise (``a = coefficient``)."""
+    return jax.tree.map(
+        lambda p, q: (coefficient * p + (1.0 - coefficient) * q).astype(p.dtype), params, prior
+    )
+
+
+def perturbation_coefficient(
+    beta: jax.Array,
+    rate: float | jax.Array = 2.0,
+    min_coef: float | jax.Array = 0.2,
+    max_coef: float | jax.Array = 0.9,
+) -> jax.Array:
+    """DrM's ``a = clip(1 - rate * beta, min_coef, max_coef)``."""
+    return jnp.clip(1.0 - rate * beta, min_coef, max_coef)
+
+
+def awaken_std(
+    beta: jax.Array,
+    step: jax.Array,
+    awaken_step: jax.Array,
+    *,
+    target: float | jax.Array = 0.2,
+    temp: float | jax.Array = 10.0,
+    scale: float | jax.Array = 1.0,
+    std_init: float | jax.Array = 1.0,
+    std_final: float | jax.Array = 0.1,
+    duration: float | jax.Array = 100_000.0,
+) -> jax.Array:
+    """DrM's awakened exploration noise std.
+
+    ``sigma(beta) = scale / (1 + exp(-temp (beta - target)))``; once awake
+    (``awaken_step >= 0``: the first step after the random warm-up with ``beta <
+    target``) it is ``max(sigma(beta), linear(std_init -> std_final over duration steps
+    since awaken_step))``. (DrM's code uses ``scale`` 0.8, its paper 1.)
+    """
+    sigma = scale / (1.0 + jnp.exp(-temp * (beta - target)))
+    frac = jnp.clip((step - awaken_step) / duration, 0.0, 1.0)
+    linear = std_init + frac * (std_final - std_init)
+    return jnp.where(awaken_step >= 0, jnp.maximum(sigma, linear), sigma)
+
+
+def exploitation_lambda(
+    beta: jax.Array,
+    target_lambda: float | jax.Array = 0.6,
+    temp: float | jax.Array = 50.0,
+    target: float | jax.Array = 0.2,
+) -> jax.Array:
+    """DrM's weight of the expectile value: ``target_lambda / (1 + exp(temp (beta - target)))``."""
+    return target_lambda / (1.0 + jnp.exp(temp * (beta - target)))
+
+
+def expectile_loss(v: jax.Array, q: jax.Array, expectile: float | jax.Array = 0.9) -> jax.Array:
+    """Expectile regression of ``v`` on ``q`` (both ``[N]``); weight ``expectile`` where v < q."""
+    chex.assert_equal_shape([v, q])
+    diff = v - q
+    weight = jnp.where(diff > 0, 1.0 - expectile, expectile)
+    return jnp.mean(weight * jnp.square(diff))
+
+
+class PerturbState(struct.PyTreeNode):
+    """State of a perturbed agent.
+
+    Attributes:
+      inner: the wrapped agent's state.
+      updates: int32, updates done.
+      dormant_ratio: float32, the last measured ratio.
+      coefficient: float32, the last perturbation's ``a`` (1 before any).
+      num_perturbations: int32.
+      snapshots: ``prior="snapshots"``: the perturbed fields, leaves ``[K, ...]``; else ``{}``.
+      snapshot_scores: ``[K]`` float32 training returns of the snapshots.
+      snapshot_valid: ``[K]`` bool, which slots hold a snapshot.
+    """
+
+    inner: Any
+    updates: jax.Array
+    dormant_ratio: jax.Array
+    coefficient: jax.Array
+    num_perturbations: jax.Array
+    snapshots: Any
+    snapshot_scores: jax.Array
+    snapshot_valid: jax.Array
+
+
+def actor_measure(module: nn.Module, field: str = "actor_params", tau: float = 0.025) -> Measure:
+    """``(state, batch) -> beta``: dormant ratio of ``module`` (``state.<field>``) on the obs."""
+    return lambda state, batch: dormant_ratio(module, getattr(state, field), batch.obs, tau=tau)[0]
+
+
+def _snapshot_prior(snapshots: Any, valid: jax.Array, key: jax.Array) -> Any:
+    """``phi ~ N(mean, std)`` elementwise over the valid snapshots (leaves ``[K, ...]``)."""
+    m = jnp.maximum(jnp.sum(valid.astype(jnp.float32)), 1.0)
+    leaves, treedef = jax.tree.flatten(snapshots)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for x, k in zip(leaves, keys, strict=True):
+        w = valid.astype(x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
+        mean = jnp.sum(w * x, axis=0) / m
+        std = jnp.sqrt(jnp.sum(w * jnp.square(x - mean), axis=0) / m)
+        out.append(mean + std * jax.random.normal(k, mean.shape, mean.dtype))
+    return jax.tree.unflatten(treedef, out)
+
+
+def with_dormant_perturbation(
+    agent: Agent,
+    *,
+    measure: Measure,
+    params_fields: Sequence[str],
+    opt_fields: Sequence[str] = (),
+    perturb_every: int,
+    rate: float | jax.Array = 2.0,
+    min_coef: float | jax.Array = 0.2,
+    max_coef: float | jax.Array = 0.9,
+    prior: str = "fresh",
+    num_snapshots: int = 10,
+    snapshot_every: int = 1000,
+) -> Agent:
+    """DrM's periodic shrink-and-perturb as a transform over any agent.
+
+    Args:
+      agent: the agent to wrap; its state must have the named fields.
+      measure: ``(inner_state, batch) -> beta``, the dormant ratio driving the
+        coefficient, measured after every update (e.g. ``actor_measure``).
+      params_fields: state fields (param pytrees) moved toward the prior.
+      opt_fields: state fields (optimiser states) reset to a fresh init's.
+      perturb_every: perturb after every ``perturb_every``-th update.
+      rate, min_coef, max_coef: ``a = clip(1 - rate beta, min_coef, max_coef)``.
+      prior: ``"fresh"`` (DrM: a fresh ``agent.init``) or ``"snapshots"`` (MENTOR's
+        task-oriented perturbation: a Gaussian fitted elementwise to the
+        ``num_snapshots`` best-return snapshots of ``params_fields``; a fresh init
+        until one is kept). Snapshots are considered every ``snapshot_every``
+        updates and need the batch to carry ``extras["train_return"]`` and
+        ``extras["train_return_valid"]`` (``loops.off_policy(..., pass_train_return=True)``).
+
+    Returns:
+      An ``Agent`` whose state is a ``PerturbState``; its metrics add
+      ``dormant_ratio`` (unless the inner agent reports it), ``perturb_coef`` and
+      ``perturbations``.
+
+    Raises:
+      ValueError: for an unknown prior or a non-positive period.
+    """
+    if prior not in _PRIORS:
+        raise ValueError(f"prior must be one of {', '.join(_PRIORS)}, got {prior!r}")
+    for name, v in (
+        ("perturb_every", perturb_every),
+        ("num_snapshots", num_snapshots),
+        ("snapshot_every", snapshot_every),
+    ):
+        if v <= 0:
+            raise ValueError(f"with_dormant_perturbation: {name} must be positive, got {v}")
+    if not params_fields:
+        raise ValueError("with_dormant_perturbation: params_fields must name at least one field")
+    use_snapshots = prior == "snapshots"
+
+    def fields(state: Any) -> dict:
+        return {f: getattr(state, f) for f in params_fields}
+
+    def init(key: jax.Array) -> PerturbState:
+        inner = agent.init(key)
+        k = num_snapshots if use_snapshots else 0
+        snaps = (
+            jax.tree.map(lambda x: jnp.zeros((k, *x.shape), x.dtype), fields(inner))
+            if use_snapshots
+            else {}
+        )
+        return PerturbState(
+            inner=inner,
+            updates=jnp.zeros((), jnp.int32),
+            dormant_ratio=jnp.zeros((), jnp.float32),
+            coefficient=jnp.ones((), jnp.float32),
+            num_perturbations=jnp.zeros((), jnp.int32),
+            snapshots=snaps,
+            snapshot_scores=jnp.zeros((k,), jnp.float32),
+            snapshot_valid=jnp.zeros((k,), jnp.bool_),
+        )
+
+    def act(state: PerturbState, obs: jax.Array, key: jax.Array, explore: bool = True):
+        return agent.act(state.inner, obs, key, explore=explore)
+
+    def keep_snapshot(state: PerturbState, inner: Any, batch: Transition, n: jax.Array):
+        if "train_return" not in batch.extras or "train_return_valid" not in batch.extras:
+            raise ValueError(
+                "prior='snapshots' needs batches with extras['train_return'] and "
+                "extras['train_return_valid']: use loops.off_policy(..., pass_train_return=True)"
+            )
+        score = jnp.asarray(batch.extras["train_return"], jnp.float32)
+        worst = jnp.where(state.snapshot_valid, state.snapshot_scores, -jnp.inf)
+        slot = jnp.argmin(worst)
+        take = (
+            (n % snapshot_every == 0) & batch.extras["train_return_valid"] & (score > worst[slot])
+        )
+
+        # Always write one slot, with its old value when not taking: an in-place update of
+        # one snapshot. (A lax.cond would, under a vmap over seeds, become a select that
+        # copies the whole ``[K, ...]`` buffer on every update.)
+        snaps = jax.tree.map(
+            lambda s, x: s.at[slot].set(jnp.where(take, x, s[slot])),
+            state.snapshots,
+            fields(inner),
+        )
+        return (
+            snaps,
+            state.snapshot_scores.at[slot].set(jnp.where(take, score, state.snapshot_scores[slot])),
+            state.snapshot_valid.at[slot].set(take | state.snapshot_valid[slot]),
+        )
+
+    def perturbed(inner: Any, snaps: Any, valid: jax.Array, key: jax.Array, coef: jax.Array):
+        fresh_key, noise_key = jax.random.split(key)
+        fresh = agent.init(fresh_key)
+        phi = fields(fresh)
+        if use_snapshots:
+            from_snaps = _snapshot_prior(snaps, valid, noise_key)
+            phi = jax.tree.map(lambda a, b: jnp.where(jnp.any(valid), a, b), from_snaps, phi)
+        new = perturb(fields(inner), phi, coef)
+        new.update({f: getattr(fresh, f) for f in opt_fields})
+        return inner.replace(**new)
+
+    def update(state: PerturbState, batch: Transition, key: jax.Array):
+        inner_key, perturb_key = jax.random.split(key)
+        inner, metrics = agent.update(state.inner, batch, inner_key)
+        beta = jnp.asarray(measure(inner, batch), jnp.float32)
+        n = state.updates + 1
+        snaps, scores, valid = state.snapshots, state.snapshot_scores, state.snapshot_valid
+        if use_snapshots:
+            snaps, scores, valid = keep_snapshot(state, inner, batch, n)
+        coef = perturbation_coefficient(beta, rate, min_coef, max_coef).astype(jnp.float32)
+        do = n % perturb_every == 0
+        inner = jax.lax.cond(
+            do, lambda: perturbed(inner, snaps, valid, perturb_key, coef), lambda: inner
+        )
+        new_state = PerturbState(
+            inner=inner,
+            updates=n,
+            dormant_ratio=beta,
+            coefficient=jnp.where(do, coef, state.coefficient),
+            num_perturbations=state.num_perturbations + do.astype(jnp.int32),
+            snapshots=snaps,
+            snapshot_scores=scores,
+            snapshot_valid=valid,
+        )
+        metrics = dict(metrics)
+        metrics.setdefault("dormant_ratio", beta)
+        metrics["perturb_coef"] = new_state.coefficient
+        metrics["perturbations"] = new_state.num_perturbations.astype(jnp.float32)
+        if use_snapshots:
+            metrics["snapshots"] = jnp.sum(valid.astype(jnp.float32))
+        return new_state, metrics
+
+    return Agent(init=init, act=act, update=update)

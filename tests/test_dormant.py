@@ -1,0 +1,323 @@
+"""DrM machinery: dormant ratio, perturbation, schedules, the transform, MENTOR's snapshots, CLI."""
+
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import struct
+
+import jaxrl.envs as E
+from jaxrl import cli, sweep
+from jaxrl.agents import drm, mentor
+from jaxrl.core import Agent, Transition
+from jaxrl.transforms import dormant
+
+
+class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(8)(x))
+        x = nn.relu(nn.Dense(4)(x))
+        return nn.Dense(2)(x)
+
+
+def _net_with_dead_units():
+    x = jax.random.normal(jax.random.PRNGKey(0), (256, 5))
+    params = jax.jit(Net().init)(jax.random.PRNGKey(1), x)
+    p = jax.tree.map(np.array, params)["params"]
+    p["Dense_0"]["bias"] = np.full(8, 0.1, np.float32)
+    p["Dense_0"]["kernel"][:, :3] = 0.0  # 3 of 8 units dead: outputs exactly 0
+    p["Dense_0"]["bias"][:3] = 0.0
+    p["Dense_1"]["kernel"][:, 0] *= 1e-3  # 1 of 4: tiny next to its layer's mean
+    p["Dense_1"]["bias"][0] = 0.0
+    p["Dense_1"]["kernel"][:, 1] *= 0.1  # smaller but above tau * mean: not dormant
+    return x, {"params": p}
+
+
+def test_dormant_ratio_of_constructed_network_equals_known_fraction():
+    x, params = _net_with_dead_units()
+    overall, layers = jax.jit(lambda p, x: dormant.dormant_ratio(Net(), p, x))(params, x)
+    np.testing.assert_allclose(overall, 4 / 14, rtol=1e-6)
+    np.testing.assert_allclose(layers["Dense_0"], 3 / 8)
+    np.testing.assert_allclose(layers["Dense_1"], 1 / 4)
+    np.testing.assert_allclose(layers["Dense_2"], 0.0)
+    # Float64 reference of the definition, layer by layer, at two thresholds.
+    p = jax.tree.map(np.float64, params)["params"]
+    h0 = np.float64(x) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+    h1 = np.maximum(h0, 0) @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+    h2 = np.maximum(h1, 0) @ p["Dense_2"]["kernel"] + p["Dense_2"]["bias"]
+    for tau in (0.025, 0.5):
+        s = [np.abs(h).mean(0) for h in (h0, h1, h2)]
+        ref = [np.mean(si < tau * si.mean()) for si in s]
+        got = dormant.dormant_ratio(Net(), params, x, tau=tau)[1]
+        np.testing.assert_allclose([got[f"Dense_{i}"] for i in range(3)], ref, rtol=1e-6)
+    assert ref[1] > 0.25  # the weakened unit counts as dormant at tau = 0.5
+
+
+def test_dormant_ratio_needs_a_dense_layer():
+    class NoDense(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return x * self.param("s", nn.initializers.ones, (1,))
+
+    m = NoDense()
+    with pytest.raises(ValueError, match="no Dense"):
+        dormant.dormant_ratio(m, m.init(jax.random.PRNGKey(0), jnp.ones((2, 1))), jnp.ones((2, 1)))
+
+
+def test_perturb_endpoints_and_coefficient():
+    x, params = _net_with_dead_units()
+    fresh = jax.jit(Net().init)(jax.random.PRNGKey(7), x)
+    same = dormant.perturb(params, fresh, 1.0)
+    new = dormant.perturb(params, fresh, 0.0)
+    half = dormant.perturb(params, fresh, 0.25)
+    for a, b, c, f, h in zip(*map(jax.tree.leaves, (same, new, params, fresh, half)), strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, f)
+        np.testing.assert_allclose(h, 0.25 * np.float64(c) + 0.75 * np.float64(f), rtol=1e-5)
+    np.testing.assert_allclose(
+        dormant.perturbation_coefficient(jnp.array([0.0, 0.1, 0.5])), [0.9, 0.8, 0.2], rtol=1e-6
+    )
+
+
+def test_schedules_hand_computed():
+    # sigma(beta) = 1 / (1 + exp(-10 (beta - 0.2))): 0.5 at the target.
+    np.testing.assert_allclose(dormant.awaken_std(0.2, 0.0, -1.0), 0.5, rtol=1e-6)
+    # Awake for half the decay: max(sigma, 1 - 0.5 * 0.9) = 0.55 when sigma is small.
+    std = dormant.awaken_std(0.0, 150.0, 100.0, duration=100.0)
+    np.testing.assert_allclose(std, 0.55, rtol=1e-6)
+    np.testing.assert_allclose(dormant.exploitation_lambda(0.2), 0.3, rtol=1e-6)
+    np.testing.assert_allclose(dormant.exploitation_lambda(0.0), 0.6 / (1 + np.exp(-10)), rtol=1e-6)
+    v, q = jnp.array([1.0, 3.0]), jnp.array([2.0, 1.0])  # under: 0.9 * 1, over: 0.1 * 4
+    np.testing.assert_allclose(dormant.expectile_loss(v, q, 0.9), (0.9 + 0.4) / 2, rtol=1e-6)
+
+
+def test_blended_target_hand_computed():
+    y = drm.blended_target(
+        jnp.array([1.0, 1.0]),
+        jnp.array([False, True]),
+        jnp.array([[2.0, 5.0], [3.0, 4.0]]),
+        jnp.array([-1.0, 0.0]),
+        jnp.array([10.0, 10.0]),
+        0.25,
+        0.5,
+        0.9,
+    )
+    # 1 + 0.9 (0.25 * 10 + 0.75 (2 + 0.5)) = 4.9375; terminal: r.
+    np.testing.assert_allclose(y, [4.9375, 1.0], rtol=1e-6)
+
+
+def _batch(n=16):
+    return Transition(
+        obs=jnp.ones((n, 3)),
+        action=jnp.full((n, 1), 1.5),
+        reward=jnp.ones(n),
+        terminated=jnp.zeros(n, bool),
+        truncated=jnp.zeros(n, bool),
+        next_obs=jnp.ones((n, 3)),
+    )
+
+
+def test_perturbation_coefficient_one_is_identity_zero_is_fresh_init_on_schedule():
+    """DrM's agent under the transform: perturbs after every 2nd update, nothing in between."""
+    env = E.make("pendulum")
+    cfg = drm.Config(hidden=(8, 8), perturb_every=2, awaken_exploration=True, log_dormant=True)
+    hp = drm.default_hparams(cfg)
+    base = drm.make_agent(cfg, env, hp)
+    key, k1, k2 = jax.random.split(jax.random.PRNGKey(0), 3)
+
+    @jax.jit
+    def run(coef):  # coefficient traced: one compilation for both ends
+        agent = dormant.with_dormant_perturbation(
+            base,
+            measure=lambda s, b: s.dormant_ratio,
+            params_fields=drm.PERTURBED,
+            opt_fields=drm.RESET,
+            perturb_every=2,
+            min_coef=coef,
+            max_coef=coef,
+        )
+        s0 = agent.init(key)
+        s1, _ = agent.update(s0, _batch(), k1)
+        s2, metrics = agent.update(s1, _batch(), k2)
+        inner_key, perturb_key = jax.random.split(k2)
+        unperturbed, _ = base.update(s1.inner, _batch(), inner_key)
+        fresh = base.init(jax.random.split(perturb_key)[0])
+        action, _ = agent.act(s2, jnp.ones((5, 3)), k1, explore=True)
+        return s1, s2, unperturbed, fresh, metrics, action
+
+    def assert_close(a, b, exact=False):
+        for x, y in zip(*map(jax.tree.leaves, (a, b)), strict=True):
+            if exact:
+                np.testing.assert_array_equal(x, y)
+            else:
+                np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+    for coef in (1.0, 0.0):
+        s1, s2, unperturbed, fresh, metrics, action = run(jnp.float32(coef))
+        assert int(s1.num_perturbations) == 0 and int(s2.num_perturbations) == 1
+        assert float(metrics["perturb_coef"]) == coef
+        assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
+        assert 0.0 <= float(metrics["dormant_ratio"]) <= 1.0 and 0 < float(metrics["lambda"]) <= 0.6
+        want = unperturbed if coef == 1.0 else fresh
+        for f in drm.PERTURBED:
+            assert_close(getattr(s2.inner, f), getattr(want, f))
+        for f in drm.RESET:  # Adam states reset to a fresh init's; the temperature's kept
+            assert_close(getattr(s2.inner, f), getattr(fresh, f), exact=True)
+        assert int(s2.inner.alpha_opt[0].count) == 2
+        assert action.shape == (5, 1) and bool(jnp.all(jnp.abs(action) <= 2.0))
+
+
+class Toy(struct.PyTreeNode):
+    w: jax.Array
+
+
+def _toy_agent():
+    """Each update sets ``w`` to ``batch.reward[0]`` (a value we control) times ones."""
+
+    def update(s, batch, key):
+        return Toy(w=jnp.full_like(s.w, batch.reward[0])), {}
+
+    return Agent(
+        init=lambda key: Toy(w=jax.random.normal(key, (20_000,))),
+        act=lambda s, obs, key, explore=True: (obs, {}),
+        update=update,
+    )
+
+
+def test_snapshot_prior_keeps_best_returns_and_samples_their_gaussian():
+    agent = dormant.with_dormant_perturbation(
+        _toy_agent(),
+        measure=lambda s, b: jnp.float32(0.0),
+        params_fields=("w",),
+        perturb_every=6,
+        min_coef=0.0,
+        max_coef=0.0,
+        prior="snapshots",
+        num_snapshots=3,
+        snapshot_every=1,
+    )
+    state = agent.init(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
+    # (w value, training return): the best three returns hold w = 2, 4, 6.
+    for w, ret in ((1.0, -5.0), (2.0, 3.0), (9.0, -1.0), (4.0, 7.0), (6.0, 5.0)):
+        batch = _batch().replace(reward=jnp.full(16, w))
+        batch = batch.replace(
+            extras={"train_return": jnp.float32(ret), "train_return_valid": jnp.bool_(True)}
+        )
+        state, _ = update(state, batch, jax.random.PRNGKey(int(w)))
+    assert sorted(np.asarray(state.snapshot_scores).tolist()) == [3.0, 5.0, 7.0]
+    assert sorted(np.asarray(state.snapshots["w"][:, 0]).tolist()) == [2.0, 4.0, 6.0]
+    # The 6th update perturbs with coefficient 0: w ~ N(mean 4, std sqrt(8/3)) elementwise
+    # (the update's own w = 0 does not enter a snapshot: its return is invalid).
+    batch = (
+        _batch()
+        .replace(reward=jnp.zeros(16))
+        .replace(
+            extras={"train_return": jnp.float32(100.0), "train_return_valid": jnp.bool_(False)}
+        )
+    )
+    state, metrics = update(state, batch, jax.random.PRNGKey(9))
+    assert int(state.num_perturbations) == 1
+    w = np.asarray(state.inner.w)
+    np.testing.assert_allclose(w.mean(), 4.0, atol=0.05)
+    np.testing.assert_allclose(w.std(), np.sqrt(8 / 3), rtol=0.03)
+
+
+def test_snapshot_prior_needs_train_returns_and_bad_prior_raises():
+    agent = dormant.with_dormant_perturbation(
+        _toy_agent(),
+        measure=lambda s, b: 0.0,
+        params_fields=("w",),
+        perturb_every=2,
+        prior="snapshots",
+    )
+    with pytest.raises(ValueError, match="pass_train_return"):
+        agent.update(agent.init(jax.random.PRNGKey(0)), _batch(), jax.random.PRNGKey(1))
+    with pytest.raises(ValueError, match="fresh, snapshots"):
+        dormant.with_dormant_perturbation(
+            _toy_agent(), measure=None, params_fields=("w",), perturb_every=1, prior="best"
+        )
+    with pytest.raises(ValueError, match="perturb_every"):
+        dormant.with_dormant_perturbation(
+            _toy_agent(), measure=None, params_fields=("w",), perturb_every=0
+        )
+
+
+def test_cli_log_dormant_writes_the_metric(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "sac", "--env", "pendulum", "--seeds", "1", "--steps", "600", "--no-progress"]
+    argv += ["--out", str(out), "--set", "log_dormant=true", "--set", "hidden=8,8"]
+    argv += ["--set", "warmup_steps=300", "--set", "num_evals=2", "--set", "batch_size=32"]
+    assert cli.main(argv) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(0.0 <= r["dormant_ratio"] <= 1.0 for r in rows)
+    assert any(k.startswith("dormant_ratio/") for k in rows[0])
+
+
+def _final_returns(algo, config, seeds):
+    train = algo.make_train(config, E.make("pendulum"))
+    _, metrics = sweep.over_seeds(train, seeds)(
+        sweep.seed_keys(0, seeds), algo.default_hparams(config)
+    )
+    assert bool(np.all(metrics["finite"]))
+    return np.asarray(metrics["eval_return"])[:, -1], metrics
+
+
+def test_drm_learns_pendulum_small_budget():
+    """Default-suite learning check: 2 seeds x 8k steps, one perturbation, beat random (-1200)."""
+    config = drm.Config(total_steps=8_000, num_evals=4, hidden=(64, 64), perturb_every=4_000)
+    final, metrics = _final_returns(drm, config, 2)
+    print("drm pendulum 8k final returns:", final)
+    assert final.mean() >= -700, final
+    assert float(np.max(metrics["perturbations"])) >= 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", [drm, mentor], ids=["drm", "mentor"])
+def test_pendulum_reaches_sac_threshold_within_20k_steps(algo):
+    config = algo.Config(total_steps=20_000, **algo.PRESETS["pendulum"])
+    final, _ = _final_returns(algo, config, 4)
+    print(f"{algo.__name__} pendulum 20k final returns:", final)
+    assert final.mean() >= -250, final
+
+
+def test_off_policy_loop_passes_train_returns_to_the_agent():
+    """``pass_train_return``: each batch carries the training envs' last finished return."""
+    from jaxrl import loops
+
+    def update(s, batch, key):
+        return s, {
+            "seen_return": batch.extras["train_return"],
+            "seen_valid": batch.extras["train_return_valid"].astype(jnp.float32),
+        }
+
+    agent = Agent(
+        init=lambda key: Toy(w=jnp.zeros(())),
+        act=lambda s, obs, key, explore=True: (jnp.zeros((obs.shape[0], 1)), {}),
+        update=update,
+    )
+    train = loops.off_policy(
+        lambda hp: agent,
+        E.make("pendulum"),  # 200-step episodes: one finishes at the end of each period
+        total_steps=800,
+        num_envs=1,
+        batch_size=4,
+        buffer_size=800,
+        warmup_steps=0,
+        updates_per_iter=1,
+        num_evals=4,
+        num_eval_envs=1,
+        pass_train_return=True,
+    )
+    _, m = jax.jit(train)(jax.random.PRNGKey(0), None)
+    m = jax.tree.map(np.asarray, m)
+    np.testing.assert_allclose(m["seen_valid"], [1 / 200, 1, 1, 1], rtol=1e-5)
+    # ``train_return`` (the loop's metric) is the last finished return at each period's end;
+    # within period p the agent saw period p-1's for 199 updates, then period p's.
+    r = m["train_return"]
+    np.testing.assert_allclose(m["seen_return"][1:], (199 * r[:-1] + r[1:]) / 200, rtol=1e-5)
+    assert np.all(r < 0)

@@ -1,0 +1,126 @@
+"""DSAC-T: targets, omega and critic loss against hand-computed and float64 values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrl.envs as E
+from jaxrl import sweep
+from jaxrl.agents import dsac_t
+from jaxrl.core import Transition
+
+
+def test_twin_targets_hand_computed():
+    reward = jnp.array([1.0, 0.0])
+    terminated = jnp.array([False, True])
+    next_mean = jnp.array([[1.0, 5.0], [2.0, 3.0]])  # smaller mean: critic 0, then critic 1
+    next_std = jnp.array([[1.0, 1.0], [2.0, 0.5]])
+    z = jnp.array([[0.5, 4.0], [1.0, -1.0]])  # 4.0 is clipped to 3
+    log_prob = jnp.array([-1.0, 2.0])
+    y, y_s = dsac_t.twin_targets(reward, terminated, next_mean, next_std, z, log_prob, 0.2, 0.9)
+    # y = 1 + 0.9 (min(1, 2) + 0.2); sample of critic 0 = 1 + 0.5 * 1 = 1.5. Terminal: r only.
+    np.testing.assert_allclose(y, [1.0 + 0.9 * 1.2, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(y_s, [1.0 + 0.9 * 1.7, 0.0], rtol=1e-6)
+    # Not terminal: the sampled target of column 1 comes from critic 1: 3 - 0.5 = 2.5.
+    y, y_s = dsac_t.twin_targets(reward, ~terminated, next_mean, next_std, z, log_prob, 0.2, 0.9)
+    np.testing.assert_allclose(y_s[1], 0.9 * (2.5 - 0.4), rtol=1e-6)
+    np.testing.assert_allclose(y[1], 0.9 * (3.0 - 0.4), rtol=1e-6)
+
+
+def test_omega_hand_computed_and_clipped():
+    std = jnp.array([1.0, 0.1, 20.0])
+    # b^2 / (std^2 + 0.1) = 4 / 1.1, 4 / 0.11 -> clipped to 10, 4 / 400.1 -> clipped to 0.1.
+    np.testing.assert_allclose(dsac_t.omega(2.0, std), [4 / 1.1, 10.0, 0.1], rtol=1e-6)
+
+
+def test_mean_std_running_average():
+    std = jnp.array([[1.0, 3.0], [2.0, 2.0]])
+    b = dsac_t.update_mean_std(jnp.array([-1.0, 4.0]), std, 0.1)
+    np.testing.assert_allclose(b, [2.0, 0.9 * 4.0 + 0.1 * 2.0], rtol=1e-6)
+
+
+def _huber(x, d=50.0):
+    return np.where(np.abs(x) <= d, 0.5 * x**2, d * (np.abs(x) - 0.5 * d))
+
+
+def _huber_grad(x, d=50.0):
+    return np.clip(x, -d, d)
+
+
+def test_critic_loss_and_gradients_match_float64_reference():
+    q = np.array([1.0, -2.0, 80.0, 0.5])
+    std = np.array([0.5, 2.0, 1.0, 30.0])
+    y = np.array([1.5, -1.0, 0.0, 0.4])  # third: |q - y| = 80, Huber's linear part
+    y_s = np.array([3.0, -30.0, 79.0, 0.6])  # first two clipped by 3 b = 3
+    b = 1.0
+    y_b = q + np.clip(y_s - q, -3 * b, 3 * b)
+    np.testing.assert_allclose(y_b, [3.0, -5.0, 79.0, 0.6])
+    w = np.clip(b**2 / (std**2 + 0.1), 0.1, 10.0)
+    h_b = _huber(q - y_b)
+    expected = np.mean(w * (_huber(q - y) + std * (std**2 - h_b) / (std + 0.1)))
+    grad_q = w * _huber_grad(q - y) / len(q)
+    grad_std = w * (std**2 - h_b) / (std + 0.1) / len(q)
+
+    f = jax.value_and_grad(dsac_t.critic_loss, argnums=(0, 1))
+    args = [jnp.asarray(x, jnp.float32) for x in (q, std, y, y_s)]
+    loss, (gq, gs) = jax.jit(f)(*args, jnp.float32(b))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    np.testing.assert_allclose(gq, grad_q, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gs, grad_std, rtol=1e-5, atol=1e-7)
+    # Gradient descent moves sigma toward the clipped TD error: down where sigma^2 exceeds it.
+    assert gs[3] > 0 and gs[1] < 0
+
+
+def _batch(n=16):
+    return Transition(
+        obs=jnp.ones((n, 3)),
+        action=jnp.full((n, 1), 1.5),
+        reward=jnp.ones(n),
+        terminated=jnp.zeros(n, bool),
+        truncated=jnp.zeros(n, bool),
+        next_obs=jnp.ones((n, 3)),
+    )
+
+
+def test_update_delays_policy_and_target():
+    env = E.make("pendulum")
+    cfg = dsac_t.Config(hidden=(16, 16), batch_size=16, log_dormant=True)
+    agent = dsac_t.make_agent(cfg, env, dsac_t.default_hparams(cfg))
+    s0 = agent.init(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
+    s1, m1 = update(s0, _batch(), jax.random.PRNGKey(1))
+    s2, m2 = update(s1, _batch(), jax.random.PRNGKey(2))
+    assert all(np.isfinite(v) for v in {**m1, **m2}.values())
+    assert 0.0 <= float(m1["dormant_ratio"]) <= 1.0
+
+    def moved(a, b):
+        return max(
+            float(jnp.max(jnp.abs(x - y)))
+            for x, y in zip(*map(jax.tree.leaves, (a, b)), strict=True)
+        )
+
+    # Step 0 is a policy step (actor and targets move); step 1 is not; critics always move.
+    assert moved(s1.actor_params, s0.actor_params) > 0
+    assert moved(s1.target_critic_params, s0.target_critic_params) > 0
+    assert moved(s2.actor_params, s1.actor_params) == 0
+    assert moved(s2.target_critic_params, s1.target_critic_params) == 0
+    assert moved(s2.critic_params, s1.critic_params) > 0
+    assert float(s0.mean_std[0]) == -1.0 and bool(jnp.all(s1.mean_std > 0))
+
+
+def test_validate_rejects_bad_config():
+    with pytest.raises(ValueError, match="policy_delay"):
+        dsac_t.validate(dsac_t.Config(policy_delay=0))
+    with pytest.raises(ValueError, match="continuous"):
+        dsac_t.make_train(dsac_t.Config(), E.make("cartpole"))
+
+
+@pytest.mark.slow
+def test_dsac_t_pendulum_reaches_sac_threshold_within_20k_steps():
+    config = dsac_t.Config(total_steps=20_000, **dsac_t.PRESETS["pendulum"])
+    train = dsac_t.make_train(config, E.make("pendulum"))
+    _, metrics = sweep.over_seeds(train, 4)(sweep.seed_keys(0, 4), dsac_t.default_hparams(config))
+    final = np.asarray(metrics["eval_return"])[:, -1]
+    print("dsac_t pendulum 20k final returns:", final)
+    assert final.mean() >= -250, final
