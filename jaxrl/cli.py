@@ -258,7 +258,10 @@ def train_command(args: argparse.Namespace) -> int:
         "hparams": hparams_dict,
     }
     bar = ProgressBar(total, enabled=not args.no_progress)
-    trainer = algo.make_train(config, env, progress=bar)
+    try:  # make_train may still reject the input, e.g. an offline dataset file
+        trainer = algo.make_train(config, env, progress=bar)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     num_evals = trainer.schedule.num_evals
     steps_per_period = trainer.schedule.iters_per_eval * trainer.schedule.steps_per_iter
     chunk = min(args.checkpoint_every or num_evals, num_evals)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,8 +78,9 @@ def evaluate(
     if horizon is None:
         raise ValueError("evaluation needs an env with an episode limit (max_episode_steps)")
     eval_env = VmapWrapper(env, num_envs)
-    reset_key, act_key = jax.random.split(key)
-    state = eval_env.reset(reset_key)
+    # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
+    keys = jax.random.split(key, num_envs + horizon)
+    state = eval_env.reset_each(keys[:num_envs])
 
     def body(carry, k):
         state, total, alive = carry
@@ -89,7 +90,7 @@ def evaluate(
         return (state, total, alive & ~state.done), None
 
     init = (state, jnp.zeros(num_envs), jnp.ones(num_envs, jnp.bool_))
-    (_, returns, _), _ = jax.lax.scan(body, init, jax.random.split(act_key, horizon))
+    (_, returns, _), _ = jax.lax.scan(body, init, keys[num_envs:])
     return jnp.mean(returns), jnp.std(returns)
 
 
@@ -146,11 +147,15 @@ def _run(
     num_eval_envs: int,
     progress: Progress | None,
     progress_every: int,
+    eval_fn: Callable[[Any, Any, jax.Array], tuple[jax.Array, jax.Array]] | None = None,
+    train_return_fn: Callable[[Any], jax.Array] | None = None,
 ) -> Trainer:
     """Shared outer structure: periods of iterations, each closed by an evaluation.
 
     ``init_carry(key, agent)`` builds the driver's carry, whose first element is the
-    agent state and second the training env state.
+    agent state and second the training env state. ``eval_fn(agent, carry, key) ->
+    (mean, std)`` replaces the default ``evaluate`` and ``train_return_fn(carry)`` the
+    default ``carry[1].info["last_return"]`` (the offline driver uses both).
     """
 
     def init(key: jax.Array, hparams: Any) -> RunState:
@@ -175,20 +180,26 @@ def _run(
 
         def period(carry, xs):
             p, k = xs
-            train_key, eval_key = jax.random.split(k)
+            keys = jax.random.split(k, schedule.iters_per_eval + 1)  # iterations, then eval
             its = p * schedule.iters_per_eval + jnp.arange(schedule.iters_per_eval)
-            carry, metrics = jax.lax.scan(
-                inner, carry, (its, jax.random.split(train_key, schedule.iters_per_eval))
-            )
+            carry, metrics = jax.lax.scan(inner, carry, (its, keys[:-1]))
+            eval_key = keys[-1]
             metrics = _mean_metrics(metrics)
             agent_state, env_state = carry[0], carry[1]
-            ret_mean, ret_std = evaluate(agent, agent_state, env, eval_key, num_eval_envs)
+            if eval_fn is None:
+                ret_mean, ret_std = evaluate(agent, agent_state, env, eval_key, num_eval_envs)
+            else:
+                ret_mean, ret_std = eval_fn(agent, carry, eval_key)
+            if train_return_fn is None:
+                train_return = jnp.mean(env_state.info["last_return"])
+            else:
+                train_return = train_return_fn(carry)
             metrics.update(
                 {
                     "env_steps": (p + 1) * schedule.iters_per_eval * schedule.steps_per_iter,
                     "eval_return": ret_mean,
                     "eval_return_std": ret_std,
-                    "train_return": jnp.mean(env_state.info["last_return"]),
+                    "train_return": train_return,
                     "finite": tree_finite(agent_state) & tree_finite(metrics),
                 }
             )
@@ -247,15 +258,15 @@ def on_policy(
 
     def iteration(carry, agent, key):
         agent_state, env_state = carry
-        rollout_key, update_key = jax.random.split(key)
+        keys = jax.random.split(key, rollout_len + 1)  # one per step, then the update's
 
         def step(env_state, k):
             action, info = agent.act(agent_state, env_state.obs, k, explore=True)
             nxt = train_env.step(env_state, action)
             return nxt, _transition(env_state, action, nxt, info)
 
-        env_state, batch = jax.lax.scan(step, env_state, jax.random.split(rollout_key, rollout_len))
-        agent_state, metrics = agent.update(agent_state, batch, update_key)
+        env_state, batch = jax.lax.scan(step, env_state, keys[:-1])
+        agent_state, metrics = agent.update(agent_state, batch, keys[-1])
         return (agent_state, env_state), metrics
 
     return _run(
@@ -283,6 +294,7 @@ def off_policy(
     num_evals: int = 20,
     num_eval_envs: int = 16,
     progress: Progress | None = None,
+    pass_train_return: bool = False,
 ) -> Trainer:
     """Replay driver (SAC and friends).
 
@@ -291,6 +303,10 @@ def off_policy(
     env steps are stored (taken with uniformly random actions) it runs
     ``updates_per_iter`` updates on flat batches ``[batch_size, ...]``.
     Update-to-data ratio = ``updates_per_iter / num_envs``.
+    With ``pass_train_return`` each batch's ``extras`` carry ``train_return`` (mean
+    return of the training envs' last finished episodes, float32) and
+    ``train_return_valid`` (every training env has finished one), for agents that
+    score themselves by return (MENTOR's snapshots).
     """
     if updates_per_iter <= 0:
         raise ValueError(f"updates_per_iter must be positive, got {updates_per_iter}")
@@ -313,9 +329,11 @@ def off_policy(
         buffer = replay_init(example, min(buffer_size, schedule.total_steps))
         return agent_state, env_state, buffer, jnp.zeros((), jnp.int32)
 
-    def update_many(agent, agent_state, buffer, key):
+    def update_many(agent, agent_state, buffer, key, extras):
         def one(state, keys):  # keys [2]: sample key, update key
             batch = replay_sample(buffer, keys[0], batch_size)
+            if extras:
+                batch = batch.replace(extras=extras)
             return agent.update(state, batch, keys[1])
 
         keys = jax.random.split(key, (updates_per_iter, 2))  # one PRNG call for all
@@ -340,12 +358,18 @@ def off_policy(
         action = jax.lax.cond(it < warmup_iters, random_action, policy_action)
         nxt = train_env.step(env_state, action)
         buffer = replay_add(buffer, _transition(env_state, action, nxt, {}))
+        extras = {}
+        if pass_train_return:
+            extras = {
+                "train_return": jnp.mean(nxt.info["last_return"]).astype(jnp.float32),
+                "train_return_valid": jnp.all(nxt.info["last_length"] > 0),
+            }
         metrics_shape = jax.eval_shape(
-            lambda: update_many(agent, agent_state, buffer, update_key)[1]
+            lambda: update_many(agent, agent_state, buffer, update_key, extras)[1]
         )
         agent_state, metrics = jax.lax.cond(
             it + 1 >= warmup_iters,
-            lambda: update_many(agent, agent_state, buffer, update_key),
+            lambda: update_many(agent, agent_state, buffer, update_key, extras),
             lambda: (
                 agent_state,
                 jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape),
@@ -445,4 +469,301 @@ def streaming(
         num_eval_envs,
         progress,
         _progress_every(schedule),
+    )
+
+
+def offline(
+    make_agent: MakeAgent,
+    env: Env,
+    *,
+    prepare: Callable[[jax.Array, Any], Any],
+    sample: Callable[[Any, jax.Array], Any],
+    total_steps: int,
+    num_evals: int = 10,
+    num_eval_envs: int = 16,
+    evaluate_fn: Callable[..., tuple[jax.Array, jax.Array]] | None = None,
+    data_return: Callable[[Any], jax.Array] | None = None,
+    data_metrics: Callable[[Any], Metrics] | None = None,
+    progress: Progress | None = None,
+) -> Trainer:
+    """Offline driver: learn from a fixed dataset only, evaluate in the real env.
+
+    ``prepare(key, hparams) -> data`` builds the training data once, inside ``init``
+    (load or generate a dataset; MBRCSL also trains its model and rolls it out here).
+    Each iteration is one gradient step: ``agent.update(state, sample(data, key), key)``.
+    So ``total_steps`` and the metrics' ``env_steps`` count gradient steps, not env steps.
+    ``evaluate_fn(agent, agent_state, data, key) -> (mean, std)`` replaces the default
+    deterministic evaluation (return-conditioned policies read their target from
+    ``data``); ``train_return`` in the metrics is ``data_return(data)`` (the mean return
+    of the training trajectories), and ``data_metrics(data)`` adds constant metrics.
+    """
+    schedule = make_schedule(total_steps, 1, num_evals)
+
+    def with_hparams(hparams):
+        return make_agent(hparams), hparams
+
+    def init_carry(key, agent_hp):
+        agent, hparams = agent_hp
+        agent_key, data_key = jax.random.split(key)
+        return agent.init(agent_key), prepare(data_key, hparams)
+
+    def iteration(carry, agent_hp, key):
+        agent, _ = agent_hp
+        agent_state, data = carry
+        sample_key, update_key = jax.random.split(key)
+        agent_state, metrics = agent.update(agent_state, sample(data, sample_key), update_key)
+        if data_metrics is not None:
+            metrics = {**metrics, **data_metrics(data)}
+        return (agent_state, data), metrics
+
+    def eval_fn(agent_hp, carry, key):
+        agent, _ = agent_hp
+        if evaluate_fn is None:
+            return evaluate(agent, carry[0], env, key, num_eval_envs)
+        return evaluate_fn(agent, carry[0], carry[1], key)
+
+    def train_return_fn(carry):
+        if data_return is None:
+            return jnp.zeros((), jnp.float32)
+        return data_return(carry[1])
+
+    return _run(
+        schedule,
+        with_hparams,
+        init_carry,
+        iteration,
+        env,
+        num_eval_envs,
+        progress,
+        _progress_every(schedule),
+        eval_fn=eval_fn,
+        train_return_fn=train_return_fn,
+    )
+
+
+class RecurrentAgent(NamedTuple):
+    """An agent that acts from a belief carried across env steps (model-based agents).
+
+    init(key) -> state
+    initial_carry(batch) -> carry                         # belief at an episode start
+    act(state, carry, obs, key, explore) -> (action, info) # obs [B, ...]
+    observe(state, carry, obs, action) -> carry            # belief after obs and action
+    update(state, (wm_sequences, contexts), key) -> (state, metrics)
+    imagine(params, contexts, key) -> rollout              # for tests and inspection
+    """
+
+    init: Callable[[jax.Array], Any]
+    act: Callable[..., tuple[jax.Array, dict]]
+    update: Callable[[Any, Any, jax.Array], tuple[Any, Metrics]]
+    initial_carry: Callable[[int], Any]
+    observe: Callable[[Any, Any, jax.Array, jax.Array], Any]
+    imagine: Callable[..., Any] | None = None
+
+
+def _reset_where(done: jax.Array, fresh: Any, carry: Any) -> Any:
+    """``carry`` with the rows of finished envs (``done [B]``) replaced by ``fresh``."""
+
+    def pick(f, c):
+        return jnp.where(done.reshape((-1,) + (1,) * (c.ndim - 1)), f, c)
+
+    return jax.tree.map(pick, fresh, carry)
+
+
+def evaluate_recurrent(
+    agent: RecurrentAgent, agent_state: Any, env: Env, key: jax.Array, num_envs: int
+) -> tuple[jax.Array, jax.Array]:
+    """``evaluate`` for a ``RecurrentAgent``: the belief is carried through each episode."""
+    horizon = env.max_episode_steps
+    if horizon is None:
+        raise ValueError("evaluation needs an env with an episode limit (max_episode_steps)")
+    eval_env = VmapWrapper(env, num_envs)
+    reset_key, act_key = jax.random.split(key)
+    state = eval_env.reset(reset_key)
+
+    def body(carry, k):
+        state, belief, total, alive = carry
+        action, _ = agent.act(agent_state, belief, state.obs, k, explore=False)
+        belief = agent.observe(agent_state, belief, state.obs, action)
+        state = eval_env.step(state, action)
+        total = total + jnp.where(alive, state.reward, 0.0)
+        return (state, belief, total, alive & ~state.done), None
+
+    init = (
+        state,
+        agent.initial_carry(num_envs),
+        jnp.zeros(num_envs),
+        jnp.ones(num_envs, jnp.bool_),
+    )
+    (_, _, returns, _), _ = jax.lax.scan(body, init, jax.random.split(act_key, horizon))
+    return jnp.mean(returns), jnp.std(returns)
+
+
+def dfs_updates(
+    agent: RecurrentAgent,
+    agent_state: Any,
+    buffer: Any,
+    key: jax.Array,
+    *,
+    updates: int,
+    wm_batch: int,
+    wm_seq_len: int,
+    img_batch: int,
+    context_len: int,
+    dfs: bool,
+    dfs_temperature: float,
+) -> tuple[Any, Any, Metrics]:
+    """``updates`` agent updates, each on world-model sequences and imagination contexts
+    drawn from ``buffer`` (a ``SequenceReplay``) by DFS; the draw counters are updated.
+
+    Returns ``(agent_state, buffer, metrics averaged over the updates)``.
+    """
+    from jaxrl import replay_dfs
+
+    def one(carry, k):
+        state, buffer = carry
+        wm_key, img_key, update_key = jax.random.split(k, 3)
+        valid = replay_dfs.valid_starts(buffer, wm_seq_len)
+        logits = replay_dfs.wm_logits(buffer.wm_counts, valid, dfs_temperature, dfs)
+        wm_seqs, wm_starts = replay_dfs.sample_sequences(
+            buffer, wm_key, logits, wm_batch, wm_seq_len
+        )
+        buffer = buffer.replace(wm_counts=replay_dfs.count_draws(buffer.wm_counts, wm_starts))
+        valid = replay_dfs.valid_starts(buffer, context_len)
+        logits = replay_dfs.imagination_logits(
+            buffer.wm_counts, buffer.img_counts, valid, dfs_temperature, dfs
+        )
+        contexts, img_starts = replay_dfs.sample_sequences(
+            buffer, img_key, logits, img_batch, context_len
+        )
+        buffer = buffer.replace(img_counts=replay_dfs.count_draws(buffer.img_counts, img_starts))
+        state, metrics = agent.update(state, (wm_seqs, contexts), update_key)
+        return (state, buffer), metrics
+
+    keys = jax.random.split(key, updates)
+    (agent_state, buffer), metrics = jax.lax.scan(one, (agent_state, buffer), keys)
+    return agent_state, buffer, _mean_metrics(metrics)
+
+
+def model_based(
+    make_agent: Callable[[Any], RecurrentAgent],
+    env: Env,
+    *,
+    total_steps: int,
+    num_envs: int,
+    train_every: int,
+    warmup_steps: int,
+    updates_per_iter: int,
+    wm_batch: int,
+    wm_seq_len: int,
+    img_batch: int,
+    context_len: int,
+    dfs: bool = True,
+    dfs_temperature: float = 10.0,
+    num_evals: int = 10,
+    num_eval_envs: int = 16,
+    progress: Progress | None = None,
+) -> Trainer:
+    """Model-based driver (Drama): real steps feed a sequence buffer, the agent's update
+    trains its world model on replayed sequences and learns from imagination.
+
+    Each iteration steps ``num_envs`` envs ``train_every`` times with the agent's belief
+    carried per env (reset at episode ends) and appends the steps to a
+    ``jaxrl.replay_dfs.SequenceReplay`` sized for the whole run. Actions are uniformly
+    random for the first ``warmup_steps`` env steps; after that, each iteration runs
+    ``updates_per_iter`` updates, each on ``wm_batch`` sequences of ``wm_seq_len`` steps
+    and ``img_batch`` contexts of ``context_len`` steps, drawn by dynamic
+    frequency-based sampling (``dfs``, temperature ``dfs_temperature``) or uniformly.
+    Sequence leaves are ``[batch, length, ...]``: ``obs, action, reward, terminated``.
+    """
+    from jaxrl import replay_dfs
+
+    if updates_per_iter <= 0:
+        raise ValueError(f"updates_per_iter must be positive, got {updates_per_iter}")
+    schedule = make_schedule(total_steps, num_envs * train_every, num_evals)
+    train_env = AutoReset(VmapWrapper(env, num_envs))
+    capacity = schedule.num_iters * train_every
+    first_update = max(warmup_steps // num_envs, wm_seq_len, context_len)
+
+    def init_carry(key, agent):
+        agent_key, env_key = jax.random.split(key)
+        env_state = train_env.reset(env_key)
+        example = {
+            "obs": env_state.obs,
+            "action": jnp.zeros((num_envs,), jnp.int32),
+            "reward": env_state.reward,
+            "terminated": env_state.terminated,
+        }
+        buffer = replay_dfs.sequence_replay_init(example, capacity)
+        belief = agent.initial_carry(num_envs)
+        return agent.init(agent_key), env_state, buffer, belief, jnp.zeros((), jnp.int32)
+
+    def collect(agent, agent_state, env_state, belief, it, key):
+        def step(carry, k):
+            env_state, belief, t = carry
+            act_key, rand_key = jax.random.split(k)
+            action, _ = agent.act(agent_state, belief, env_state.obs, act_key, explore=True)
+            random = jax.vmap(env.action_spec.sample)(jax.random.split(rand_key, num_envs))
+            action = jnp.where(t * num_envs < warmup_steps, random, action).astype(jnp.int32)
+            belief = agent.observe(agent_state, belief, env_state.obs, action)
+            nxt = train_env.step(env_state, action)
+            belief = _reset_where(nxt.done, agent.initial_carry(num_envs), belief)
+            row = {
+                "obs": env_state.obs,
+                "action": action,
+                "reward": nxt.reward,
+                "terminated": nxt.terminated,
+            }
+            return (nxt, belief, t + 1), row
+
+        keys = jax.random.split(key, train_every)
+        (env_state, belief, _), rows = jax.lax.scan(
+            step, (env_state, belief, it * train_every), keys
+        )
+        return env_state, belief, rows
+
+    def update_many(agent, agent_state, buffer, key):
+        return dfs_updates(
+            agent,
+            agent_state,
+            buffer,
+            key,
+            updates=updates_per_iter,
+            wm_batch=wm_batch,
+            wm_seq_len=wm_seq_len,
+            img_batch=img_batch,
+            context_len=context_len,
+            dfs=dfs,
+            dfs_temperature=dfs_temperature,
+        )
+
+    def iteration(carry, agent, key):
+        agent_state, env_state, buffer, belief, it = carry
+        collect_key, update_key = jax.random.split(key)
+        env_state, belief, rows = collect(agent, agent_state, env_state, belief, it, collect_key)
+        buffer = replay_dfs.sequence_replay_add(buffer, rows)
+        shape = jax.eval_shape(lambda: update_many(agent, agent_state, buffer, update_key)[2])
+        agent_state, buffer, metrics = jax.lax.cond(
+            buffer.size >= first_update,
+            lambda: update_many(agent, agent_state, buffer, update_key),
+            lambda: (
+                agent_state,
+                buffer,
+                jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape),
+            ),
+        )
+        return (agent_state, env_state, buffer, belief, it + 1), metrics
+
+    def eval_fn(agent, carry, key):
+        return evaluate_recurrent(agent, carry[0], env, key, num_eval_envs)
+
+    return _run(
+        schedule,
+        make_agent,
+        init_carry,
+        iteration,
+        env,
+        num_eval_envs,
+        progress,
+        _progress_every(schedule),
+        eval_fn=eval_fn,
     )

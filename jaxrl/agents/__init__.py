@@ -10,7 +10,15 @@ import importlib
 from types import ModuleType
 
 ALGOS: dict[str, str] = {
+    "bc": "jaxrl.agents.bc",
+    "drama": "jaxrl.agents.drama",
+    "drm": "jaxrl.agents.drm",
+    "dsac_t": "jaxrl.agents.dsac_t",
+    "iql": "jaxrl.agents.iql",
+    "mbrcsl": "jaxrl.agents.mbrcsl",
+    "mentor": "jaxrl.agents.mentor",
     "ppo": "jaxrl.agents.ppo",
+    "rcsl": "jaxrl.agents.rcsl",
     "sac": "jaxrl.agents.sac",
     "stream_ac": "jaxrl.agents.stream_ac",
     "stream_q": "jaxrl.agents.stream_q",

@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from jaxrl.bench import harness
+from jaxrl.bench.drama_case import drama_world_model
 from jaxrl.bench.mjx_case import ppo_mjx
 from jaxrl.bench.sac_case import sac_pendulum
 from jaxrl.bench.stream_case import stream_cartpole
@@ -499,6 +500,7 @@ CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
     "sac_pendulum": sac_pendulum,
     "stream_cartpole": stream_cartpole,
     "ppo_mjx": ppo_mjx,
+    "drama_world_model": drama_world_model,
 }
 
 
@@ -573,7 +575,9 @@ def format_table(bench: dict[str, Any]) -> str:
                     )
                 )
         for k, v in rec.items():
-            if k.startswith(("ratio_", "per_step_cost_")) or k.endswith("_fraction_of_raw"):
+            if k.startswith(("ratio_", "per_step_cost_", "transformer_over_")) or k.endswith(
+                "_fraction_of_raw"
+            ):
                 shown = (
                     ", ".join(f"{n}: {x:.2f}" for n, x in v.items())
                     if isinstance(v, dict) and "status" not in v

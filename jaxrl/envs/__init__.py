@@ -50,9 +50,16 @@ def _classic(cls_name: str) -> Callable[..., Env]:
     return build
 
 
+def _pointmaze(**kwargs: Any) -> Env:
+    from jaxrl.envs.pointmaze import PointMaze
+
+    return PointMaze(**kwargs)
+
+
 _REGISTRY: dict[str, Callable[..., Env]] = {
     "cartpole": _classic("CartPole"),
     "pendulum": _classic("Pendulum"),
+    "pointmaze": _pointmaze,
 }
 
 # Families of names handled by an adapter module exposing `make(id, **kw)` and `names()`.
@@ -60,6 +67,7 @@ _FAMILIES: dict[str, str] = {
     "gymnax": "jaxrl.envs.gymnax_env",
     "brax": "jaxrl.envs.brax_env",
     "playground": "jaxrl.envs.playground_env",
+    "minatar": "jaxrl.envs.minatar_env",
 }
 
 

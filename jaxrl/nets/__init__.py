@@ -1,6 +1,20 @@
 """Networks: flax.linen modules whose params are plain pytrees."""
 
+from jaxrl.nets.mamba import Mamba2, MambaStack, MambaState
 from jaxrl.nets.mlp import MLP, Categorical, DiagGaussian, TanhGaussian, ValueHead
+from jaxrl.nets.moe import MoE, MoETanhGaussian
 from jaxrl.nets.stream import StreamMLP
 
-__all__ = ["MLP", "Categorical", "DiagGaussian", "StreamMLP", "TanhGaussian", "ValueHead"]
+__all__ = [
+    "MLP",
+    "Categorical",
+    "DiagGaussian",
+    "Mamba2",
+    "MambaStack",
+    "MambaState",
+    "MoE",
+    "MoETanhGaussian",
+    "StreamMLP",
+    "TanhGaussian",
+    "ValueHead",
+]
