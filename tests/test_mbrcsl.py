@@ -104,25 +104,18 @@ def _final_returns(module, cfg, env, seeds=3):
     return np.asarray(metrics["eval_return"][:, -1])
 
 
-def test_rcsl_beats_bc_on_point_maze(env):
-    """Small learning test (default suite): conditioning on the best return picks the route
-    that reaches the goal; BC averages the two routes. Margin: 40 over 2 seeds."""
-    r = _final_returns(rcsl, rcsl.Config(total_steps=1500, num_evals=1, hidden=(128, 128)), env, 2)
-    b = _final_returns(bc, bc.Config(total_steps=1500, num_evals=1, hidden=(128, 128)), env, 2)
-    assert r.mean() > b.mean() + 40, (r, b)
-
-
-@pytest.mark.slow
 def test_mbrcsl_beats_rcsl_and_bc_on_point_maze(env):
-    """Default configs, 3 seeds: MBRCSL beats RCSL by 3 and BC by 40 (mean final return).
+    """Default configs, 2 seeds, default suite (~1.5 min): MBRCSL's stitched rollouts beat
+    plain RCSL by 3 and BC by 100 (mean final return over 16 evaluation episodes).
 
-    Measured with the CLI: MBRCSL 161.4 +- 3.8, RCSL 154.5 +- 2.5 over 3 seeds.
+    Measured: MBRCSL 160.3 / 167.1, RCSL 155.7 / 156.5, BC 22.5 / 21.7; the dataset's best
+    trajectory returns 164.1 and the scripted stitched route 182.9.
     """
-    m = _final_returns(mbrcsl, mbrcsl.Config(), env)
-    r = _final_returns(rcsl, rcsl.Config(), env)
-    b = _final_returns(bc, bc.Config(), env)
+    m = _final_returns(mbrcsl, mbrcsl.Config(num_evals=1), env, 2)
+    r = _final_returns(rcsl, rcsl.Config(num_evals=1), env, 2)
+    b = _final_returns(bc, bc.Config(num_evals=1), env, 2)
     assert m.mean() > r.mean() + 3, (m, r)
-    assert m.mean() > b.mean() + 40, (m, b)
+    assert r.mean() > b.mean() + 100, (r, b)
 
 
 @pytest.mark.slow

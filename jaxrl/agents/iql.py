@@ -29,7 +29,7 @@ from jaxrl import loops
 from jaxrl.core import Agent, Transition, hparams_from
 from jaxrl.envs import Env
 from jaxrl.nets import MLP, ValueHead
-from jaxrl.offline import common, sample
+from jaxrl.offline import common
 
 DEFAULT_ENV = "pointmaze"
 SUPPORTS_DISCRETE = False
@@ -38,17 +38,8 @@ PRESETS: dict[str, dict[str, Any]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static settings; ``dataset`` as in ``jaxrl.agents.rcsl.Config``."""
-
-    total_steps: int = 5_000  # gradient steps
-    batch_size: int = 256
-    hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    num_evals: int = 10
-    num_eval_envs: int = 16
-    dataset: str = ""
-    dataset_seed: int = 0
+class Config(common.OfflineConfig):
+    """Static settings (``jaxrl.offline.common.OfflineConfig``)."""
 
 
 @struct.dataclass
@@ -191,32 +182,15 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     return Agent(init=init, act=act, update=update)
 
 
-def schedule(config: Config) -> loops.Schedule:
-    return loops.make_schedule(config.total_steps, 1, config.num_evals)
+schedule = common.schedule
 
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    for name in ("total_steps", "batch_size", "num_evals", "num_eval_envs"):
-        if getattr(config, name) <= 0:
-            raise ValueError(f"iql: {name} must be positive, got {getattr(config, name)}")
-    if not config.hidden or min(config.hidden) <= 0:
-        raise ValueError(f"iql: hidden must be positive widths, got {config.hidden}")
+    common.validate("iql", config)
 
 
 def make_train(config: Config, env: Env, progress: loops.Progress | None = None):
     """``train(key, hparams) -> (IQLState, metrics)``: IQL on the offline dataset."""
     validate(config)
-    common.action_bounds(env)
-    source = common.dataset_source(env, config.dataset, config.dataset_seed)
-    return loops.offline(
-        lambda hp: make_agent(config, env, hp),
-        env,
-        prepare=lambda key, hparams: source(),
-        sample=lambda data, key: sample(data, key, config.batch_size),
-        total_steps=config.total_steps,
-        num_evals=config.num_evals,
-        num_eval_envs=config.num_eval_envs,
-        data_return=lambda data: data.returns.mean(),
-        progress=progress,
-    )
+    return common.dataset_train(config, env, lambda hp: make_agent(config, env, hp), progress)

@@ -71,17 +71,10 @@ PRESETS: dict[str, dict[str, Any]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static settings; ``dataset`` as in ``jaxrl.agents.rcsl.Config``."""
+class Config(common.OfflineConfig):
+    """Static settings: ``common.OfflineConfig`` (``total_steps`` counts RCSL gradient
+    steps, ``hidden`` is the RCSL policy's) plus the model, behaviour policy and filter."""
 
-    total_steps: int = 5_000  # RCSL gradient steps
-    batch_size: int = 256
-    hidden: tuple[int, ...] = (256, 256)  # RCSL policy
-    activation: str = "relu"
-    num_evals: int = 10
-    num_eval_envs: int = 16
-    dataset: str = ""
-    dataset_seed: int = 0
     # dynamics ensemble
     model_members: int = 7
     model_elites: int = 5
@@ -124,17 +117,12 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     )
 
 
-def schedule(config: Config) -> loops.Schedule:
-    return loops.make_schedule(config.total_steps, 1, config.num_evals)
+schedule = common.schedule
 
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
     positive = (
-        "total_steps",
-        "batch_size",
-        "num_evals",
-        "num_eval_envs",
         "model_members",
         "model_elites",
         "model_steps",
@@ -144,9 +132,7 @@ def validate(config: Config) -> None:
         "num_rollouts",
         "num_keep",
     )
-    for name in positive:
-        if getattr(config, name) <= 0:
-            raise ValueError(f"mbrcsl: {name} must be positive, got {getattr(config, name)}")
+    common.validate("mbrcsl", config, positive)
     if config.model_elites > config.model_members:
         raise ValueError(
             f"mbrcsl: model_elites={config.model_elites} must be <= "
@@ -167,7 +153,7 @@ def validate(config: Config) -> None:
         )
     if config.rollout_horizon < 0:
         raise ValueError(f"mbrcsl: rollout_horizon must be >= 0, got {config.rollout_horizon}")
-    for name in ("hidden", "model_hidden", "behavior_hidden"):
+    for name in ("model_hidden", "behavior_hidden"):
         widths = getattr(config, name)
         if not widths or min(widths) <= 0:
             raise ValueError(f"mbrcsl: {name} must be positive widths, got {widths}")

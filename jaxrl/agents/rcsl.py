@@ -32,18 +32,8 @@ PRESETS: dict[str, dict[str, Any]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static settings. ``dataset``: a ``.npz`` / D4RL ``.hdf5`` path, or empty for the
-    env's built-in scripted dataset (Point Maze), generated from ``dataset_seed``."""
-
-    total_steps: int = 5_000  # gradient steps
-    batch_size: int = 256
-    hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    num_evals: int = 10
-    num_eval_envs: int = 16
-    dataset: str = ""
-    dataset_seed: int = 0
+class Config(common.OfflineConfig):
+    """Static settings (``jaxrl.offline.common.OfflineConfig``)."""
 
 
 @struct.dataclass
@@ -118,17 +108,12 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     )
 
 
-def schedule(config: Config) -> loops.Schedule:
-    return loops.make_schedule(config.total_steps, 1, config.num_evals)
+schedule = common.schedule
 
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    for name in ("total_steps", "batch_size", "num_evals", "num_eval_envs"):
-        if getattr(config, name) <= 0:
-            raise ValueError(f"rcsl: {name} must be positive, got {getattr(config, name)}")
-    if not config.hidden or min(config.hidden) <= 0:
-        raise ValueError(f"rcsl: hidden must be positive widths, got {config.hidden}")
+    common.validate("rcsl", config)
 
 
 def conditioned_train(

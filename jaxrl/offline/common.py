@@ -3,6 +3,7 @@ a deterministic MLP policy and return-conditioned evaluation in the real env."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +13,71 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxrl import loops
 from jaxrl.core import Agent, Transition
 from jaxrl.envs import Env, VmapWrapper
 from jaxrl.nets import MLP
 from jaxrl.offline.dataset import Dataset, load, sample
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineConfig:
+    """Static settings every offline agent has (each agent's ``Config`` extends it).
+
+    ``dataset``: a ``.npz`` / D4RL ``.hdf5`` path, or empty for the env's built-in
+    scripted dataset (Point Maze), generated from ``dataset_seed``.
+    """
+
+    total_steps: int = 5_000  # gradient steps
+    batch_size: int = 256
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    num_evals: int = 10
+    num_eval_envs: int = 16
+    dataset: str = ""
+    dataset_seed: int = 0
+
+
+def validate(name: str, config: OfflineConfig, positive: tuple[str, ...] = ()) -> None:
+    """Raises ValueError, naming agent ``name``, for settings that cannot work.
+
+    Checks the shared fields and the agent's own ``positive`` integer fields.
+    """
+    for field in ("total_steps", "batch_size", "num_evals", "num_eval_envs", *positive):
+        if getattr(config, field) <= 0:
+            raise ValueError(f"{name}: {field} must be positive, got {getattr(config, field)}")
+    if not config.hidden or min(config.hidden) <= 0:
+        raise ValueError(f"{name}: hidden must be positive widths, got {config.hidden}")
+
+
+def schedule(config: OfflineConfig) -> loops.Schedule:
+    """One gradient step per loop step; ``num_evals`` evaluation periods."""
+    return loops.make_schedule(config.total_steps, 1, config.num_evals)
+
+
+def dataset_train(
+    config: OfflineConfig,
+    env: Env,
+    agent_fn: Callable[[Any], Agent],
+    progress: loops.Progress | None = None,
+) -> loops.Trainer:
+    """The offline loop on uniformly sampled dataset transitions (BC, IQL).
+
+    ``agent_fn(hparams) -> Agent``; evaluation runs the policy in ``env``.
+    """
+    action_bounds(env)
+    source = dataset_source(env, config.dataset, config.dataset_seed)
+    return loops.offline(
+        agent_fn,
+        env,
+        prepare=lambda key, hparams: source(),
+        sample=lambda data, key: sample(data, key, config.batch_size),
+        total_steps=config.total_steps,
+        num_evals=config.num_evals,
+        num_eval_envs=config.num_eval_envs,
+        data_return=lambda data: data.returns.mean(),
+        progress=progress,
+    )
 
 
 def dataset_source(env: Env, path: str, seed: int) -> Callable[[], Dataset]:
