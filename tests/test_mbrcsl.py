@@ -9,6 +9,7 @@ import jaxrl.envs as E
 from jaxrl import sweep
 from jaxrl.agents import bc, iql, mbrcsl, rcsl
 from jaxrl.envs.pointmaze import scripted_dataset
+from jaxrl.offline import make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,9 @@ def env():
         ({"holdout_fraction": 1.5}, "holdout_fraction"),
         ({"model_reward": "median"}, "model_reward"),
         ({"num_rollouts": 0}, "num_rollouts"),
+        ({"behavior": "vae"}, "behavior"),
+        ({"diffusion_steps": 0}, "diffusion_steps"),
+        ({"max_rollout_batches": 0}, "max_rollout_batches"),
     ],
 )
 def test_bad_mbrcsl_config_raises_before_compiling(env, over, match):
@@ -131,3 +135,46 @@ def test_cli_reports_a_bad_dataset_in_one_line(tmp_path, capsys):
     rc = cli.main(["train", "bc", "--set", f"dataset={tmp_path / 'x.npz'}", "--seeds", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "does not exist" in err[0]
+
+
+def _fake_batches(returns_per_batch):
+    """``sample_batch(i)``: batch ``i`` holds one-step rollouts with these returns; each
+    rollout's obs records (batch, column) so the test can see which one was kept."""
+    table = jnp.asarray(returns_per_batch, jnp.float32)  # [num_batches, B]
+    _, b = table.shape
+
+    def sample_batch(i):
+        reward = table[i][None, :]
+        ident = jnp.stack([jnp.full((b,), i, jnp.float32), jnp.arange(b, dtype=jnp.float32)], -1)
+        zeros = jnp.zeros((1, b), jnp.bool_)
+        return make_dataset(ident[None], jnp.zeros((1, b, 1)), reward, zeros, ~zeros, ident[None])
+
+    return sample_batch
+
+
+@pytest.mark.parametrize(
+    "returns, max_batches, want_ids, want_keep, passed, sampled",
+    [
+        # batch 0 passes two (cols 1, 3); batch 1 tops the third slot up with its first pass
+        ([[1, 5, 2, 6], [7, 0, 8, 9]], 4, [(0, 1), (0, 3), (1, 0)], [1, 1, 1], 5, 8),
+        # one batch only: as filter_rollouts, the unfilled slot is not kept
+        ([[1, 5, 2, 6], [7, 0, 8, 9]], 1, [(0, 1), (0, 3), (0, 0)], [1, 1, 0], 2, 4),
+        # nothing passes in batch 0; batch 1's one pass takes slot 0, the rest are dropped
+        ([[1, 2, 3, 0], [0, 9, 0, 0], [0, 0, 0, 0]], 3, [(1, 1), (0, 1), (0, 0)], [1, 0, 0], 1, 12),
+        # nothing ever passes: batch 0's best three are kept (top_k order)
+        ([[1, 2, 3, 0], [0, 0, 0, 0]], 2, [(0, 2), (0, 1), (0, 0)], [1, 1, 1], 0, 8),
+    ],
+)
+def test_collect_rollouts_samples_batches_until_enough_pass(
+    returns, max_batches, want_ids, want_keep, passed, sampled
+):
+    collect = jax.jit(
+        lambda: mbrcsl.collect_rollouts(_fake_batches(returns), jnp.float32(4.0), 3, max_batches)
+    )
+    kept, keep, stats = collect()
+    ids = [tuple(int(v) for v in row) for row in np.asarray(kept.obs[0])]
+    assert ids == want_ids
+    np.testing.assert_array_equal(keep, np.asarray(want_keep, bool))
+    assert int(stats["rollouts_passed"]) == passed
+    assert int(stats["rollouts_sampled"]) == sampled
+    assert float(stats["rollout_return_max"]) == float(np.max(returns[: sampled // 4]))

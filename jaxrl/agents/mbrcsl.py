@@ -8,7 +8,8 @@ RCSL cannot stitch pieces of different trajectories; MBRCSL lets a learned model
 3. roll the behaviour policy through the model from the dataset's initial states
    (``jaxrl.models.rollout``, all rollouts in one vmapped call, horizon = the env's);
 4. keep the rollouts whose (model-predicted) return exceeds the best return in the
-   dataset, the first ``num_keep`` of them in sampling order (``filter_rollouts``);
+   dataset, the first ``num_keep`` of them in sampling order (``collect_rollouts``:
+   batches of ``num_rollouts`` until ``num_keep`` pass, at most ``max_rollout_batches``);
 5. train an RCSL policy on the kept rollouts (and the offline data, see below) and
    evaluate it in the real env conditioned on the highest kept return.
 
@@ -17,12 +18,13 @@ trains the RCSL policy, so ``total_steps`` and ``env_steps`` count RCSL gradient
 The metrics carry ``rollouts_passed`` (how many of ``num_rollouts`` passed the filter),
 ``rollout_return_max``, ``dataset_return_max`` and ``model_holdout_mse``.
 
-Behaviour policy: a Gaussian mixture (``jaxrl.nets.mixture``, 5 components) instead of
-the paper's diffusion policy. It represents the multi-modal choice the paper needs (at
+Behaviour policy (``behavior``): ``"mixture"`` (default), a 5-component Gaussian mixture
+(``jaxrl.nets.mixture``), or ``"diffusion"``, the paper's 10-step DDPM
+(``jaxrl.nets.diffusion``). Either represents the multi-modal choice the paper needs (at
 the Point Maze start the data goes either down or left; a unimodal Gaussian would average
-them into a wall), with an exact likelihood and one network pass per action, where a
-10-step diffusion sampler costs 10 passes for each of the ``num_rollouts x horizon``
-actions.
+them into a wall). The mixture is the default because it has an exact likelihood and needs
+one network pass per action, where the diffusion sampler needs ``diffusion_steps`` passes
+for each of the ``num_rollouts x horizon`` rollout actions.
 
 Departures from the paper, each found necessary on this CPU budget (paper in brackets):
 
@@ -38,15 +40,17 @@ Departures from the paper, each found necessary on this CPU budget (paper in bra
   in the real env; the offline data anchors the behaviour at the goal while conditioning
   on the rollouts' higher returns still selects the stitched route. Its learning rate
   decays to zero (cosine) over ``total_steps``;
-- RCSL policy MLP 2 x 256 [2 x 1024]; ensemble members 3 x 128 [4 x 200]; a fixed batch
-  of ``num_rollouts`` rollouts, of which the first ``num_keep`` that pass are kept
-  [sample until 100 pass]; when none passes, the ``num_keep`` best are kept instead
-  (``rollouts_passed`` then reads 0) so shapes stay static.
+- RCSL policy MLP 2 x 256 [2 x 1024]; ensemble members 3 x 128 [4 x 200]; by default one
+  batch of ``num_rollouts`` rollouts (``max_rollout_batches=1``), of which the first
+  ``num_keep`` that pass are kept [sample until 100 pass]; when none passes, the
+  ``num_keep`` best are kept instead (``rollouts_passed`` then reads 0) so shapes stay
+  static.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -61,6 +65,7 @@ from jaxrl.core import Agent, Transition, hparams_from
 from jaxrl.envs import Env
 from jaxrl.models import Ensemble, rollout, to_dataset
 from jaxrl.nets import MLP
+from jaxrl.nets.diffusion import NoiseNet, cosine_schedule, diffusion_loss, diffusion_sample
 from jaxrl.nets.mixture import GaussianMixture, mixture_log_prob, mixture_sample
 from jaxrl.offline import Dataset, common
 
@@ -84,7 +89,9 @@ class Config(common.OfflineConfig):
     holdout_fraction: float = 0.1
     model_reward: str = "next_state"  # "next_state", "elite_mean" or "sample"; see below
     # behaviour policy (Gaussian mixture)
-    behavior_components: int = 5
+    behavior: str = "mixture"  # "mixture" or "diffusion" (the paper's); see behavior_policy
+    behavior_components: int = 5  # mixture
+    diffusion_steps: int = 10  # diffusion
     behavior_hidden: tuple[int, ...] = (256, 256)
     behavior_steps: int = 5_000
     behavior_noise: float = 1.0  # scale of the within-component noise when sampling
@@ -92,6 +99,8 @@ class Config(common.OfflineConfig):
     num_rollouts: int = 4096
     rollout_horizon: int = 0  # 0: the env's episode length
     num_keep: int = 200
+    # More batches of num_rollouts until num_keep pass (the paper samples until 100 pass).
+    max_rollout_batches: int = 1
     # Also train the RCSL policy on the offline trajectories, half of each batch from each.
     with_dataset: bool = True
 
@@ -129,8 +138,10 @@ def validate(config: Config) -> None:
         "model_batch_size",
         "behavior_components",
         "behavior_steps",
+        "diffusion_steps",
         "num_rollouts",
         "num_keep",
+        "max_rollout_batches",
     )
     common.validate("mbrcsl", config, positive)
     if config.model_elites > config.model_members:
@@ -150,6 +161,10 @@ def validate(config: Config) -> None:
         raise ValueError(
             "mbrcsl: model_reward must be one of next_state, elite_mean, sample; "
             f"got {config.model_reward!r}"
+        )
+    if config.behavior not in ("mixture", "diffusion"):
+        raise ValueError(
+            f"mbrcsl: behavior must be 'mixture' or 'diffusion', got {config.behavior!r}"
         )
     if config.rollout_horizon < 0:
         raise ValueError(f"mbrcsl: rollout_horizon must be >= 0, got {config.rollout_horizon}")
@@ -176,10 +191,10 @@ def _split_trajectories(ds: Dataset, key: jax.Array, fraction: float):
     return _flat(ds.valid & ~held[None, :]), _flat(ds.valid & held[None, :])
 
 
-def train_behavior(
-    net: GaussianMixture,
-    obs: jax.Array,
-    action: jax.Array,
+def fit_rows(
+    loss_fn: Callable[[Any, tuple[jax.Array, ...], jax.Array], jax.Array],
+    params: Any,
+    rows: tuple[jax.Array, ...],
     valid: jax.Array,
     key: jax.Array,
     *,
@@ -187,28 +202,70 @@ def train_behavior(
     batch_size: int,
     lr: jax.Array | float,
 ) -> tuple[Any, jax.Array]:
-    """Maximum likelihood for the mixture policy on rows ``obs [N, o], action [N, a]``.
+    """Adam on ``loss_fn(params, batch, key)`` over minibatches of valid rows.
 
-    Returns ``(params, nll [steps])``.
+    ``rows``: arrays ``[N, ...]``; ``batch`` holds ``batch_size`` of their rows, drawn
+    uniformly among those with ``valid [N]`` True. Returns ``(params, loss [steps])``.
     """
-    init_key, key = jax.random.split(key)
-    params = net.init(init_key, obs[:1])
     tx = optax.adam(lr)
     cdf = jnp.cumsum(valid.astype(jnp.int32))
 
     def step(carry, k):
         params, opt = carry
-        idx = jnp.searchsorted(cdf, jax.random.randint(k, (batch_size,), 0, cdf[-1]), "right")
-
-        def loss_fn(p):
-            return -jnp.mean(mixture_log_prob(*net.apply(p, obs[idx]), action[idx]))
-
-        nll, grads = jax.value_and_grad(loss_fn)(params)
+        u = jax.random.randint(k, (batch_size,), 0, cdf[-1])
+        idx = jnp.searchsorted(cdf, u, "right")
+        batch = tuple(x[idx] for x in rows)
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch, jax.random.fold_in(k, 1))
         updates, opt = tx.update(grads, opt)
-        return (optax.apply_updates(params, updates), opt), nll
+        return (optax.apply_updates(params, updates), opt), loss
 
-    (params, _), nll = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, steps))
-    return params, nll
+    (params, _), losses = jax.lax.scan(
+        step, (params, tx.init(params)), jax.random.split(key, steps)
+    )
+    return params, losses
+
+
+def behavior_policy(
+    config: Config, obs: jax.Array, action: jax.Array, valid: jax.Array, key: jax.Array, lr
+) -> tuple[Callable[[jax.Array, jax.Array], jax.Array], jax.Array]:
+    """Fits the behaviour policy to rows ``obs [N, o]`` (normalised), ``action [N, a]``
+    (in ``[-1, 1]``); returns ``(policy(obs [B, o], key) -> action [B, a], loss [steps])``.
+
+    ``config.behavior``: ``"mixture"`` (Gaussian mixture, maximum likelihood) or
+    ``"diffusion"`` (DDPM with ``diffusion_steps`` steps, the paper's choice).
+    """
+    init_key, key = jax.random.split(key)
+    act_dim = action.shape[-1]
+    fit = dict(steps=config.behavior_steps, batch_size=config.batch_size, lr=lr)
+    if config.behavior == "diffusion":
+        net = NoiseNet(act_dim, config.behavior_hidden)
+        schedule = cosine_schedule(config.diffusion_steps)
+        params = net.init(init_key, action[:1], jnp.zeros(1, jnp.int32), obs[:1])
+
+        def diffusion_nll(p, batch, k):
+            return diffusion_loss(net, p, schedule, batch[1], batch[0], k)
+
+        params, losses = fit_rows(diffusion_nll, params, (obs, action), valid, key, **fit)
+
+        def policy(o, k):
+            eps_fn = lambda x, t, c: net.apply(params, x, t, c)
+            return diffusion_sample(eps_fn, schedule, o, k, act_dim)
+
+        return policy, losses
+
+    net = GaussianMixture(act_dim, config.behavior_components, config.behavior_hidden)
+    params = net.init(init_key, obs[:1])
+
+    def mixture_nll(p, batch, k):
+        return -jnp.mean(mixture_log_prob(*net.apply(p, batch[0]), batch[1]))
+
+    params, losses = fit_rows(mixture_nll, params, (obs, action), valid, key, **fit)
+
+    def policy(o, k):
+        a = mixture_sample(*net.apply(params, o), k, config.behavior_noise)
+        return jnp.clip(a, -1.0, 1.0)
+
+    return policy, losses
 
 
 class _RewardNet(nn.Module):
@@ -217,38 +274,6 @@ class _RewardNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         return nn.Dense(1)(MLP(self.hidden, "silu")(x))[..., 0]
-
-
-def train_reward(
-    net: _RewardNet,
-    next_obs: jax.Array,
-    reward: jax.Array,
-    valid: jax.Array,
-    key: jax.Array,
-    *,
-    steps: int,
-    batch_size: int,
-    lr: jax.Array | float,
-) -> tuple[Any, jax.Array]:
-    """MSE regression ``reward ~ net(next_obs)`` on rows ``[N, ...]``; ``(params, mse)``."""
-    init_key, key = jax.random.split(key)
-    params = net.init(init_key, next_obs[:1])
-    tx = optax.adam(lr)
-    cdf = jnp.cumsum(valid.astype(jnp.int32))
-
-    def step(carry, k):
-        params, opt = carry
-        idx = jnp.searchsorted(cdf, jax.random.randint(k, (batch_size,), 0, cdf[-1]), "right")
-
-        def loss_fn(p):
-            return jnp.mean(jnp.square(net.apply(p, next_obs[idx]) - reward[idx]))
-
-        mse, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt = tx.update(grads, opt)
-        return (optax.apply_updates(params, updates), opt), mse
-
-    (params, _), mse = jax.lax.scan(step, (params, tx.init(params)), jax.random.split(key, steps))
-    return params, mse
 
 
 def filter_rollouts(
@@ -269,6 +294,73 @@ def filter_rollouts(
     index = jnp.where(any_passed, order, best).astype(jnp.int32)
     keep = jnp.where(any_passed, passed[order], True)
     return index, keep
+
+
+def collect_rollouts(
+    sample_batch: Callable[[jax.Array], Dataset],
+    threshold: jax.Array,
+    num_keep: int,
+    max_batches: int = 1,
+) -> tuple[Dataset, jax.Array, dict[str, jax.Array]]:
+    """MBRCSL's sampling loop: ``sample_batch(i) -> Dataset [T, B]`` for ``i = 0, 1, ...``
+    until ``num_keep`` rollouts have a return above ``threshold`` or ``max_batches`` batches
+    were drawn (a ``lax.while_loop``; shapes stay static).
+
+    Batch 0 fills the ``num_keep`` slots as ``filter_rollouts`` does (its best rollouts when
+    none passes); each later batch appends its passing rollouts, in sampling order, after
+    the passing ones kept so far. Returns ``(kept [T, num_keep], keep [num_keep] bool,
+    stats)`` with ``stats``: ``rollouts_passed`` (all that passed), ``rollouts_sampled``
+    and ``rollout_return_max``.
+    """
+
+    def take(ds: Dataset, idx: jax.Array) -> Dataset:
+        return jax.tree.map(lambda x: x[:, idx] if x.ndim >= 2 else x[idx], ds)
+
+    first = sample_batch(jnp.int32(0))
+    b = first.num_trajectories
+    chosen, keep = filter_rollouts(first.returns, threshold, num_keep)
+    passed = jnp.sum(first.returns > threshold)
+    init = (
+        take(first, chosen),
+        jnp.minimum(passed, num_keep),
+        passed,
+        jnp.max(first.returns),
+        jnp.int32(1),
+    )
+    slot = jnp.arange(num_keep)
+
+    def cond(carry):
+        _, count, _, _, i = carry
+        return (count < num_keep) & (i < max_batches)
+
+    def body(carry):
+        kept, count, total, best, i = carry
+        batch = sample_batch(i)
+        ok = batch.returns > threshold
+        order = jnp.argsort(jnp.where(ok, 0, b) + jnp.arange(b))  # passing first
+        n = jnp.sum(ok)
+        fill = (slot >= count) & (slot < count + n)
+        new = take(batch, order[jnp.clip(slot - count, 0, b - 1)])
+
+        def put(old, x):
+            mask = fill if old.ndim == 1 else fill.reshape(1, -1, *[1] * (old.ndim - 2))
+            return jnp.where(mask, x, old)
+
+        kept = jax.tree.map(put, kept, new)
+        best = jnp.maximum(best, jnp.max(batch.returns))
+        return kept, jnp.minimum(count + n, num_keep), total + n, best, i + 1
+
+    if max_batches > 1:
+        kept, count, total, best, sampled = jax.lax.while_loop(cond, body, init)
+        keep = jnp.where(total > 0, slot < count, True)
+    else:
+        kept, count, total, best, sampled = init
+    stats = {
+        "rollouts_passed": total,
+        "rollouts_sampled": sampled * b,
+        "rollout_return_max": best,
+    }
+    return kept, keep, stats
 
 
 def _join(kept: Dataset, keep: jax.Array, ds: Dataset) -> tuple[Dataset, jax.Array]:
@@ -332,22 +424,13 @@ def synthesize(
     )
 
     # 2. behaviour policy on normalised observations.
-    net = GaussianMixture(act_dim, config.behavior_components, config.behavior_hidden)
     o_mean, o_std = in_mean[:obs_dim], jnp.maximum(in_std[:obs_dim], 1e-6)
-    beh_params, beh_nll = train_behavior(
-        net,
-        (obs - o_mean) / o_std,
-        action,
-        _flat(ds.valid),
-        beh_key,
-        steps=config.behavior_steps,
-        batch_size=config.batch_size,
-        lr=hparams.behavior_lr,
+    beh_policy, beh_loss = behavior_policy(
+        config, (obs - o_mean) / o_std, action, _flat(ds.valid), beh_key, hparams.behavior_lr
     )
 
     def policy(o, k):
-        a = mixture_sample(*net.apply(beh_params, (o - o_mean) / o_std), k, config.behavior_noise)
-        return jnp.clip(a, -1.0, 1.0)
+        return beh_policy((o - o_mean) / o_std, k)
 
     # The model's predictions are clipped to the data's range of states and rewards.
     valid_rows = _flat(ds.valid)[:, None]
@@ -358,10 +441,16 @@ def synthesize(
     rew_high = jnp.max(jnp.where(valid_rows[:, 0], rew, -jnp.inf))
 
     reward_net = _RewardNet(config.model_hidden)
-    reward_params, reward_mse = train_reward(
-        reward_net,
-        (next_obs - o_mean) / o_std,
-        rew,
+    reward_init, reward_key = jax.random.split(reward_key)
+    next_obs_n = (next_obs - o_mean) / o_std
+
+    def reward_mse_fn(p, batch, k):
+        return jnp.mean(jnp.square(reward_net.apply(p, batch[0]) - batch[1]))
+
+    reward_params, reward_mse = fit_rows(
+        reward_mse_fn,
+        reward_net.init(reward_init, next_obs_n[:1]),
+        (next_obs_n, rew),
         train_rows,
         reward_key,
         steps=config.model_steps,
@@ -376,28 +465,35 @@ def synthesize(
             r = reward_net.apply(reward_params, (next_o - o_mean) / o_std)
         return next_o, jnp.clip(r, rew_low, rew_high)
 
-    # 3. rollouts from the dataset's initial states.
+    # 3-4. rollouts from the dataset's initial states, kept when their return beats the
+    # dataset's best; batches are drawn until num_keep pass (or max_rollout_batches).
     horizon = config.rollout_horizon or env.max_episode_steps or ds.horizon
-    pick = jax.random.randint(start_key, (config.num_rollouts,), 0, ds.num_trajectories)
-    traj = rollout(dynamics, policy, ds.obs[0][pick], horizon, roll_key)
-    traj = traj.replace(action=center + half * traj.action)
 
-    # 4. filter: return above the dataset's best; the first num_keep that pass.
-    synthetic = to_dataset(traj)
+    def sample_batch(i):
+        # Batch 0 uses the keys themselves, later batches keys folded with their index.
+        pick_key, k = jax.lax.cond(
+            i == 0,
+            lambda: (start_key, roll_key),
+            lambda: (jax.random.fold_in(start_key, i), jax.random.fold_in(roll_key, i)),
+        )
+        pick = jax.random.randint(pick_key, (config.num_rollouts,), 0, ds.num_trajectories)
+        traj = rollout(dynamics, policy, ds.obs[0][pick], horizon, k)
+        return to_dataset(traj.replace(action=center + half * traj.action))
+
     data_max = jnp.max(jnp.where(ds.length > 0, ds.returns, -jnp.inf))
-    chosen, keep = filter_rollouts(synthetic.returns, data_max, config.num_keep)
-    kept = jax.tree.map(lambda x: x[:, chosen] if x.ndim >= 2 else x[chosen], synthetic)
+    kept, keep, roll_stats = collect_rollouts(
+        sample_batch, data_max, config.num_keep, config.max_rollout_batches
+    )
     if config.with_dataset:
         kept, keep = _join(kept, keep, ds)
     return common.conditioned_data(
         kept,
         keep,
-        rollouts_passed=jnp.sum(synthetic.returns > data_max),
-        rollout_return_max=jnp.max(synthetic.returns),
+        **roll_stats,
         dataset_return_max=data_max,
         model_holdout_mse=jnp.mean(model_info["holdout_mse"][model.elites]),
         model_nll=model_info["nll"][-1],
-        behavior_nll=beh_nll[-1],
+        behavior_loss=beh_loss[-1],
         reward_mse=reward_mse[-1],
     )
 

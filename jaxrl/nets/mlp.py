@@ -20,6 +20,7 @@ _ACTIVATIONS: dict[str, Callable] = {
     "gelu": nn.gelu,
     "silu": nn.silu,
     "leaky_relu": nn.leaky_relu,
+    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
 }
 
 
