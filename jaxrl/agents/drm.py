@@ -251,15 +251,15 @@ def make_agent(
         )
         target = jax.lax.stop_gradient(target)
 
-        def critic_loss(params):
-            q = critic_apply(params, batch.obs, action)
-            return jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0)), jnp.mean(q)
-
-        (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            state.critic_params
+        critic_params, critic_opt, c_loss, q_mean = sac.critic_step(
+            critic_apply,
+            critic_tx,
+            state.critic_params,
+            state.critic_opt,
+            batch.obs,
+            action,
+            target,
         )
-        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt)
-        critic_params = optax.apply_updates(state.critic_params, c_updates)
 
         actor_params, actor_opt, a_loss, log_prob = sac.actor_step(
             actor_with_aux,
@@ -339,30 +339,6 @@ def validate(config: Config, algo: str = "drm") -> None:
         raise ValueError(f"{algo}: perturb_every must be positive, got {config.perturb_every}")
 
 
-def off_policy_train(
-    config: Config,
-    env: Env,
-    make: Any,
-    progress: loops.Progress | None,
-    pass_train_return: bool = False,
-) -> loops.Trainer:
-    """``loops.off_policy`` with ``make(hparams) -> Agent`` and ``config``'s settings."""
-    return loops.off_policy(
-        make,
-        env,
-        total_steps=config.total_steps,
-        num_envs=config.num_envs,
-        batch_size=config.batch_size,
-        buffer_size=config.buffer_size,
-        warmup_steps=config.warmup_steps,
-        updates_per_iter=config.updates_per_iter,
-        num_evals=config.num_evals,
-        num_eval_envs=config.num_eval_envs,
-        progress=progress,
-        pass_train_return=pass_train_return,
-    )
-
-
 def make_train(config: Config, env: Env, progress: loops.Progress | None = None):
     """``train(key, hparams) -> (state, metrics)``; the state is a ``PerturbState``
     when ``config.perturb`` (else the base ``DrMState``)."""
@@ -373,4 +349,4 @@ def make_train(config: Config, env: Env, progress: loops.Progress | None = None)
         base = make_agent(config, env, hp)
         return make_perturbed(config, base, hp) if config.perturb else base
 
-    return off_policy_train(config, env, make, progress)
+    return sac.off_policy_train(config, env, make, progress)

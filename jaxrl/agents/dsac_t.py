@@ -357,16 +357,4 @@ def make_train(config: Config, env: Env, progress: loops.Progress | None = None)
     """``train(key, hparams) -> (DSACTState, metrics)``, one jittable function."""
     validate(config)
     sac.box_action_scale(env, "dsac_t")
-    return loops.off_policy(
-        lambda hp: make_agent(config, env, hp),
-        env,
-        total_steps=config.total_steps,
-        num_envs=config.num_envs,
-        batch_size=config.batch_size,
-        buffer_size=config.buffer_size,
-        warmup_steps=config.warmup_steps,
-        updates_per_iter=config.updates_per_iter,
-        num_evals=config.num_evals,
-        num_eval_envs=config.num_eval_envs,
-        progress=progress,
-    )
+    return sac.off_policy_train(config, env, lambda hp: make_agent(config, env, hp), progress)

@@ -115,4 +115,4 @@ def make_train(config: Config, env: Env, progress: loops.Progress | None = None)
             snapshot_every=config.snapshot_every,
         )
 
-    return drm.off_policy_train(config, env, make, progress, pass_train_return=True)
+    return sac.off_policy_train(config, env, make, progress, pass_train_return=True)

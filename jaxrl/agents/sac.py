@@ -143,6 +143,30 @@ def box_action_scale(env: Env, algo: str = "sac") -> tuple[int, np.ndarray, np.n
 ActorApply = Callable[[Any, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
 
 
+def critic_step(
+    critic_apply: Any,
+    critic_tx: optax.GradientTransformation,
+    params: Any,
+    opt: Any,
+    obs: jax.Array,
+    action: jax.Array,
+    target: jax.Array,
+) -> tuple[Any, Any, jax.Array, jax.Array]:
+    """One optimiser step on the twin critics' squared error to ``target [N]``.
+
+    ``critic_apply(params, obs [N, o], action [N, a]) -> q [2, N]``. Returns
+    ``(params, opt, loss, mean q)``; the loss sums the two critics' mean squared errors.
+    """
+
+    def critic_loss(p):
+        q = critic_apply(p, obs, action)
+        return jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0)), jnp.mean(q)
+
+    (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(params)
+    updates, opt = critic_tx.update(grads, opt)
+    return optax.apply_updates(params, updates), opt, loss, q_mean
+
+
 def actor_step(
     apply_actor: ActorApply,
     tx: optax.GradientTransformation,
@@ -245,15 +269,15 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         )
         target = jax.lax.stop_gradient(target)
 
-        def critic_loss(params):
-            q = critic_apply(params, batch.obs, action)
-            return jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0)), jnp.mean(q)
-
-        (c_loss, q_mean), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            state.critic_params
+        critic_params, critic_opt, c_loss, q_mean = critic_step(
+            critic_apply,
+            critic_tx,
+            state.critic_params,
+            state.critic_opt,
+            batch.obs,
+            action,
+            target,
         )
-        c_updates, critic_opt = critic_tx.update(c_grads, state.critic_opt)
-        critic_params = optax.apply_updates(state.critic_params, c_updates)
 
         actor_params, actor_opt, a_loss, log_prob = actor_step(
             lambda p, o: (*actor.apply(p, o), 0.0),
@@ -325,8 +349,19 @@ def make_train(config: Config, env: Env, progress: loops.Progress | None = None)
     validate(config)
     if env.action_spec.discrete:
         raise ValueError("sac needs a continuous (Box) action spec; use ppo for discrete actions")
+    return off_policy_train(config, env, lambda hp: make_agent(config, env, hp), progress)
+
+
+def off_policy_train(
+    config: Config,
+    env: Env,
+    make: Any,
+    progress: loops.Progress | None,
+    pass_train_return: bool = False,
+) -> loops.Trainer:
+    """``loops.off_policy`` with ``make(hparams) -> Agent`` and ``config``'s settings."""
     return loops.off_policy(
-        lambda hp: make_agent(config, env, hp),
+        make,
         env,
         total_steps=config.total_steps,
         num_envs=config.num_envs,
@@ -337,4 +372,5 @@ def make_train(config: Config, env: Env, progress: loops.Progress | None = None)
         num_evals=config.num_evals,
         num_eval_envs=config.num_eval_envs,
         progress=progress,
+        pass_train_return=pass_train_return,
     )
