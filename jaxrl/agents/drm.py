@@ -252,13 +252,7 @@ def make_agent(
         target = jax.lax.stop_gradient(target)
 
         critic_params, critic_opt, c_loss, q_mean = sac.critic_step(
-            critic_apply,
-            critic_tx,
-            state.critic_params,
-            state.critic_opt,
-            batch.obs,
-            action,
-            target,
+            critic_apply, critic_tx, state, batch.obs, action, target
         )
 
         actor_params, actor_opt, a_loss, log_prob = sac.actor_step(

@@ -146,24 +146,25 @@ ActorApply = Callable[[Any, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
 def critic_step(
     critic_apply: Any,
     critic_tx: optax.GradientTransformation,
-    params: Any,
-    opt: Any,
+    state: Any,
     obs: jax.Array,
     action: jax.Array,
     target: jax.Array,
 ) -> tuple[Any, Any, jax.Array, jax.Array]:
     """One optimiser step on the twin critics' squared error to ``target [N]``.
 
-    ``critic_apply(params, obs [N, o], action [N, a]) -> q [2, N]``. Returns
-    ``(params, opt, loss, mean q)``; the loss sums the two critics' mean squared errors.
+    ``state`` has ``critic_params`` and ``critic_opt``; ``critic_apply(params, obs [N, o],
+    action [N, a]) -> q [2, N]``. Returns ``(critic_params, critic_opt, loss, mean q)``;
+    the loss sums the two critics' mean squared errors.
     """
 
     def critic_loss(p):
         q = critic_apply(p, obs, action)
         return jnp.mean(jnp.sum(jnp.square(q - target[None]), axis=0)), jnp.mean(q)
 
+    params = state.critic_params
     (loss, q_mean), grads = jax.value_and_grad(critic_loss, has_aux=True)(params)
-    updates, opt = critic_tx.update(grads, opt)
+    updates, opt = critic_tx.update(grads, state.critic_opt)
     return optax.apply_updates(params, updates), opt, loss, q_mean
 
 
@@ -270,13 +271,7 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
         target = jax.lax.stop_gradient(target)
 
         critic_params, critic_opt, c_loss, q_mean = critic_step(
-            critic_apply,
-            critic_tx,
-            state.critic_params,
-            state.critic_opt,
-            batch.obs,
-            action,
-            target,
+            critic_apply, critic_tx, state, batch.obs, action, target
         )
 
         actor_params, actor_opt, a_loss, log_prob = actor_step(
