@@ -40,7 +40,8 @@ Departures from the paper, each found necessary on this CPU budget (paper in bra
   in the real env; the offline data anchors the behaviour at the goal while conditioning
   on the rollouts' higher returns still selects the stitched route. Its learning rate
   decays to zero (cosine) over ``total_steps``;
-- RCSL policy MLP 2 x 256 [2 x 1024]; ensemble members 3 x 128 [4 x 200]; by default one
+- RCSL policy MLP 2 x 256 [2 x 1024, which at lr 1e-3 collapsed to the BC level here];
+  ensemble members 3 x 128 [4 x 200; the full-size experiment uses 4 x 200]; by default one
   batch of ``num_rollouts`` rollouts (``max_rollout_batches=1``), of which the first
   ``num_keep`` that pass are kept [sample until 100 pass]; when none passes, the
   ``num_keep`` best are kept instead (``rollouts_passed`` then reads 0) so shapes stay
