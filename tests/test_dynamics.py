@@ -125,37 +125,93 @@ def test_rollout_vmaps_over_keys_and_marks_terminated_rows_invalid():
     assert valid[:, 2].all()
 
 
-def test_rollout_feeds_sac_replay_mbpo_style():
-    """Rollouts compose with a model-free agent: SAC's own policy rolled 5 steps through an
-    ensemble from buffer states gives transitions SAC's replay and update take unchanged
-    (MBPO / MOPO data augmentation)."""
+def _probe_agent():
+    """An agent whose ``act`` is a fixed function of the obs and whose ``update`` returns
+    the batch it was given as its metrics."""
+    from jaxrl.core import Agent
+
+    def act(state, obs, key, explore=True):
+        return jnp.tanh(jnp.stack([jnp.sin(3 * obs[:, 1]), jnp.cos(2 * obs[:, 0])], -1)), {}
+
+    return Agent(init=lambda k: 0, act=act, update=lambda s, b, k: (s, {"batch": b}))
+
+
+def test_with_model_rollouts_mixes_real_rows_and_true_model_transitions():
+    from jaxrl.core import Transition
+    from jaxrl.transforms import with_model_rollouts
+
+    env = E.make("pointmaze")
+    pm = env.unwrapped
+    true_model = lambda obs, act, k: jax.vmap(pm.dynamics)(obs, act)
+    n = 64
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    obs = jnp.concatenate(
+        [jax.random.uniform(k1, (n, 2), minval=1.2, maxval=2.8), jnp.zeros((n, 2))], -1
+    )
+    batch = Transition(
+        obs=obs,
+        action=jax.random.uniform(k2, (n, 2), minval=-1, maxval=1),
+        reward=jnp.full((n,), -7.0),  # marks the real rows
+        terminated=jnp.zeros(n, jnp.bool_),
+        truncated=jnp.zeros(n, jnp.bool_),
+        next_obs=obs,
+        extras={},
+    )
+    probe = _probe_agent()
+    agent = with_model_rollouts(probe, true_model, horizon=3, real_fraction=0.25)
+    _, metrics = jax.jit(agent.update)(0, batch, k3)
+    mixed = metrics["batch"]
+    assert mixed.obs.shape == (n, 4)
+    np.testing.assert_array_equal(mixed.reward[:16], -7.0)  # the first 25% are real rows
+    np.testing.assert_array_equal(mixed.obs[:16], obs[:16])
+    syn = jax.tree.map(lambda x: x[16:], mixed)
+    # Synthetic rows: the agent's own action, the true next state and reward.
+    np.testing.assert_allclose(syn.action, probe.act(0, syn.obs, None)[0], atol=1e-6)
+    want_next, want_reward = true_model(syn.obs, syn.action, None)
+    np.testing.assert_allclose(syn.next_obs, want_next, atol=1e-6)
+    np.testing.assert_allclose(syn.reward, want_reward, atol=1e-6)
+    np.testing.assert_allclose(metrics["model_reward_mean"], syn.reward.mean(), rtol=1e-5)
+    # real_fraction 1 is the wrapped agent exactly; bad arguments raise.
+    same = with_model_rollouts(probe, true_model, real_fraction=1.0).update(0, batch, k3)[1]
+    assert same["batch"] is batch
+    with pytest.raises(ValueError, match="horizon"):
+        with_model_rollouts(probe, true_model, horizon=0)
+    with pytest.raises(ValueError, match="real_fraction"):
+        with_model_rollouts(probe, true_model, real_fraction=1.5)
+
+
+def test_sac_with_model_rollouts_updates_from_an_ensemble_mbpo_style():
+    """The transform composes with a model-free agent: SAC's update on a batch half made of
+    5-step ensemble rollouts of its own policy is finite, jittable and vmaps over seeds."""
     from jaxrl.agents import sac
-    from jaxrl.core import tree_finite
-    from jaxrl.replay import replay_add, replay_init, replay_sample
+    from jaxrl.core import Transition, tree_finite
+    from jaxrl.transforms import with_model_rollouts
 
     env = E.make("pointmaze")
     cfg = sac.Config(hidden=(32, 32))
-    agent = sac.make_agent(cfg, env, sac.default_hparams(cfg))
-    k0, k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 4)
-    agent_state = agent.init(k0)
+    base = sac.make_agent(cfg, env, sac.default_hparams(cfg))
     ens = Ensemble(4, 2, num_members=3, num_elites=2, hidden=(16,))
-    model = ens.init(k1, jnp.zeros(6), jnp.ones(6))
-    start = jax.random.uniform(k2, (64, 4), minval=0.5, maxval=3.5)
-
-    @jax.jit
-    def augment(agent_state, model, start, key):
-        policy = lambda o, k: agent.act(agent_state, o, k, explore=True)[0]
-        traj = rollout(lambda o, a, k: ens.step(model, o, a, k), policy, start, 5, key)
-        flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), traj.replace(extras={}))
-        buffer = replay_add(replay_init(jax.tree.map(lambda x: x[0], flat), 1000), flat)
-        batch = replay_sample(buffer, key, 32)
-        return buffer.size, flat, agent.update(agent_state, batch, key)
-
-    size, flat, (new_state, metrics) = augment(agent_state, model, start, k3)
-    assert int(size) == 5 * 64
-    assert flat.action.shape == (320, 2) and float(jnp.abs(flat.action).max()) <= 1.0
-    np.testing.assert_allclose(flat.obs[:64], start)
-    assert bool(tree_finite(new_state.actor_params)) and bool(tree_finite(metrics))
-    assert not np.allclose(
-        jax.tree.leaves(new_state.critic_params)[0], jax.tree.leaves(agent_state.critic_params)[0]
+    model = ens.init(jax.random.PRNGKey(1), jnp.zeros(6), jnp.ones(6))
+    agent = with_model_rollouts(base, lambda o, a, k: ens.step(model, o, a, k), horizon=5)
+    n = 32
+    obs = jax.random.uniform(jax.random.PRNGKey(2), (n, 4), minval=0.5, maxval=3.5)
+    batch = Transition(
+        obs=obs,
+        action=jnp.zeros((n, 2)),
+        reward=jnp.zeros(n),
+        terminated=jnp.zeros(n, jnp.bool_),
+        truncated=jnp.zeros(n, jnp.bool_),
+        next_obs=obs,
+        extras={},
     )
+
+    def one_seed(key):
+        state = agent.init(key)
+        new, metrics = agent.update(state, batch, key)
+        return state, new, metrics
+
+    state, new, metrics = jax.jit(jax.vmap(one_seed))(jax.random.split(jax.random.PRNGKey(3), 2))
+    assert bool(tree_finite(new)) and bool(tree_finite(metrics))
+    assert metrics["model_reward_mean"].shape == (2,)
+    before, after = jax.tree.leaves(state.critic_params)[0], jax.tree.leaves(new.critic_params)[0]
+    assert not np.allclose(before, after)

@@ -6,10 +6,12 @@ from jaxrl.transforms.dormant import (
     perturbation_coefficient,
     with_dormant_perturbation,
 )
+from jaxrl.transforms.model_rollouts import with_model_rollouts
 
 __all__ = [
     "dormant_ratio",
     "perturb",
     "perturbation_coefficient",
     "with_dormant_perturbation",
+    "with_model_rollouts",
 ]
