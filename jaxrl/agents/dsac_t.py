@@ -54,39 +54,22 @@ OMEGA_EPS = 0.1  # the 0.1 in omega's and the std term's denominators
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static settings: anything that changes shapes or control flow."""
+class Config(sac.Config):
+    """SAC's static settings (``critic_layer_norm`` applies to the value-distribution
+    critics) with DSAC-T's 3-layer default and policy delay."""
 
-    total_steps: int = 20_000
-    num_envs: int = 1
-    batch_size: int = 256
-    buffer_size: int = 1_000_000
-    warmup_steps: int = 1_000
-    utd_ratio: float = 1.0
     hidden: tuple[int, ...] = (256, 256, 256)
     activation: str = "relu"  # DSAC-v2 uses GELU; ReLU matches SAC here
     policy_delay: int = 2
-    num_evals: int = 20
-    num_eval_envs: int = 8
-    log_dormant: bool = False  # add the actor's tau-dormant ratio (DrM) to the metrics
-
-    @property
-    def updates_per_iter(self) -> int:
-        return max(1, round(self.utd_ratio * self.num_envs))
 
 
 @struct.dataclass
-class HParams:
-    """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
+class HParams(sac.HParams):
+    """SAC's numeric hyperparameters with DSAC-T's learning rates, plus ``tau_b``."""
 
     actor_lr: float = 1e-4
     critic_lr: float = 1e-4
-    alpha_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
     tau_b: float = 0.005  # step size of the running mean std ``b``
-    init_alpha: float = 1.0
-    target_entropy_scale: float = 1.0
 
 
 class DSACTState(struct.PyTreeNode):
@@ -109,10 +92,11 @@ class GaussianQ(nn.Module):
 
     hidden: tuple[int, ...]
     act: str
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = MLP(self.hidden, self.act)(jnp.concatenate([obs, action], -1))
+        x = MLP(self.hidden, self.act, self.layer_norm)(jnp.concatenate([obs, action], -1))
         out = Dense(2)(x)
         return out[..., 0], jnp.exp(jnp.clip(out[..., 1], -8.0, 8.0))
 
@@ -187,7 +171,7 @@ def make_agent(config: Config, env: Env, hparams: HParams) -> Agent:
     act_dim, center, half = sac.box_action_scale(env, "dsac_t")
     obs_shape = env.observation_spec.shape
     actor = TanhGaussian(act_dim, config.hidden, config.activation)
-    critic = GaussianQ(config.hidden, config.activation)
+    critic = GaussianQ(config.hidden, config.activation, config.critic_layer_norm)
     critic_apply = jax.vmap(critic.apply, in_axes=(0, None, None))
     actor_tx, critic_tx, alpha_tx = (
         optax.adam(hparams.actor_lr),
@@ -334,21 +318,9 @@ def schedule(config: Config) -> loops.Schedule:
 
 def validate(config: Config) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    for name in (
-        "total_steps",
-        "num_envs",
-        "batch_size",
-        "buffer_size",
-        "num_evals",
-        "num_eval_envs",
-        "policy_delay",
-    ):
-        if getattr(config, name) <= 0:
-            raise ValueError(f"dsac_t: {name} must be positive, got {getattr(config, name)}")
-    if config.warmup_steps < 0:
-        raise ValueError(f"dsac_t: warmup_steps must be >= 0, got {config.warmup_steps}")
-    if config.utd_ratio <= 0:
-        raise ValueError(f"dsac_t: utd_ratio must be positive, got {config.utd_ratio}")
+    sac.validate(config, "dsac_t")
+    if config.policy_delay <= 0:
+        raise ValueError(f"dsac_t: policy_delay must be positive, got {config.policy_delay}")
     if not config.hidden:
         raise ValueError("dsac_t: hidden must name at least one layer width")
 
