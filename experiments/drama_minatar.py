@@ -4,7 +4,7 @@ budget (CPU scale).
     python experiments/drama_minatar.py --env minatar/breakout --steps 20000 \
         --drama-seeds 2 --ppo-seeds 4 --out runs/drama_minatar
 
-Drama runs with its CPU-sized defaults (``jaxrl.agents.drama.Config``; ``--set k=v``
+Drama runs with its CPU-sized defaults (``jaxrl.agents.model_based.drama.Config``; ``--set k=v``
 overrides), PPO with a small MinAtar setting on flattened observations (8 envs x 32
 steps, 4 epochs x 4 minibatches, 2x64 tanh MLP), the random policy over 64 episodes.
 Writes ``drama_minatar.json`` (evaluation returns per seed and evaluation point, world
@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl import envs, loops, sweep
-from jaxrl.agents import drama, ppo
+from jaxrl.agents.model_based import drama
+from jaxrl.agents.on_policy import ppo
 from jaxrl.cli import parse_overrides
 from jaxrl.core import Agent
 from jaxrl.logging import atomic_write
@@ -33,8 +34,8 @@ def run_drama(env_name: str, steps: int, seeds: int, overrides: list[str]) -> di
     config_over, hparam_over = parse_overrides(overrides, drama.Config, drama.HParams)
     config = drama.Config(**({"total_steps": steps} | config_over))
     env = envs.make(env_name)
-    train = drama.make_train(config, env)
-    hparams = drama.default_hparams(config, **hparam_over)
+    train = drama.SPEC.make_train(config, env)
+    hparams = drama.SPEC.default_hparams(**hparam_over)
     t0 = time.time()
     _, metrics = sweep.over_seeds(train, seeds)(sweep.seed_keys(0, seeds), hparams)
     metrics = jax.tree.map(np.asarray, metrics)
@@ -60,10 +61,10 @@ def run_ppo(env_name: str, steps: int, seeds: int) -> dict:
         num_evals=10,
         num_eval_envs=16,
     )
-    train = ppo.make_train(config, env)
+    train = ppo.SPEC.make_train(config, env)
     t0 = time.time()
     _, metrics = sweep.over_seeds(train, seeds)(
-        sweep.seed_keys(0, seeds), ppo.default_hparams(config)
+        sweep.seed_keys(0, seeds), ppo.SPEC.default_hparams()
     )
     metrics = jax.tree.map(np.asarray, metrics)
     return {
@@ -78,7 +79,7 @@ def run_random(env_name: str, episodes: int = 64) -> dict:
     spec = env.action_spec
     agent = Agent(
         init=lambda key: None,
-        act=lambda state, obs, key, explore=True: (
+        act=lambda state, obs, key, explore=True, **_: (
             jax.vmap(spec.sample)(jax.random.split(key, obs.shape[0])),
             {},
         ),

@@ -71,17 +71,16 @@ def _trainer(name: str):
     """``(train, hparams, env_name)`` for algorithm ``name`` at its golden budget."""
     from jaxrl import agents, envs
 
-    algo = agents.get(name)
-    env_name = algo.DEFAULT_ENV
-    config = algo.Config(**{**algo.PRESETS.get(env_name, {}), **BUDGETS[name]})
-    hparams = algo.default_hparams(config)
-    return algo.make_train(config, envs.make(env_name)), hparams, env_name
+    spec = agents.get(name)
+    config = spec.make_config(spec.default_env, **BUDGETS[name])
+    env = envs.make(spec.default_env)
+    return spec.make_train(config, env), spec.default_hparams(), spec.default_env
 
 
 def algorithms() -> list[str]:
     from jaxrl import agents
 
-    return sorted(agents.ALGOS)
+    return agents.names()
 
 
 def run_one(name: str) -> dict:

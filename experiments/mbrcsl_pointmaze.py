@@ -28,9 +28,9 @@ import numpy as np
 
 import jaxrl.envs as E
 from jaxrl import sweep
-from jaxrl.agents import bc, iql, mbrcsl, rcsl
+from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
+from jaxrl.data.datasets import record
 from jaxrl.envs import pointmaze
-from jaxrl.offline import record
 
 #: The paper's Point Maze numbers (Zhou et al., 2023, Table 1: mean +- std of the return
 #: over 4 seeds, gymnasium-robotics MuJoCo U-maze, horizon 200), as (paper row, value).
@@ -112,8 +112,8 @@ def references(env) -> dict[str, float]:
 
 def run(name, module, overrides, env, seeds):
     cfg = module.Config(**overrides)
-    hp = module.default_hparams(cfg)
-    train = sweep.over_seeds(module.make_train(cfg, env), seeds)
+    hp = module.SPEC.default_hparams()
+    train = sweep.over_seeds(module.SPEC.make_train(cfg, env), seeds)
     t0 = time.perf_counter()
     _, metrics = jax.jit(train)(sweep.seed_keys(0, seeds), hp)
     final = np.asarray(jax.block_until_ready(metrics["eval_return"])[:, -1])

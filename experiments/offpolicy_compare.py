@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from jaxrl import envs, sweep
-from jaxrl.agents import drm, dsac_t, mentor, sac
+from jaxrl.agents.actor_critic import drm, dsac_t, mentor, sac
 from jaxrl.logging import atomic_write
 
 ALGOS = {"SAC": sac, "DSAC-T": dsac_t, "DrM": drm, "MENTOR": mentor}
@@ -46,7 +46,7 @@ def make_config(algo, steps: int, evals: int, hidden: tuple[int, ...]):
 
 def param_counts(algo, config, env) -> dict:
     """Parameters of the actor and of the (twin) critics, from shapes only."""
-    agent = algo.make_agent(config, env, algo.default_hparams(config))
+    agent = algo.make_agent(config, env, algo.SPEC.default_hparams())
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
     state = getattr(state, "inner", state)
 
@@ -59,8 +59,8 @@ def param_counts(algo, config, env) -> dict:
 def run(algo, env_name: str, steps: int, seeds: int, evals: int, hidden) -> dict:
     env = envs.make(env_name)
     config = make_config(algo, steps, evals, hidden)
-    train = jax.jit(sweep.over_seeds(algo.make_train(config, env), seeds))
-    keys, hparams = sweep.seed_keys(0, seeds), algo.default_hparams(config)
+    train = jax.jit(sweep.over_seeds(algo.SPEC.make_train(config, env), seeds))
+    keys, hparams = sweep.seed_keys(0, seeds), algo.SPEC.default_hparams()
     t0 = time.perf_counter()
     compiled = train.lower(keys, hparams).compile()
     compile_s = time.perf_counter() - t0

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxrl import envs, sweep
-from jaxrl.agents import stream_ac, stream_q
+from jaxrl.agents.stream import stream_ac, stream_q
 from jaxrl.logging import atomic_write
 
 CLASSIC = {
@@ -41,9 +41,9 @@ LEARNERS = {"AC(lambda)": stream_ac, "Q(lambda)": stream_q}
 def run_stream_x(algo, env_name: str, steps: int, seeds: int, num_evals: int) -> dict:
     """Stream-x defaults: returns ``{"env_steps": [E], "returns": [S, E]}``."""
     config = algo.Config(total_steps=steps, num_evals=num_evals)
-    train = algo.make_train(config, envs.make(env_name))
+    train = algo.SPEC.make_train(config, envs.make(env_name))
     _, metrics = sweep.over_seeds(train, seeds)(
-        sweep.seed_keys(0, seeds), algo.default_hparams(config)
+        sweep.seed_keys(0, seeds), algo.SPEC.default_hparams()
     )
     return {
         "env_steps": np.asarray(metrics["env_steps"][0]).tolist(),
@@ -57,8 +57,8 @@ def run_classic(
 ) -> dict:
     """Classic learner with Adam at each rate in ``lrs``: one compilation, ``[H, S, E]``."""
     config = algo.Config(total_steps=steps, num_evals=num_evals, **CLASSIC)
-    train = algo.make_train(config, envs.make(env_name))
-    hparams, settings = sweep.grid(algo.default_hparams(config), lr=lrs)
+    train = algo.SPEC.make_train(config, envs.make(env_name))
+    hparams, settings = sweep.grid(algo.SPEC.default_hparams(), lr=lrs)
     run = sweep.over_seeds_and_hparams(train, seeds, len(lrs))
     _, metrics = run(sweep.seed_keys(0, seeds), hparams)
     returns = np.asarray(metrics["eval_return"])  # [H, S, E]

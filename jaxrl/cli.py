@@ -2,7 +2,7 @@
 
 ``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]
 [--checkpoint-every K] [--resume DIR] [--distributed]``;
-``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
+``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
 ``jaxrl bench [--quick] [--out DIR] [--cases NAME,...]``.
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import functools
 import sys
-import threading
 import time
 import typing
 from pathlib import Path
@@ -33,11 +30,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def algo_names() -> list[str]:
+    from jaxrl.agents import ALGOS  # the registry table: no algorithm module is imported
+
+    return sorted(ALGOS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxrl", description="Purely functional RL in JAX.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     train = sub.add_parser("train", help="train an agent over several seeds in one jitted call")
-    train.add_argument("algo", help="algorithm: ppo, sac")
+    train.add_argument("algo", help=f"algorithm: {', '.join(algo_names())} (jaxrl list)")
     train.add_argument("--env", default=None, help="environment name (default: the algo's own)")
     train.add_argument("--seeds", type=int, default=4, help="number of seeds, vmapped (default 4)")
     train.add_argument(
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Tests only: stop after N chunks as if the process had been killed.
     train.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
+    sub.add_parser("list", help="algorithms (action kinds, default env) and env families")
     plot = sub.add_parser("plot", help="learning curves and aggregate metrics of run folders")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by jaxrl train")
     plot.add_argument("--out", default="plots", help="output folder (default ./plots)")
@@ -137,247 +141,52 @@ def parse_overrides(items: list[str], config_cls: type, hparams_cls: type) -> tu
     return config_over, hparam_over
 
 
-class ProgressBar:
-    """A tqdm bar fed from ``jax.debug.callback`` (host thread), throttled by tqdm."""
-
-    def __init__(self, total: int, enabled: bool):
-        self._bar = None
-        self._total = total
-        self._enabled = enabled
-        self._lock = threading.Lock()
-
-    def __call__(self, env_steps: Any) -> None:
-        if not self._enabled:
-            return
-        import numpy as np
-
-        n = int(np.max(np.asarray(env_steps)))
-        with self._lock:
-            if self._bar is None:  # created at the first call, so compile time is not counted
-                from tqdm.auto import tqdm
-
-                self._bar = tqdm(
-                    total=self._total,
-                    unit="step",
-                    unit_scale=True,
-                    mininterval=0.5,
-                    dynamic_ncols=True,
-                    desc="training (per seed)",
-                )
-            if n > self._bar.n:
-                self._bar.update(n - self._bar.n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(k) for k, _ in rows)
-    line = "-" * (width + 3 + max(len(v) for _, v in rows))
-    return "\n".join([line, *(f"{k:<{width}} | {v}" for k, v in rows), line])
-
-
-def _to_host(tree: Any) -> Any:
-    """NumPy copies of a pytree's arrays, gathered from every process under multi-host."""
-    import jax
-    import numpy as np
-
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
-
-
-def _concat_periods(a: Any, b: Any) -> Any:
-    import numpy as np
-
-    return np.concatenate([a, b], axis=1)
-
-
 def train_command(args: argparse.Namespace) -> int:
     if args.distributed:
         from jaxrl import sweep
 
         sweep.init_distributed()  # before anything touches a device
 
-    from jaxrl import agents, envs
+    from jaxrl import agents
 
+    for flag, value in (("--seeds", args.seeds), ("--steps", args.steps)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
     if args.checkpoint_every is not None and args.checkpoint_every <= 0:
         raise UsageError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
     try:
-        algo = agents.get(args.algo)
+        spec = agents.get(args.algo)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    env_name = args.env or algo.DEFAULT_ENV
-    if args.seeds <= 0:
-        raise UsageError(f"--seeds must be positive, got {args.seeds}")
-    if args.steps is not None and args.steps <= 0:
-        raise UsageError(f"--steps must be positive, got {args.steps}")
-    config_over, hparam_over = parse_overrides(args.set, algo.Config, algo.HParams)
-    if args.steps is not None:
-        config_over["total_steps"] = args.steps
-    try:
-        env = envs.make(env_name)
-        config = algo.Config(**{**algo.PRESETS.get(env_name, {}), **config_over})
-        hparams = algo.default_hparams(config, **hparam_over)
-        algo.validate(config)
-        total = algo.schedule(config).total_steps
-        if env.action_spec.discrete and not algo.SUPPORTS_DISCRETE:
-            raise ValueError(f"{args.algo} needs a continuous action space; {env_name} is discrete")
-        if not env.action_spec.discrete and not algo.SUPPORTS_CONTINUOUS:
-            raise ValueError(f"{args.algo} needs a discrete action space; {env_name} is continuous")
-    except (ValueError, TypeError) as err:
-        raise UsageError(str(err)) from None
+    config_over, hparam_over = parse_overrides(args.set, spec.config, spec.hparams)
 
     import jax
-    import numpy as np
 
-    from jaxrl import checkpoint, sweep
-    from jaxrl import logging as jlog
+    from jaxrl import runner
 
-    if args.debug_nans:
-        jax.config.update("jax_debug_nans", True)
-    out = Path(
-        args.out
-        or args.resume
-        or f"runs/{args.algo}-{env_name.replace('/', '_')}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    )
-    config_dict = {
-        k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()
-    }
-    hparams_dict = {k: float(v) for k, v in dataclasses.asdict(hparams).items()}
-    # What a checkpoint must have been written for to be resumed by this command.
-    run_meta = {
-        "algo": args.algo,
-        "env": env_name,
-        "seeds": args.seeds,
-        "seed": args.seed,
-        "config": config_dict,
-        "hparams": hparams_dict,
-    }
-    bar = ProgressBar(total, enabled=not args.no_progress)
-    try:  # make_train may still reject the input, e.g. an offline dataset file
-        trainer = algo.make_train(config, env, progress=bar)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    num_evals = trainer.schedule.num_evals
-    steps_per_period = trainer.schedule.iters_per_eval * trainer.schedule.steps_per_iter
-    chunk = min(args.checkpoint_every or num_evals, num_evals)
-    keys = sweep.seed_keys(args.seed, args.seeds)
-    init = sweep.over_seeds(trainer.init, args.seeds)
-    state_like = jax.eval_shape(init, keys, hparams)
-
-    def periods_fn(num: int):
-        return sweep.over_seeds(functools.partial(trainer.run_periods, num=num), args.seeds)
-
-    start, metrics = 0, None
-    if args.resume:
-        ckpt_dir = Path(args.resume) / "checkpoints"
-        try:
-            description = checkpoint.read_meta(ckpt_dir)
-            checkpoint.check_run(description, run_meta)  # before any tracing: fast
-            start = description["step"]
-            metric_like = jax.eval_shape(periods_fn(1), state_like, hparams)[1]
-            like = {
-                "state": state_like,
-                "metrics": jax.tree.map(
-                    lambda m: jax.ShapeDtypeStruct((m.shape[0], start, *m.shape[2:]), m.dtype),
-                    metric_like,
-                ),
-            }
-            restored = checkpoint.restore(ckpt_dir, start, like, run_meta)
-        except checkpoint.CheckpointError as err:
-            raise UsageError(str(err)) from None
-        state, metrics = restored["state"], restored["metrics"]
-
-    # Compile every function the run needs up front: init, a chunk, the last shorter chunk.
-    t0 = time.perf_counter()
-    sizes = {min(chunk, num_evals - p) for p in range(start, num_evals, chunk)}
-    compiled = {k: periods_fn(k).lower(state_like, hparams).compile() for k in sizes}
-    if not args.resume:
-        state = init.lower(keys, hparams).compile()(keys, hparams)
-    compile_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    period, chunks_run = start, 0
-    while period < num_evals:
-        num = min(chunk, num_evals - period)
-        state, new = compiled[num](state, hparams)
-        new = _to_host(jax.block_until_ready(new))
-        metrics = new if metrics is None else jax.tree.map(_concat_periods, metrics, new)
-        period, chunks_run = period + num, chunks_run + 1
-        if args.checkpoint_every or args.resume:
-            tree = {"state": _to_host(state), "metrics": metrics}
-            if jax.process_index() == 0:
-                checkpoint.save(out / "checkpoints", period, tree, run_meta)
-        if args.stop_after_chunks is not None and chunks_run >= args.stop_after_chunks:
-            bar.close()
-            print(f"stopped after {chunks_run} chunk(s) at period {period} of {num_evals}")
-            return 0
-    run_s = time.perf_counter() - t0
-    bar.close()
-    if jax.process_index() != 0:
-        return 0
-
-    final = metrics["eval_return"][:, -1]
-    sps = (num_evals - start) * steps_per_period * args.seeds / max(run_s, 1e-9)
-    finite = metrics["finite"]
-    first_bad = None
-    if not finite.all():
-        first_bad = int(metrics["env_steps"][0][np.argmin(finite.all(axis=0))])
-    summary = {
-        "algo": args.algo,
-        "env": env_name,
-        "seeds": args.seeds,
-        "seed": args.seed,
-        "steps": total,
-        "final_return_mean": float(final.mean()),
-        "final_return_std": float(final.std()),
-        "final_return_min": float(final.min()),
-        "final_return_max": float(final.max()),
-        "final_returns": [float(x) for x in final],
-        "steps_per_second": sps,
-        "compile_seconds": compile_s,
-        "run_seconds": run_s,
-        "finite": first_bad is None,
-        "first_nonfinite_step": first_bad,
-        "resumed_from_period": start if args.resume else None,
-        "config": config_dict,
-        "hparams": hparams_dict,
-        "jax_backend": jax.default_backend(),
-        "num_devices": len(jax.devices()),
-        "num_processes": jax.process_count(),
-    }
-    rows = jlog.metric_rows(metrics)
-    jlog.write_jsonl(out / "metrics.jsonl", rows)
-    jlog.write_csv(out / "metrics.csv", rows)
-    jlog.write_json(out / "summary.json", summary)
-    jlog.plot_curve(
-        out / "curve.png",
-        metrics["env_steps"][0],
-        metrics["eval_return"],
-        title=f"{args.algo} on {env_name}",
-    )
-    if args.tensorboard:
-        jlog.write_tensorboard(out / "tb", metrics)
-    print(
-        _table(
-            [
-                ("algo / env", f"{args.algo} / {env_name}"),
-                ("seeds x steps", f"{args.seeds} x {total:,}"),
-                (
-                    "final return",
-                    f"{final.mean():.1f} +- {final.std():.1f} (min {final.min():.1f}, "
-                    f"max {final.max():.1f})",
-                ),
-                ("compile", f"{compile_s:.1f} s"),
-                ("run", f"{run_s:.1f} s, {sps:,.0f} env steps/s (all seeds)"),
-                ("output", str(out)),
-            ]
+    try:
+        result = runner.run(
+            spec,
+            args.env,
+            seeds=args.seeds,
+            seed=args.seed,
+            steps=args.steps,
+            config=config_over,
+            hparams=hparam_over,
+            out=args.out,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            tensorboard=args.tensorboard,
+            progress=not args.no_progress,
+            debug_nans=args.debug_nans,
+            stop_after_chunks=args.stop_after_chunks,
         )
-    )
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    if result.stopped_early or jax.process_index() != 0:
+        return 0
+    print(runner.summary_table(result))
+    first_bad = result.summary["first_nonfinite_step"]
     if first_bad is not None:
         print(
             f"jaxrl: warning: non-finite loss or parameters first seen by env step {first_bad}; "
@@ -385,6 +194,25 @@ def train_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from jaxrl import envs, runner
+
+    rows = [("algorithm", "actions", "default env", "")] + runner.describe()
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for name, kinds, env, summary in rows:
+        print(f"{name:<{widths[0]}}  {kinds:<{widths[1]}}  {env:<{widths[2]}}  {summary}")
+    print("\nenvironments (jaxrl train ALGO --env NAME):")
+    for family, names in envs.families().items():
+        if family == "built-in":
+            print(f"  {', '.join(names)}")
+        elif names:
+            more = ", ..." if len(names) > 4 else ""
+            print(f"  {family}/<id>  ({len(names)} ids: {', '.join(names[:4])}{more})")
+        else:
+            print(f"  {family}/<id>  (package not installed)")
     return 0
 
 
@@ -433,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             return bench_command(args)
         if args.command == "plot":
             return plot_command(args)
+        if args.command == "list":
+            return list_command(args)
         return train_command(args)
     except UsageError as err:
         print(f"jaxrl: error: {err}", file=sys.stderr)

@@ -1,4 +1,10 @@
-"""Running mean and variance (parallel Welford / Chan et al.) as a pytree."""
+"""Running mean and variance as pytrees, the one normalisation module.
+
+``RunningStats`` merges batches (Chan et al.'s parallel update; population variance;
+PPO's observation normaliser and the ``NormalizeObservation`` wrapper). ``Welford``
+merges one sample at a time (sample variance, 1 until two samples; the stream-x
+learners' observation and return statistics, as in their reference code).
+"""
 
 from __future__ import annotations
 
@@ -48,3 +54,28 @@ def normalize(
     """``(x - mean) / sqrt(var + eps)`` clipped to ``[-clip, clip]``."""
     y = (x - stats.mean) / jnp.sqrt(stats.var + eps)
     return jnp.clip(y, -clip, clip)
+
+
+class Welford(struct.PyTreeNode):
+    """Welford's running mean and sum of squared deviations of a stream of ``[*shape]``."""
+
+    mean: jax.Array
+    m2: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def create(cls, shape: tuple[int, ...]) -> Welford:
+        zeros = jnp.zeros(shape, jnp.float32)
+        return cls(mean=zeros, m2=zeros, count=jnp.zeros((), jnp.float32))
+
+    @property
+    def var(self) -> jax.Array:
+        """Sample variance (``ddof=1``); 1 until two samples have been seen."""
+        return jnp.where(self.count >= 2, self.m2 / jnp.maximum(self.count - 1, 1.0), 1.0)
+
+
+def welford_update(stats: Welford, x: jax.Array) -> Welford:
+    """Merges one sample ``x [*shape]``."""
+    count = stats.count + 1
+    mean = stats.mean + (x - stats.mean) / count
+    return Welford(mean=mean, m2=stats.m2 + (x - stats.mean) * (x - mean), count=count)

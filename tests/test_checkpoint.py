@@ -10,7 +10,8 @@ import pytest
 
 import jaxrl.envs as E
 from jaxrl import checkpoint
-from jaxrl.agents import ppo, sac
+from jaxrl.agents.actor_critic import sac
+from jaxrl.agents.on_policy import ppo
 from jaxrl.cli import main
 
 
@@ -48,8 +49,8 @@ def test_ppo_chunks_equal_one_shot_train_bitwise():
     cfg = ppo.Config(
         total_steps=1024, num_envs=4, rollout_len=32, num_epochs=2, num_evals=2, num_eval_envs=2
     )
-    train = ppo.make_train(cfg, E.make("cartpole"))
-    _chunked_equals_one_shot(train, ppo.default_hparams(cfg), jax.random.PRNGKey(7))
+    train = ppo.SPEC.make_train(cfg, E.make("cartpole"))
+    _chunked_equals_one_shot(train, ppo.SPEC.default_hparams(), jax.random.PRNGKey(7))
 
 
 @pytest.mark.slow  # about 20 s of compilation on 2 CPU cores
@@ -64,8 +65,8 @@ def test_sac_chunks_equal_one_shot_train_bitwise():
         num_evals=2,
         num_eval_envs=2,
     )
-    train = sac.make_train(cfg, E.make("pendulum"))
-    _chunked_equals_one_shot(train, sac.default_hparams(cfg), jax.random.PRNGKey(3))
+    train = sac.SPEC.make_train(cfg, E.make("pendulum"))
+    _chunked_equals_one_shot(train, sac.SPEC.default_hparams(), jax.random.PRNGKey(3))
 
 
 ARGS = ["train", "ppo", "--seeds", "2", "--steps", "2048", "--no-progress"]

@@ -5,12 +5,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxrl import loops
-from jaxrl.core import clip_by_global_norm, hparams_from, tree_finite
+from jaxrl.core import adam, clip_by_global_norm, hparams_from, tree_finite
+from jaxrl.core.optim import last_grad_norm
+from jaxrl.data.replay import replay_add, replay_init, replay_sample
 from jaxrl.normalize import RunningStats, update_stats
-from jaxrl.replay import replay_add, replay_init, replay_sample
 
 
 def test_replay_ring_buffer_wraps_and_keeps_newest():
@@ -77,12 +79,37 @@ def test_clip_by_global_norm_matches_float64_reference(max_norm):
     flat = np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in jax.tree.leaves(grads)])
     norm = np.sqrt(np.sum(flat**2))
     scale = min(1.0, max_norm / norm)
-    clipped, got_norm = jax.jit(clip_by_global_norm)(grads, jnp.float32(max_norm))
+
+    def clip(grads, max_norm):
+        tx = clip_by_global_norm(max_norm)
+        clipped, state = tx.update(grads, tx.init(grads))
+        return clipped, state.norm
+
+    clipped, got_norm = jax.jit(clip)(grads, jnp.float32(max_norm))
     np.testing.assert_allclose(float(got_norm), norm, rtol=1e-6)
     for k in grads:
         np.testing.assert_allclose(np.asarray(clipped[k]), np.asarray(grads[k]) * scale, rtol=1e-6)
-    zero, zero_norm = clip_by_global_norm(jax.tree.map(jnp.zeros_like, grads), jnp.float32(1.0))
+    zero, zero_norm = clip(jax.tree.map(jnp.zeros_like, grads), jnp.float32(1.0))
     assert float(zero_norm) == 0.0 and all(bool(jnp.all(z == 0)) for z in jax.tree.leaves(zero))
+
+
+def test_adam_builder_equals_optax_adam_and_clips_first():
+    """Without a clip the builder is optax.adam exactly (state and updates, traced lr); with
+    one, the update equals clipping by hand and then optax.adam."""
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = {"w": jnp.array([0.3, -4.0, 2.0])}
+    lr = jnp.float32(3e-3)
+    ours, ref = adam(lr), optax.adam(lr)
+    u1, s1 = ours.update(grads, ours.init(params))
+    u2, s2 = ref.update(grads, ref.init(params))
+    assert jax.tree.structure(s1) == jax.tree.structure(s2)
+    np.testing.assert_array_equal(u1["w"], u2["w"])
+    clipped = adam(lr, max_grad_norm=1.0)
+    u3, s3 = clipped.update(grads, clipped.init(params))
+    norm = float(np.linalg.norm(np.asarray(grads["w"], np.float64)))
+    u4, _ = ref.update({"w": grads["w"] / norm}, ref.init(params))
+    np.testing.assert_allclose(u3["w"], u4["w"], rtol=1e-6)
+    np.testing.assert_allclose(float(last_grad_norm(s3)), norm, rtol=1e-6)
 
 
 def test_schedule_rounds_down_and_rejects_tiny_budgets():
@@ -92,3 +119,25 @@ def test_schedule_rounds_down_and_rejects_tiny_budgets():
         loops.make_schedule(100, 128, 5)
     with pytest.raises(ValueError, match="positive"):
         loops.make_schedule(-1, 128, 5)
+
+
+def test_weighted_indices_follow_the_weights_and_skip_zero_rows():
+    from jaxrl.data.sampling import weighted_indices
+
+    weights = jnp.array([0, 3, 0, 1, 0], jnp.int32)
+    idx = jax.jit(weighted_indices, static_argnums=2)(jax.random.PRNGKey(0), weights, (40_000,))
+    counts = np.bincount(np.asarray(idx), minlength=5) / 40_000
+    np.testing.assert_allclose(counts, [0, 0.75, 0, 0.25, 0], atol=0.01)
+    mask = jnp.array([True, False, True])  # a bool mask: uniform over the True rows
+    idx = weighted_indices(jax.random.PRNGKey(1), mask, (1000,))
+    assert set(np.unique(np.asarray(idx)).tolist()) == {0, 2} and idx.dtype == jnp.int32
+
+
+def test_expectile_loss_matches_float64_reference():
+    from jaxrl.losses import expectile_loss
+
+    diff = np.array([-2.0, -0.5, 0.0, 0.3, 4.0])
+    for tau in (0.5, 0.7, 0.9):
+        w = np.where(diff < 0, 1 - tau, tau)
+        want = np.mean(w * diff**2)
+        np.testing.assert_allclose(expectile_loss(jnp.float32(diff), tau), want, rtol=1e-6)

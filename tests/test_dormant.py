@@ -11,8 +11,9 @@ from flax import struct
 
 import jaxrl.envs as E
 from jaxrl import cli, sweep
-from jaxrl.agents import drm, mentor
-from jaxrl.core import Agent, Transition
+from jaxrl.agents.actor_critic import drm, mentor
+from jaxrl.core import Agent, LoopContext, Transition
+from jaxrl.losses import expectile_loss
 from jaxrl.transforms import dormant
 
 
@@ -92,7 +93,7 @@ def test_schedules_hand_computed():
     np.testing.assert_allclose(dormant.exploitation_lambda(0.2), 0.3, rtol=1e-6)
     np.testing.assert_allclose(dormant.exploitation_lambda(0.0), 0.6 / (1 + np.exp(-10)), rtol=1e-6)
     v, q = jnp.array([1.0, 3.0]), jnp.array([2.0, 1.0])  # under: 0.9 * 1, over: 0.1 * 4
-    np.testing.assert_allclose(dormant.expectile_loss(v, q, 0.9), (0.9 + 0.4) / 2, rtol=1e-6)
+    np.testing.assert_allclose(expectile_loss(q - v, 0.9), (0.9 + 0.4) / 2, rtol=1e-6)
 
 
 def test_blended_target_hand_computed():
@@ -125,8 +126,8 @@ def test_perturbation_coefficient_one_is_identity_zero_is_fresh_init_on_schedule
     """DrM's agent under the transform: perturbs after every 2nd update, nothing in between."""
     env = E.make("pendulum")
     cfg = drm.Config(hidden=(8, 8), perturb_every=2, awaken_exploration=True, log_dormant=True)
-    hp = drm.default_hparams(cfg)
-    base = drm.make_agent(cfg, env, hp)
+    hp = drm.SPEC.default_hparams()
+    base = drm.base_agent(cfg, env, hp)
     key, k1, k2 = jax.random.split(jax.random.PRNGKey(0), 3)
 
     @jax.jit
@@ -134,8 +135,8 @@ def test_perturbation_coefficient_one_is_identity_zero_is_fresh_init_on_schedule
         agent = dormant.with_dormant_perturbation(
             base,
             measure=lambda s, b: s.dormant_ratio,
-            params_fields=drm.PERTURBED,
-            opt_fields=drm.RESET,
+            perturbed=drm.PERTURBED,
+            reset=drm.RESET,
             perturb_every=2,
             min_coef=coef,
             max_coef=coef,
@@ -163,16 +164,19 @@ def test_perturbation_coefficient_one_is_identity_zero_is_fresh_init_on_schedule
         assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
         assert 0.0 <= float(metrics["dormant_ratio"]) <= 1.0 and 0 < float(metrics["lambda"]) <= 0.6
         want = unperturbed if coef == 1.0 else fresh
-        for f in drm.PERTURBED:
-            assert_close(getattr(s2.inner, f), getattr(want, f))
-        for f in drm.RESET:  # Adam states reset to a fresh init's; the temperature's kept
-            assert_close(getattr(s2.inner, f), getattr(fresh, f), exact=True)
+        assert_close(drm.PERTURBED.get(s2.inner), drm.PERTURBED.get(want))
+        # Adam states reset to a fresh init's; the temperature's kept.
+        assert_close(drm.RESET.get(s2.inner), drm.RESET.get(fresh), exact=True)
         assert int(s2.inner.alpha_opt[0].count) == 2
         assert action.shape == (5, 1) and bool(jnp.all(jnp.abs(action) <= 2.0))
 
 
 class Toy(struct.PyTreeNode):
     w: jax.Array
+
+
+#: The toy state's only part, selected by functions.
+W = dormant.Parts(get=lambda s: s.w, set=lambda s, w: s.replace(w=w))
 
 
 def _toy_agent():
@@ -183,16 +187,20 @@ def _toy_agent():
 
     return Agent(
         init=lambda key: Toy(w=jax.random.normal(key, (20_000,))),
-        act=lambda s, obs, key, explore=True: (obs, {}),
+        act=lambda s, obs, key, explore=True, **_: (obs, {}),
         update=update,
     )
+
+
+def _context(train_return: float, valid: bool) -> LoopContext:
+    return LoopContext(jnp.int32(0), jnp.float32(train_return), jnp.bool_(valid))
 
 
 def test_snapshot_prior_keeps_best_returns_and_samples_their_gaussian():
     agent = dormant.with_dormant_perturbation(
         _toy_agent(),
         measure=lambda s, b: jnp.float32(0.0),
-        params_fields=("w",),
+        perturbed=W,
         perturb_every=6,
         min_coef=0.0,
         max_coef=0.0,
@@ -205,21 +213,13 @@ def test_snapshot_prior_keeps_best_returns_and_samples_their_gaussian():
     # (w value, training return): the best three returns hold w = 2, 4, 6.
     for w, ret in ((1.0, -5.0), (2.0, 3.0), (9.0, -1.0), (4.0, 7.0), (6.0, 5.0)):
         batch = _batch().replace(reward=jnp.full(16, w))
-        batch = batch.replace(
-            extras={"train_return": jnp.float32(ret), "train_return_valid": jnp.bool_(True)}
-        )
+        batch = batch.replace(context=_context(ret, True))
         state, _ = update(state, batch, jax.random.PRNGKey(int(w)))
     assert sorted(np.asarray(state.snapshot_scores).tolist()) == [3.0, 5.0, 7.0]
-    assert sorted(np.asarray(state.snapshots["w"][:, 0]).tolist()) == [2.0, 4.0, 6.0]
+    assert sorted(np.asarray(state.snapshots[:, 0]).tolist()) == [2.0, 4.0, 6.0]
     # The 6th update perturbs with coefficient 0: w ~ N(mean 4, std sqrt(8/3)) elementwise
     # (the update's own w = 0 does not enter a snapshot: its return is invalid).
-    batch = (
-        _batch()
-        .replace(reward=jnp.zeros(16))
-        .replace(
-            extras={"train_return": jnp.float32(100.0), "train_return_valid": jnp.bool_(False)}
-        )
-    )
+    batch = _batch().replace(reward=jnp.zeros(16), context=_context(100.0, False))
     state, metrics = update(state, batch, jax.random.PRNGKey(9))
     assert int(state.num_perturbations) == 1
     w = np.asarray(state.inner.w)
@@ -231,20 +231,18 @@ def test_snapshot_prior_needs_train_returns_and_bad_prior_raises():
     agent = dormant.with_dormant_perturbation(
         _toy_agent(),
         measure=lambda s, b: 0.0,
-        params_fields=("w",),
+        perturbed=W,
         perturb_every=2,
         prior="snapshots",
     )
-    with pytest.raises(ValueError, match="pass_train_return"):
+    with pytest.raises(ValueError, match="loop context"):
         agent.update(agent.init(jax.random.PRNGKey(0)), _batch(), jax.random.PRNGKey(1))
     with pytest.raises(ValueError, match="fresh, snapshots"):
         dormant.with_dormant_perturbation(
-            _toy_agent(), measure=None, params_fields=("w",), perturb_every=1, prior="best"
+            _toy_agent(), measure=None, perturbed=W, perturb_every=1, prior="best"
         )
     with pytest.raises(ValueError, match="perturb_every"):
-        dormant.with_dormant_perturbation(
-            _toy_agent(), measure=None, params_fields=("w",), perturb_every=0
-        )
+        dormant.with_dormant_perturbation(_toy_agent(), measure=None, perturbed=W, perturb_every=0)
 
 
 def test_cli_log_dormant_writes_the_metric(tmp_path):
@@ -259,9 +257,9 @@ def test_cli_log_dormant_writes_the_metric(tmp_path):
 
 
 def _final_returns(algo, config, seeds):
-    train = algo.make_train(config, E.make("pendulum"))
+    train = algo.SPEC.make_train(config, E.make("pendulum"))
     _, metrics = sweep.over_seeds(train, seeds)(
-        sweep.seed_keys(0, seeds), algo.default_hparams(config)
+        sweep.seed_keys(0, seeds), algo.SPEC.default_hparams()
     )
     assert bool(np.all(metrics["finite"]))
     return np.asarray(metrics["eval_return"])[:, -1], metrics
@@ -279,39 +277,36 @@ def test_drm_learns_pendulum_small_budget():
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", [drm, mentor], ids=["drm", "mentor"])
 def test_pendulum_reaches_sac_threshold_within_20k_steps(algo):
-    config = algo.Config(total_steps=20_000, **algo.PRESETS["pendulum"])
+    config = algo.Config(total_steps=20_000, **algo.SPEC.presets["pendulum"])
     final, _ = _final_returns(algo, config, 4)
     print(f"{algo.__name__} pendulum 20k final returns:", final)
     assert final.mean() >= -250, final
 
 
-def test_off_policy_loop_passes_train_returns_to_the_agent():
-    """``pass_train_return``: each batch carries the training envs' last finished return."""
+def test_off_policy_loop_passes_its_context_to_the_agent():
+    """Each replay batch carries the loop context: the training envs' last finished return,
+    whether every env has finished one, and the env step."""
     from jaxrl import loops
 
     def update(s, batch, key):
         return s, {
-            "seen_return": batch.extras["train_return"],
-            "seen_valid": batch.extras["train_return_valid"].astype(jnp.float32),
+            "seen_return": batch.context.train_return,
+            "seen_valid": batch.context.train_return_valid.astype(jnp.float32),
+            "seen_step": batch.context.env_step.astype(jnp.float32),
         }
 
     agent = Agent(
         init=lambda key: Toy(w=jnp.zeros(())),
-        act=lambda s, obs, key, explore=True: (jnp.zeros((obs.shape[0], 1)), {}),
+        act=lambda s, obs, key, explore=True, **_: (jnp.zeros((obs.shape[0], 1)), {}),
         update=update,
     )
-    train = loops.off_policy(
-        lambda hp: agent,
+    train = loops.make_train(
+        loops.Replay(num_envs=1, batch_size=4, buffer_size=800, warmup_steps=0, updates_per_iter=1),
+        lambda hp, schedule: agent,
         E.make("pendulum"),  # 200-step episodes: one finishes at the end of each period
         total_steps=800,
-        num_envs=1,
-        batch_size=4,
-        buffer_size=800,
-        warmup_steps=0,
-        updates_per_iter=1,
         num_evals=4,
         num_eval_envs=1,
-        pass_train_return=True,
     )
     _, m = jax.jit(train)(jax.random.PRNGKey(0), None)
     m = jax.tree.map(np.asarray, m)
@@ -321,3 +316,5 @@ def test_off_policy_loop_passes_train_returns_to_the_agent():
     r = m["train_return"]
     np.testing.assert_allclose(m["seen_return"][1:], (199 * r[:-1] + r[1:]) / 200, rtol=1e-5)
     assert np.all(r < 0)
+    # The env step counts every training step so far: mean of 200p+1 .. 200p+200 in period p.
+    np.testing.assert_allclose(m["seen_step"], 200 * np.arange(4) + 100.5)

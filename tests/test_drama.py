@@ -8,9 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import envs, replay_dfs
-from jaxrl.agents import drama
+from jaxrl import envs
+from jaxrl.agents.model_based import drama
 from jaxrl.cli import main
+from jaxrl.data import sequences as replay_dfs
+from jaxrl.data.sequences import SequenceBatch
 from jaxrl.models.world_model import (
     WorldModel,
     WorldModelConfig,
@@ -21,6 +23,7 @@ from jaxrl.models.world_model import (
     twohot_loss,
     world_model_loss,
 )
+from jaxrl.transforms.world_model import imagine
 
 TINY = dict(
     stoch=4,
@@ -169,7 +172,7 @@ def test_world_model_losses_fall_on_a_fixed_dataset():
 def _tiny_agent(env_name="cartpole", **overrides):
     env = envs.make(env_name)
     config = drama.Config(**(TINY | overrides))
-    return env, config, drama.make_agent(config, env, drama.default_hparams(config))
+    return env, config, drama.make_agent(config, env, drama.SPEC.default_hparams())
 
 
 def _fake_batch(env, batch, length):
@@ -191,8 +194,11 @@ def test_imagination_shapes_update_determinism_and_belief():
 
     @jax.jit
     def run(state, key):
-        rollout = agent.imagine(state.params, contexts, key)
-        new, metrics = agent.update(state, (wm_batch, contexts), key)
+        behaviour = drama.imagination_actor_critic(config, 2, drama.SPEC.default_hparams())
+        policy = lambda feat, k: behaviour.act(state.inner, feat, k, True)[0]
+        model = drama.world_model(config, env)
+        rollout = imagine(model, state.wm_params, policy, contexts, config.horizon, key)
+        new, metrics = agent.update(state, SequenceBatch(wm_batch, contexts), key)
         # The belief used for acting, stepped through a sequence, equals the parallel form.
         obs, actions = wm_batch["obs"][0], jnp.arange(config.wm_seq_len) % 2
 
@@ -202,22 +208,22 @@ def test_imagination_shapes_update_determinism_and_belief():
 
         _, hs = jax.lax.scan(step, agent.initial_carry(1), (obs, actions))
         log_probs = WorldModel(config.world_model, (4,), 2).apply(
-            state.params["wm"], obs, method=WorldModel.encode
+            state.wm_params, obs, method=WorldModel.encode
         )
         z = jax.nn.one_hot(jnp.argmax(log_probs, -1), config.classes).reshape((1, -1, 16))
         h_par, _ = WorldModel(config.world_model, (4,), 2).apply(
-            state.params["wm"], z, actions[None], method=WorldModel.sequence
+            state.wm_params, z, actions[None], method=WorldModel.sequence
         )
         return rollout, new, metrics, hs, h_par[0]
 
     rollout, new, metrics, h_rec, h_par = run(state, jax.random.PRNGKey(1))
     h = config.horizon
-    assert rollout["feat"].shape == (h + 1, config.img_batch, feat_dim)
-    assert rollout["action"].shape == (h, config.img_batch)
-    assert rollout["action"].dtype == jnp.int32
-    assert rollout["reward"].shape == rollout["terminated"].shape == (h, config.img_batch)
-    assert rollout["terminated"].dtype == jnp.bool_
-    assert int(rollout["action"].min()) >= 0 and int(rollout["action"].max()) < 2
+    assert rollout.feat.shape == (h + 1, config.img_batch, feat_dim)
+    assert rollout.action.shape == (h, config.img_batch)
+    assert rollout.action.dtype == jnp.int32
+    assert rollout.reward.shape == rollout.terminated.shape == (h, config.img_batch)
+    assert rollout.terminated.dtype == jnp.bool_
+    assert int(rollout.action.min()) >= 0 and int(rollout.action.max()) < 2
     assert all(np.isfinite(v) for v in jax.tree.leaves(metrics))
     assert int(new.step) == 1
     np.testing.assert_allclose(h_rec, h_par, atol=1e-4)
@@ -252,12 +258,12 @@ def test_paper_config_is_about_seven_million_parameters():
 )
 def test_bad_config_raises_value_error_naming_the_field(override, field):
     with pytest.raises(ValueError, match=field):
-        drama.validate(drama.Config(**override))
+        drama.SPEC.validate(drama.Config(**override), envs.make("cartpole"))
 
 
 def test_continuous_env_is_rejected(capsys):
     with pytest.raises(ValueError, match="discrete"):
-        drama.make_train(drama.Config(), envs.make("pendulum"))
+        drama.SPEC.make_train(drama.Config(), envs.make("pendulum"))
     assert main(["train", "drama", "--env", "cartpole", "--set", "encoder=rnn"]) == 2
     assert "encoder" in capsys.readouterr().err
 
@@ -287,8 +293,8 @@ def test_drama_learns_cartpole_over_seeds():
         num_evals=4,
         num_eval_envs=8,
     )
-    hparams = drama.default_hparams(config, wm_lr=1e-3, actor_lr=1e-3, critic_lr=1e-3)
-    train = drama.make_train(config, envs.make("cartpole"))
+    hparams = drama.SPEC.default_hparams(wm_lr=1e-3, actor_lr=1e-3, critic_lr=1e-3)
+    train = drama.SPEC.make_train(config, envs.make("cartpole"))
     _, metrics = sweep.over_seeds(train, 2)(sweep.seed_keys(0, 2), hparams)
     final = np.asarray(metrics["eval_return"])[:, -1]
     assert np.all(np.asarray(metrics["finite"]))

@@ -111,7 +111,7 @@ def test_missing_ale_gives_install_hint():
 
 @pytest.mark.slow  # compiles the whole agent (~40 s on 2 cores)
 def test_drama_trains_on_a_host_env():
-    from jaxrl.agents import drama
+    from jaxrl.agents.model_based import drama
 
     env = Atari100k(FakeALE(length=40), frame_skip=4, size=16, noop_max=0)
     config = drama.Config(

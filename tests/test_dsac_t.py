@@ -7,7 +7,7 @@ import pytest
 
 import jaxrl.envs as E
 from jaxrl import sweep
-from jaxrl.agents import dsac_t
+from jaxrl.agents.actor_critic import dsac_t
 from jaxrl.core import Transition
 
 
@@ -86,7 +86,7 @@ def _batch(n=16):
 def test_update_delays_policy_and_target():
     env = E.make("pendulum")
     cfg = dsac_t.Config(hidden=(16, 16), batch_size=16, log_dormant=True)
-    agent = dsac_t.make_agent(cfg, env, dsac_t.default_hparams(cfg))
+    agent = dsac_t.make_agent(cfg, env, dsac_t.SPEC.default_hparams())
     s0 = agent.init(jax.random.PRNGKey(0))
     update = jax.jit(agent.update)
     s1, m1 = update(s0, _batch(), jax.random.PRNGKey(1))
@@ -111,16 +111,16 @@ def test_update_delays_policy_and_target():
 
 def test_validate_rejects_bad_config():
     with pytest.raises(ValueError, match="policy_delay"):
-        dsac_t.validate(dsac_t.Config(policy_delay=0))
+        dsac_t.SPEC.validate(dsac_t.Config(policy_delay=0), E.make("pendulum"))
     with pytest.raises(ValueError, match="continuous"):
-        dsac_t.make_train(dsac_t.Config(), E.make("cartpole"))
+        dsac_t.SPEC.make_train(dsac_t.Config(), E.make("cartpole"))
 
 
 @pytest.mark.slow
 def test_dsac_t_pendulum_reaches_sac_threshold_within_20k_steps():
-    config = dsac_t.Config(total_steps=20_000, **dsac_t.PRESETS["pendulum"])
-    train = dsac_t.make_train(config, E.make("pendulum"))
-    _, metrics = sweep.over_seeds(train, 4)(sweep.seed_keys(0, 4), dsac_t.default_hparams(config))
+    config = dsac_t.Config(total_steps=20_000, **dsac_t.SPEC.presets["pendulum"])
+    train = dsac_t.SPEC.make_train(config, E.make("pendulum"))
+    _, metrics = sweep.over_seeds(train, 4)(sweep.seed_keys(0, 4), dsac_t.SPEC.default_hparams())
     final = np.asarray(metrics["eval_return"])[:, -1]
     print("dsac_t pendulum 20k final returns:", final)
     assert final.mean() >= -250, final

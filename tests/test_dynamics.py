@@ -130,7 +130,7 @@ def _probe_agent():
     the batch it was given as its metrics."""
     from jaxrl.core import Agent
 
-    def act(state, obs, key, explore=True):
+    def act(state, obs, key, explore=True, **_):
         return jnp.tanh(jnp.stack([jnp.sin(3 * obs[:, 1]), jnp.cos(2 * obs[:, 0])], -1)), {}
 
     return Agent(init=lambda k: 0, act=act, update=lambda s, b, k: (s, {"batch": b}))
@@ -183,13 +183,13 @@ def test_with_model_rollouts_mixes_real_rows_and_true_model_transitions():
 def test_sac_with_model_rollouts_updates_from_an_ensemble_mbpo_style():
     """The transform composes with a model-free agent: SAC's update on a batch half made of
     5-step ensemble rollouts of its own policy is finite, jittable and vmaps over seeds."""
-    from jaxrl.agents import sac
+    from jaxrl.agents.actor_critic import sac
     from jaxrl.core import Transition, tree_finite
     from jaxrl.transforms import with_model_rollouts
 
     env = E.make("pointmaze")
     cfg = sac.Config(hidden=(32, 32))
-    base = sac.make_agent(cfg, env, sac.default_hparams(cfg))
+    base = sac.make_agent(cfg, env, sac.SPEC.default_hparams())
     ens = Ensemble(4, 2, num_members=3, num_elites=2, hidden=(16,))
     model = ens.init(jax.random.PRNGKey(1), jnp.zeros(6), jnp.ones(6))
     agent = with_model_rollouts(base, lambda o, a, k: ens.step(model, o, a, k), horizon=5)

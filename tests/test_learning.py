@@ -4,13 +4,14 @@ import numpy as np
 
 import jaxrl.envs as E
 from jaxrl import sweep
-from jaxrl.agents import ppo, sac
+from jaxrl.agents.actor_critic import sac
+from jaxrl.agents.on_policy import ppo
 
 
 def final_returns(algo, config, env, num_seeds=4, seed=0, **hparams):
-    train = algo.make_train(config, env)
+    train = algo.SPEC.make_train(config, env)
     _, metrics = sweep.over_seeds(train, num_seeds)(
-        sweep.seed_keys(seed, num_seeds), algo.default_hparams(config, **hparams)
+        sweep.seed_keys(seed, num_seeds), algo.SPEC.default_hparams(**hparams)
     )
     assert bool(np.all(metrics["finite"]))
     return np.asarray(metrics["eval_return"])
@@ -23,7 +24,7 @@ def test_ppo_cartpole_reaches_475_within_500k_steps():
 
 
 def test_sac_pendulum_reaches_minus_250_within_20k_steps():
-    config = sac.Config(total_steps=20_000, **sac.PRESETS["pendulum"])
+    config = sac.Config(total_steps=20_000, **sac.SPEC.presets["pendulum"])
     returns = final_returns(sac, config, E.make("pendulum"))
     print("sac pendulum eval returns (seeds x evals, last 5):", returns[:, -5:])
     assert returns[:, -1].mean() >= -250, returns[:, -1]
@@ -32,7 +33,7 @@ def test_sac_pendulum_reaches_minus_250_within_20k_steps():
 def test_ppo_mjx_playground_cartpole_balance_reaches_900_within_1_5m_steps():
     """MuJoCo MJX physics (Playground's DM Control CartpoleBalance, optimum 1000)."""
     name = "playground/CartpoleBalance"
-    config = ppo.Config(**ppo.PRESETS[name])
+    config = ppo.Config(**ppo.SPEC.presets[name])
     assert config.total_steps <= 1_500_000
     returns = final_returns(ppo, config, E.make(name))
     print("ppo CartpoleBalance eval returns (seeds x evals):", returns)

@@ -7,9 +7,9 @@ import pytest
 
 import jaxrl.envs as E
 from jaxrl import sweep
-from jaxrl.agents import bc, iql, mbrcsl, rcsl
+from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
+from jaxrl.data.datasets import make_dataset
 from jaxrl.envs.pointmaze import scripted_dataset
-from jaxrl.offline import make_dataset
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,16 @@ def env():
 )
 def test_bad_mbrcsl_config_raises_before_compiling(env, over, match):
     with pytest.raises(ValueError, match=match):
-        mbrcsl.make_train(mbrcsl.Config(**over), env)
+        mbrcsl.SPEC.make_train(mbrcsl.Config(**over), env)
 
 
 def test_offline_agents_need_a_dataset_and_continuous_actions(tmp_path):
     with pytest.raises(ValueError, match="no built-in offline dataset"):
-        rcsl.make_train(rcsl.Config(), E.make("pendulum"))
+        rcsl.SPEC.make_train(rcsl.Config(), E.make("pendulum"))
     with pytest.raises(ValueError, match="continuous"):
-        bc.make_train(bc.Config(), E.make("cartpole"))
+        bc.SPEC.make_train(bc.Config(), E.make("cartpole"))
     with pytest.raises(ValueError, match="does not exist"):
-        iql.make_train(iql.Config(dataset=str(tmp_path / "none.npz")), E.make("pointmaze"))
+        iql.SPEC.make_train(iql.Config(dataset=str(tmp_path / "none.npz")), E.make("pointmaze"))
 
 
 def test_dataset_holds_only_suboptimal_pieces(env):
@@ -74,7 +74,7 @@ def test_mbrcsl_rollouts_stitch_beyond_the_dataset(env):
         num_keep=20,
     )
     src = jax.jit(lambda k: scripted_dataset(env, k))(jax.random.PRNGKey(0))
-    data = jax.jit(lambda k: mbrcsl.synthesize(cfg, env, src, k, mbrcsl.default_hparams(cfg)))(
+    data = jax.jit(lambda k: mbrcsl.synthesize(cfg, env, src, k, mbrcsl.SPEC.default_hparams()))(
         jax.random.PRNGKey(1)
     )
     stats = {k: float(v) for k, v in data.stats.items()}
@@ -101,8 +101,8 @@ def test_mbrcsl_rollouts_stitch_beyond_the_dataset(env):
 
 
 def _final_returns(module, cfg, env, seeds=3):
-    train = module.make_train(cfg, env)
-    hp = module.default_hparams(cfg)
+    train = module.SPEC.make_train(cfg, env)
+    hp = module.SPEC.default_hparams()
     _, metrics = jax.jit(sweep.over_seeds(train, seeds))(sweep.seed_keys(0, seeds), hp)
     assert bool(jnp.all(metrics["finite"]))
     return np.asarray(metrics["eval_return"][:, -1])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import jaxrl.envs as E
-from jaxrl import offline
-from jaxrl.agents.mbrcsl import filter_rollouts
+from jaxrl.agents.offline.mbrcsl import filter_rollouts
+from jaxrl.data import datasets as offline
 from jaxrl.envs.pointmaze import scripted_dataset
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxrl.envs as E
-from jaxrl.agents import ppo
+from jaxrl.agents.on_policy import ppo
 from jaxrl.core import Transition
 
 
@@ -68,7 +68,7 @@ def test_update_is_finite_and_counts_gradient_steps(name):
         clip_value=True,
         num_evals=1,
     )
-    agent = ppo.make_agent(cfg, env, ppo.default_hparams(cfg))
+    agent = ppo.make_agent(cfg, env, ppo.SPEC.default_hparams(), ppo.SPEC.schedule(cfg, env))
     state = agent.init(jax.random.PRNGKey(0))
     batch = _batch(env, agent, state)
     new, metrics = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(2))
@@ -95,8 +95,8 @@ def test_ppo_learns_pendulum_continuous_smoke():
         num_eval_envs=8,
         normalize_obs=True,
     )
-    train = jax.jit(ppo.make_train(cfg, E.make("pendulum")))
-    hp = ppo.default_hparams(cfg, lr=1e-3, gamma=0.95, ent_coef=0.0)
+    train = jax.jit(ppo.SPEC.make_train(cfg, E.make("pendulum")))
+    hp = ppo.SPEC.default_hparams(lr=1e-3, gamma=0.95, ent_coef=0.0)
     _, m = train(jax.random.PRNGKey(0), hp)
     assert bool(m["finite"].all())
     print("ppo pendulum eval returns:", m["eval_return"])
@@ -106,8 +106,10 @@ def test_ppo_learns_pendulum_continuous_smoke():
 def test_reward_scale_equals_scaled_rewards():
     env = E.make("cartpole")
     cfg = ppo.Config(total_steps=4096, num_envs=4, rollout_len=8, num_minibatches=2, num_evals=1)
-    scaled = ppo.make_agent(cfg, env, ppo.default_hparams(cfg, reward_scale=3.0))
-    plain = ppo.make_agent(cfg, env, ppo.default_hparams(cfg))
+    scaled = ppo.make_agent(
+        cfg, env, ppo.SPEC.default_hparams(reward_scale=3.0), ppo.SPEC.schedule(cfg, env)
+    )
+    plain = ppo.make_agent(cfg, env, ppo.SPEC.default_hparams(), ppo.SPEC.schedule(cfg, env))
     state = plain.init(jax.random.PRNGKey(0))
     batch = _batch(env, plain, state)
     key = jax.random.PRNGKey(2)

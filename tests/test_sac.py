@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jaxrl.envs as E
-from jaxrl.agents import sac
+from jaxrl.agents.actor_critic import common as ac
+from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Transition
 from jaxrl.nets.mlp import tanh_gaussian_sample
 
@@ -17,7 +18,7 @@ def test_critic_target_hand_computed():
     next_q = jnp.array([[3.0, 4.0, -1.0], [2.0, 5.0, -3.0]])  # min: 2, 4, -3
     next_log_prob = jnp.array([-1.0, 0.5, 2.0])
     alpha, gamma = 0.2, 0.9
-    y = sac.critic_target(reward, terminated, next_q, next_log_prob, alpha, gamma)
+    y = ac.critic_target(reward, terminated, next_q, next_log_prob, alpha, gamma)
     expected = [1.0 + 0.9 * (2.0 + 0.2), -2.0, 0.5 + 0.9 * (-3.0 - 0.4)]
     np.testing.assert_allclose(y, expected, rtol=1e-6)
 
@@ -26,7 +27,7 @@ def test_temperature_loss_value_and_gradient():
     log_alpha = jnp.log(0.5)
     log_prob = jnp.array([-0.5, -1.5])
     target_entropy = -1.0
-    loss, grad = jax.value_and_grad(sac.temperature_loss)(log_alpha, log_prob, target_entropy)
+    loss, grad = jax.value_and_grad(ac.temperature_loss)(log_alpha, log_prob, target_entropy)
     # J = -alpha * mean(log_prob + H) = -0.5 * mean(-1.5, -2.5) = 1.0; dJ/dlog_alpha = J.
     np.testing.assert_allclose(loss, 1.0, rtol=1e-6)
     np.testing.assert_allclose(grad, 1.0, rtol=1e-6)
@@ -48,7 +49,7 @@ def test_tanh_gaussian_log_prob_matches_change_of_variables():
 def test_update_changes_params_and_keeps_them_finite():
     env = E.make("pendulum")
     cfg = sac.Config(hidden=(32, 32), batch_size=16)
-    agent = sac.make_agent(cfg, env, sac.default_hparams(cfg))
+    agent = sac.make_agent(cfg, env, sac.SPEC.default_hparams())
     state = agent.init(jax.random.PRNGKey(0))
     n = 16
     batch = Transition(
@@ -79,4 +80,4 @@ def test_update_changes_params_and_keeps_them_finite():
 
 def test_sac_rejects_discrete_actions():
     with pytest.raises(ValueError, match="continuous"):
-        sac.make_train(sac.Config(), E.make("cartpole"))
+        sac.SPEC.make_train(sac.Config(), E.make("cartpole"))

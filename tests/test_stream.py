@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import jaxrl.envs as E
-from jaxrl import agents, sweep
-from jaxrl import stream as sx
-from jaxrl.agents import stream_ac, stream_q, stream_td
+from jaxrl import agents, loops, sweep
+from jaxrl.agents.stream import common as sx
+from jaxrl.agents.stream import stream_ac, stream_q, stream_td
 from jaxrl.nets import StreamMLP
 from jaxrl.nets.init import sparse_uniform
 
@@ -159,35 +159,25 @@ def test_stream_mlp_has_no_layer_norm_parameters_and_zero_biases():
 # --- loop and contract ---------------------------------------------------------------------
 
 
-def test_stream_algorithms_are_registered_with_the_train_contract():
-    for name in ("stream_ac", "stream_q"):
-        algo = agents.get(name)
-        for attr in (
-            "Config",
-            "HParams",
-            "default_hparams",
-            "make_agent",
-            "make_train",
-            "PRESETS",
-            "DEFAULT_ENV",
-            "validate",
-            "schedule",
-        ):
-            assert hasattr(algo, attr), (name, attr)
-    with pytest.raises(ValueError, match="optimizer"):
-        stream_ac.validate(stream_ac.Config(optimizer="sgd"))
+def test_stream_algorithms_are_registered_specs_that_validate():
+    for name in ("stream_ac", "stream_q", "stream_td"):
+        spec = agents.get(name)
+        assert spec.name == name and spec.default_env == "cartpole"
+        assert isinstance(spec.data(spec.config(), E.make("cartpole")), loops.Stream)
+    with pytest.raises(ValueError, match="stream_ac: unknown optimizer"):
+        stream_ac.SPEC.validate(stream_ac.Config(optimizer="sgd"), E.make("cartpole"))
     with pytest.raises(ValueError, match="num_eval_envs"):
-        stream_q.validate(stream_q.Config(num_envs=3, num_eval_envs=16))
+        stream_q.SPEC.validate(stream_q.Config(num_envs=3, num_eval_envs=16), E.make("cartpole"))
     with pytest.raises(ValueError, match="discrete"):
-        stream_q.make_agent(stream_q.Config(), E.make("pendulum"), stream_q.default_hparams(None))
+        stream_q.SPEC.validate(stream_q.Config(), E.make("pendulum"))
 
 
 def test_vmapped_seeds_equal_separate_runs_and_learners_batch():
     env = E.make("cartpole")
     # Short: batched and single matmuls round differently, and learning amplifies that.
     config = stream_q.Config(total_steps=400, num_envs=2, num_evals=2, num_eval_envs=4)
-    hparams = stream_q.default_hparams(config)
-    train = stream_q.make_train(config, env)
+    hparams = stream_q.SPEC.default_hparams()
+    train = stream_q.SPEC.make_train(config, env)
     keys = sweep.seed_keys(3, 2)
     states, metrics = sweep.over_seeds(train, 2)(keys, hparams)
     assert metrics["eval_return"].shape == (2, 2)
@@ -216,9 +206,9 @@ def test_vmapped_seeds_equal_separate_runs_and_learners_batch():
 
 
 def _final_returns(algo, config, env_name, num_seeds=4, **hparams):
-    train = algo.make_train(config, E.make(env_name))
+    train = algo.SPEC.make_train(config, E.make(env_name))
     _, metrics = sweep.over_seeds(train, num_seeds)(
-        sweep.seed_keys(0, num_seeds), algo.default_hparams(config, **hparams)
+        sweep.seed_keys(0, num_seeds), algo.SPEC.default_hparams(**hparams)
     )
     assert bool(np.all(metrics["finite"]))
     return np.asarray(metrics["eval_return"])
@@ -244,7 +234,7 @@ def test_stream_q_cartpole_learns():
 def test_stream_ac_pendulum_learns():
     """Measured: mean of the last 3 evaluations -182 over 4 seeds (per seed -200, -196,
     -164, -169; 2x128 nets, 300k steps); a random policy scores about -1200 to -1500."""
-    config = stream_ac.Config(**stream_ac.PRESETS["pendulum"])
+    config = stream_ac.Config(**stream_ac.SPEC.presets["pendulum"])
     assert config.total_steps <= 300_000
     returns = _final_returns(stream_ac, config, "pendulum")
     print("stream_ac pendulum eval returns (seeds x evals):", returns)
@@ -254,8 +244,8 @@ def test_stream_ac_pendulum_learns():
 def test_stream_td_predicts_the_random_policy_value_on_cartpole():
     env = E.make("cartpole")
     config = stream_td.Config(total_steps=40_000, num_evals=1)
-    states, _ = sweep.over_seeds(stream_td.make_train(config, env), 4)(
-        sweep.seed_keys(0, 4), stream_td.default_hparams(config)
+    states, _ = sweep.over_seeds(stream_td.SPEC.make_train(config, env), 4)(
+        sweep.seed_keys(0, 4), stream_td.SPEC.default_hparams()
     )
     starts = jax.vmap(lambda k: env.reset(k).obs)(jax.random.split(jax.random.PRNGKey(9), 256))
     predict = stream_td.make_predict(config, env)

@@ -12,7 +12,7 @@ import pytest
 
 import jaxrl.envs as E
 from jaxrl import sweep
-from jaxrl.agents import ppo
+from jaxrl.agents.on_policy import ppo
 
 ENV = E.make("cartpole")
 CFG = ppo.Config(total_steps=4096, num_envs=4, rollout_len=32, num_evals=2, num_eval_envs=4)
@@ -20,11 +20,11 @@ CFG = ppo.Config(total_steps=4096, num_envs=4, rollout_len=32, num_evals=2, num_
 
 @pytest.fixture(scope="module")
 def train():
-    return ppo.make_train(CFG, ENV)
+    return ppo.SPEC.make_train(CFG, ENV)
 
 
 def test_vmap_over_seeds_equals_separate_runs(train):
-    hp = ppo.default_hparams(CFG)
+    hp = ppo.SPEC.default_hparams()
     keys = sweep.seed_keys(0, 4)
     _, batched = sweep.over_seeds(train, 4)(keys, hp)
     single = jax.jit(train)
@@ -37,7 +37,7 @@ def test_vmap_over_seeds_equals_separate_runs(train):
 
 
 def test_same_key_gives_bitwise_equal_metrics(train):
-    hp = ppo.default_hparams(CFG)
+    hp = ppo.SPEC.default_hparams()
     run = sweep.over_seeds(train, 2)
     _, a = run(sweep.seed_keys(3, 2), hp)
     _, b = run(sweep.seed_keys(3, 2), hp)
@@ -48,7 +48,7 @@ def test_same_key_gives_bitwise_equal_metrics(train):
 
 
 def test_hparam_grid_is_one_compilation_and_matches_single_runs(train):
-    hp = ppo.default_hparams(CFG)
+    hp = ppo.SPEC.default_hparams()
     batch, settings = sweep.grid(hp, lr=[1e-4, 1e-3], ent_coef=[0.0, 0.01])
     assert len(settings) == 4 and batch.lr.shape == (4,)
     run = sweep.over_hparams(train, 4)
@@ -70,7 +70,7 @@ def test_hparam_grid_is_one_compilation_and_matches_single_runs(train):
 
 def test_grid_rejects_unknown_name():
     with pytest.raises(ValueError, match="nosuch"):
-        sweep.grid(ppo.default_hparams(CFG), nosuch=[1.0])
+        sweep.grid(ppo.SPEC.default_hparams(), nosuch=[1.0])
 
 
 SHARDED = textwrap.dedent(
@@ -78,11 +78,11 @@ SHARDED = textwrap.dedent(
     import jax, numpy as np
     import jaxrl.envs as E
     from jaxrl import sweep
-    from jaxrl.agents import ppo
+    from jaxrl.agents.on_policy import ppo
     assert len(jax.devices()) == 4, jax.devices()
     cfg = ppo.Config(total_steps=2048, num_envs=4, rollout_len=32, num_evals=2, num_eval_envs=4)
-    train = ppo.make_train(cfg, E.make("cartpole"))
-    hp = ppo.default_hparams(cfg)
+    train = ppo.SPEC.make_train(cfg, E.make("cartpole"))
+    hp = ppo.SPEC.default_hparams()
     keys = sweep.seed_keys(0, 8)
     _, m = sweep.over_seeds(train, 8)(keys, hp)
     assert len(m["eval_return"].sharding.device_set) == 4, m["eval_return"].sharding

@@ -140,7 +140,7 @@ def budget_for(mode: str) -> Budget:
 def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
     """jaxrl PPO on ``cartpole`` with ``REJAX_CARTPOLE``: ``(train, hparams)``."""
     from jaxrl import envs
-    from jaxrl.agents import ppo
+    from jaxrl.agents.on_policy import ppo
 
     s = REJAX_CARTPOLE
     config = ppo.Config(
@@ -158,8 +158,8 @@ def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
         num_eval_envs=s["num_eval_envs"],
     )
     names = ("lr", "max_grad_norm", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef")
-    hparams = ppo.default_hparams(config, vf_clip_eps=s["clip_eps"], **{k: s[k] for k in names})
-    return ppo.make_train(config, envs.make("cartpole")), hparams
+    hparams = ppo.SPEC.default_hparams(vf_clip_eps=s["clip_eps"], **{k: s[k] for k in names})
+    return ppo.SPEC.make_train(config, envs.make("cartpole")), hparams
 
 
 def rejax_ppo_train(total_steps: int) -> Callable[[jax.Array], tuple[Any, Any]]:

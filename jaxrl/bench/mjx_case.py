@@ -121,7 +121,7 @@ def jaxrl_train(raw_env: Any, s: dict[str, Any]) -> tuple[Callable, Any, dict[st
     Brax's ``reward_scaling`` and Adam eps map onto PPO's ``reward_scale`` and
     ``adam_eps`` hyperparameters; no gradient clipping (``max_grad_norm=inf``).
     """
-    from jaxrl.agents import ppo
+    from jaxrl.agents.on_policy import ppo
     from jaxrl.envs.brax_env import BraxEnv
 
     steps_per_iter, iters, epochs = schedule(s)
@@ -141,8 +141,7 @@ def jaxrl_train(raw_env: Any, s: dict[str, Any]) -> tuple[Callable, Any, dict[st
         num_evals=epochs,
         num_eval_envs=s["num_eval_envs"],
     )
-    hparams = ppo.default_hparams(
-        config,
+    hparams = ppo.SPEC.default_hparams(
         lr=s["learning_rate"],
         gamma=s["discounting"],
         gae_lambda=s["gae_lambda"],
@@ -153,7 +152,7 @@ def jaxrl_train(raw_env: Any, s: dict[str, Any]) -> tuple[Callable, Any, dict[st
         reward_scale=s["reward_scaling"],
         adam_eps=1e-8,  # Brax's optax.adam default
     )
-    train = ppo.make_train(config, env)
+    train = ppo.SPEC.make_train(config, env)
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()}
     settings["hparams"] = {k: float(v) for k, v in vars(hparams).items()}
     settings["hparams"]["max_grad_norm"] = None

@@ -61,7 +61,7 @@ def _settings(budget: Any) -> dict[str, Any]:
 def jaxrl_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Callable, Any]:
     """jaxrl SAC on ``pendulum`` with settings ``s``: ``(train, hparams)``."""
     from jaxrl import envs
-    from jaxrl.agents import sac
+    from jaxrl.agents.actor_critic import sac
 
     config = sac.Config(
         total_steps=steps,
@@ -76,8 +76,7 @@ def jaxrl_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Cal
         num_eval_envs=s["eval_episodes"],
     )
     lr = s["lr"]
-    hparams = sac.default_hparams(
-        config,
+    hparams = sac.SPEC.default_hparams(
         actor_lr=lr,
         critic_lr=lr,
         alpha_lr=lr,
@@ -85,7 +84,7 @@ def jaxrl_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Cal
         tau=s["tau"],
         init_alpha=s["init_alpha"],
     )
-    return sac.make_train(config, envs.make("pendulum")), hparams
+    return sac.SPEC.make_train(config, envs.make("pendulum")), hparams
 
 
 def jaxrl_curve(metrics: Any) -> tuple[list[int], list[float]]:

@@ -18,13 +18,13 @@ SEED_COUNTS = (1, 32)
 
 def _stream_train(steps: int) -> tuple[Callable, Any, dict[str, Any]]:
     from jaxrl import envs
-    from jaxrl.agents import stream_ac
+    from jaxrl.agents.stream import stream_ac
 
     config = stream_ac.Config(total_steps=steps, num_evals=1)
-    train = stream_ac.make_train(config, envs.make("cartpole"))
+    train = stream_ac.SPEC.make_train(config, envs.make("cartpole"))
     settings = {"algo": "stream_ac", "env": "cartpole", "config": config.__dict__.copy()}
     settings["config"]["hidden"] = list(config.hidden)
-    return train, stream_ac.default_hparams(config), settings
+    return train, stream_ac.SPEC.default_hparams(), settings
 
 
 def stream_cartpole(budget: Any, results: dict[str, Any]) -> dict[str, Any]:

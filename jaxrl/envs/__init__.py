@@ -34,6 +34,7 @@ __all__ = [
     "Spec",
     "VmapWrapper",
     "Wrapper",
+    "families",
     "first_state",
     "known_names",
     "make",
@@ -87,6 +88,18 @@ def known_names() -> list[str]:
         except ImportError:
             continue
     return names
+
+
+def families() -> dict[str, list[str]]:
+    """``{"built-in": [names], family: [ids], ...}``; a family whose package is missing
+    maps to an empty list."""
+    out = {"built-in": sorted(_REGISTRY)}
+    for family, module in _FAMILIES.items():
+        try:
+            out[family] = list(importlib.import_module(module).names())
+        except ImportError:
+            out[family] = []
+    return out
 
 
 def _unknown(name: str) -> ValueError:

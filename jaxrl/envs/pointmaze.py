@@ -180,9 +180,9 @@ def scripted_dataset(
     uniformly within ``hold_spread`` of its last cell's centre (the paper's controller
     perturbs its waypoints likewise), so the data shows the reward at rest around the
     goal, not only at its centre. Deterministic for a fixed ``key``.
-    Returns a ``jaxrl.offline.Dataset`` with leaves ``[T, num_episodes, ...]``.
+    Returns a ``jaxrl.data.datasets.Dataset`` with leaves ``[T, num_episodes, ...]``.
     """
-    from jaxrl.offline import record
+    from jaxrl.data.datasets import record
 
     if num_episodes < 2 or num_episodes % 2:
         raise ValueError(f"num_episodes must be a positive even number, got {num_episodes}")

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxrl.data.sampling import weighted_indices
 from jaxrl.nets import MLP
 
 
@@ -181,12 +182,11 @@ class Ensemble:
         tx = optax.adam(lr)
         trainable = (model.params, model.max_logvar, model.min_logvar)
         opt = tx.init(trainable)
-        cdf = jnp.cumsum(jnp.ones(n, jnp.int32) if valid is None else valid.astype(jnp.int32))
+        rows = jnp.ones(n, jnp.int32) if valid is None else valid
 
         def step(carry, k):
             trainable, opt = carry
-            u = jax.random.randint(k, (self.num_members, batch_size), 0, cdf[-1])
-            idx = jnp.searchsorted(cdf, u, side="right")
+            idx = weighted_indices(k, rows, (self.num_members, batch_size))
 
             def loss_fn(tr):
                 m = model.replace(params=tr[0], max_logvar=tr[1], min_logvar=tr[2])

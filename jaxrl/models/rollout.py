@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl.core import Transition
-from jaxrl.offline.dataset import Dataset, make_dataset
+from jaxrl.data.datasets import Dataset, make_dataset
 
 #: ``model(obs [B, ...], action [B, ...], key) -> (next_obs, reward[, terminated])``
 Model = Callable[..., tuple]

@@ -1,7 +1,15 @@
 """Networks: flax.linen modules whose params are plain pytrees."""
 
 from jaxrl.nets.mamba import Mamba2, MambaStack, MambaState
-from jaxrl.nets.mlp import MLP, Categorical, DiagGaussian, TanhGaussian, ValueHead
+from jaxrl.nets.mlp import (
+    MLP,
+    Categorical,
+    DiagGaussian,
+    QNetwork,
+    TanhGaussian,
+    TanhPolicy,
+    ValueHead,
+)
 from jaxrl.nets.moe import MoE, MoETanhGaussian
 from jaxrl.nets.stream import StreamMLP
 
@@ -14,7 +22,9 @@ __all__ = [
     "MambaState",
     "MoE",
     "MoETanhGaussian",
+    "QNetwork",
     "StreamMLP",
     "TanhGaussian",
+    "TanhPolicy",
     "ValueHead",
 ]

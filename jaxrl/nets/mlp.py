@@ -149,3 +149,29 @@ def tanh_gaussian(mean: jax.Array, std: jax.Array, eps: jax.Array) -> tuple[jax.
     # log(1 - tanh(x)^2) computed stably as 2 (log 2 - x - softplus(-2x)).
     log_prob -= jnp.sum(2.0 * (jnp.log(2.0) - pre - jax.nn.softplus(-2.0 * pre)), axis=-1)
     return jnp.tanh(pre), log_prob
+
+
+class QNetwork(nn.Module):
+    """Q(s, a): ``[N, obs] x [N, act] -> [N]`` (the one Q-network; twin it with
+    ``jaxrl.agents.actor_critic.common.twin``)."""
+
+    hidden: tuple[int, ...]
+    act: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = MLP(self.hidden, self.act, self.layer_norm)(jnp.concatenate([obs, action], -1))
+        return nn.Dense(1)(x)[..., 0]
+
+
+class TanhPolicy(nn.Module):
+    """Deterministic policy ``[..., in] -> [..., act_dim]`` in ``[-1, 1]`` (tanh head)."""
+
+    action_dim: int
+    hidden: tuple[int, ...] = (256, 256)
+    act: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.tanh(nn.Dense(self.action_dim)(MLP(self.hidden, self.act)(x)))

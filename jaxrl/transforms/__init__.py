@@ -7,6 +7,7 @@ from jaxrl.transforms.dormant import (
     with_dormant_perturbation,
 )
 from jaxrl.transforms.model_rollouts import with_model_rollouts
+from jaxrl.transforms.world_model import with_world_model
 
 __all__ = [
     "dormant_ratio",
@@ -14,4 +15,5 @@ __all__ = [
     "perturbation_coefficient",
     "with_dormant_perturbation",
     "with_model_rollouts",
+    "with_world_model",
 ]

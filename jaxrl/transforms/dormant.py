@@ -12,16 +12,15 @@
   driven by the dormant ratio ``beta``, and resets chosen optimiser states. With
   ``prior="fresh"`` (DrM) ``phi`` is a fresh initialisation; with ``prior="snapshots"``
   (MENTOR) ``phi ~ N(mean, std)`` elementwise over the best-return snapshots kept.
-* DrM's schedules: ``awaken_std`` (awakened exploration), ``exploitation_lambda`` and
-  ``expectile_loss`` (dormant-ratio-guided exploitation).
+* DrM's schedules: ``awaken_std`` (awakened exploration) and ``exploitation_lambda``
+  (dormant-ratio-guided exploitation, with ``jaxrl.losses.expectile_loss``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -31,6 +30,16 @@ from jaxrl.core import Agent, Transition
 
 Measure = Callable[[Any, Transition], jax.Array]
 _PRIORS = ("fresh", "snapshots")
+
+
+class Parts(NamedTuple):
+    """Which parts of an agent state a transform touches, chosen by functions.
+
+    ``get(state) -> parts`` (any pytree); ``set(state, parts) -> state`` with them replaced.
+    """
+
+    get: Callable[[Any], Any]
+    set: Callable[[Any, Any], Any]
 
 
 def _is_dense(module: nn.Module, method: str) -> bool:
@@ -137,14 +146,6 @@ def exploitation_lambda(
     return target_lambda / (1.0 + jnp.exp(temp * (beta - target)))
 
 
-def expectile_loss(v: jax.Array, q: jax.Array, expectile: float | jax.Array = 0.9) -> jax.Array:
-    """Expectile regression of ``v`` on ``q`` (both ``[N]``); weight ``expectile`` where v < q."""
-    chex.assert_equal_shape([v, q])
-    diff = v - q
-    weight = jnp.where(diff > 0, 1.0 - expectile, expectile)
-    return jnp.mean(weight * jnp.square(diff))
-
-
 class PerturbState(struct.PyTreeNode):
     """State of a perturbed agent.
 
@@ -169,9 +170,9 @@ class PerturbState(struct.PyTreeNode):
     snapshot_valid: jax.Array
 
 
-def actor_measure(module: nn.Module, field: str = "actor_params", tau: float = 0.025) -> Measure:
-    """``(state, batch) -> beta``: dormant ratio of ``module`` (``state.<field>``) on the obs."""
-    return lambda state, batch: dormant_ratio(module, getattr(state, field), batch.obs, tau=tau)[0]
+def actor_measure(module: nn.Module, params: Callable[[Any], Any], tau: float = 0.025) -> Measure:
+    """``(state, batch) -> beta``: dormant ratio of ``module`` (``params(state)``) on the obs."""
+    return lambda state, batch: dormant_ratio(module, params(state), batch.obs, tau=tau)[0]
 
 
 def _snapshot_prior(snapshots: Any, valid: jax.Array, key: jax.Array) -> Any:
@@ -192,8 +193,8 @@ def with_dormant_perturbation(
     agent: Agent,
     *,
     measure: Measure,
-    params_fields: Sequence[str],
-    opt_fields: Sequence[str] = (),
+    perturbed: Parts,
+    reset: Parts | None = None,
     perturb_every: int,
     rate: float | jax.Array = 2.0,
     min_coef: float | jax.Array = 0.2,
@@ -205,19 +206,19 @@ def with_dormant_perturbation(
     """DrM's periodic shrink-and-perturb as a transform over any agent.
 
     Args:
-      agent: the agent to wrap; its state must have the named fields.
+      agent: the agent to wrap.
       measure: ``(inner_state, batch) -> beta``, the dormant ratio driving the
         coefficient, measured after every update (e.g. ``actor_measure``).
-      params_fields: state fields (param pytrees) moved toward the prior.
-      opt_fields: state fields (optimiser states) reset to a fresh init's.
+      perturbed: the state's parameters moved toward the prior.
+      reset: the state's parts (optimiser states) reset to a fresh init's.
       perturb_every: perturb after every ``perturb_every``-th update.
       rate, min_coef, max_coef: ``a = clip(1 - rate beta, min_coef, max_coef)``.
       prior: ``"fresh"`` (DrM: a fresh ``agent.init``) or ``"snapshots"`` (MENTOR's
         task-oriented perturbation: a Gaussian fitted elementwise to the
-        ``num_snapshots`` best-return snapshots of ``params_fields``; a fresh init
+        ``num_snapshots`` best-return snapshots of the ``perturbed`` parts; a fresh init
         until one is kept). Snapshots are considered every ``snapshot_every``
-        updates and need the batch to carry ``extras["train_return"]`` and
-        ``extras["train_return_valid"]`` (``loops.off_policy(..., pass_train_return=True)``).
+        updates and scored by the loop context's training return
+        (``batch.context.train_return``, taken once ``train_return_valid``).
 
     Returns:
       An ``Agent`` whose state is a ``PerturbState``; its metrics add
@@ -236,12 +237,8 @@ def with_dormant_perturbation(
     ):
         if v <= 0:
             raise ValueError(f"with_dormant_perturbation: {name} must be positive, got {v}")
-    if not params_fields:
-        raise ValueError("with_dormant_perturbation: params_fields must name at least one field")
     use_snapshots = prior == "snapshots"
-
-    def fields(state: Any) -> dict:
-        return {f: getattr(state, f) for f in params_fields}
+    fields = perturbed.get
 
     def init(key: jax.Array) -> PerturbState:
         inner = agent.init(key)
@@ -262,21 +259,19 @@ def with_dormant_perturbation(
             snapshot_valid=jnp.zeros((k,), jnp.bool_),
         )
 
-    def act(state: PerturbState, obs: jax.Array, key: jax.Array, explore: bool = True):
-        return agent.act(state.inner, obs, key, explore=explore)
+    def act(state: PerturbState, obs: jax.Array, key: jax.Array, explore=True, **kwargs):
+        return agent.act(state.inner, obs, key, explore, **kwargs)
 
     def keep_snapshot(state: PerturbState, inner: Any, batch: Transition, n: jax.Array):
-        if "train_return" not in batch.extras or "train_return_valid" not in batch.extras:
+        if batch.context is None:
             raise ValueError(
-                "prior='snapshots' needs batches with extras['train_return'] and "
-                "extras['train_return_valid']: use loops.off_policy(..., pass_train_return=True)"
+                "prior='snapshots' scores snapshots by the training return: the batch needs "
+                "a loop context (batch.context), which jaxrl.loops sets"
             )
-        score = jnp.asarray(batch.extras["train_return"], jnp.float32)
+        score = jnp.asarray(batch.context.train_return, jnp.float32)
         worst = jnp.where(state.snapshot_valid, state.snapshot_scores, -jnp.inf)
         slot = jnp.argmin(worst)
-        take = (
-            (n % snapshot_every == 0) & batch.extras["train_return_valid"] & (score > worst[slot])
-        )
+        take = (n % snapshot_every == 0) & batch.context.train_return_valid & (score > worst[slot])
 
         # Always write one slot, with its old value when not taking: an in-place update of
         # one snapshot. (A lax.cond would, under a vmap over seeds, become a select that
@@ -292,16 +287,15 @@ def with_dormant_perturbation(
             state.snapshot_valid.at[slot].set(take | state.snapshot_valid[slot]),
         )
 
-    def perturbed(inner: Any, snaps: Any, valid: jax.Array, key: jax.Array, coef: jax.Array):
+    def toward_prior(inner: Any, snaps: Any, valid: jax.Array, key: jax.Array, coef: jax.Array):
         fresh_key, noise_key = jax.random.split(key)
         fresh = agent.init(fresh_key)
         phi = fields(fresh)
         if use_snapshots:
             from_snaps = _snapshot_prior(snaps, valid, noise_key)
             phi = jax.tree.map(lambda a, b: jnp.where(jnp.any(valid), a, b), from_snaps, phi)
-        new = perturb(fields(inner), phi, coef)
-        new.update({f: getattr(fresh, f) for f in opt_fields})
-        return inner.replace(**new)
+        inner = perturbed.set(inner, perturb(fields(inner), phi, coef))
+        return inner if reset is None else reset.set(inner, reset.get(fresh))
 
     def update(state: PerturbState, batch: Transition, key: jax.Array):
         inner_key, perturb_key = jax.random.split(key)
@@ -314,7 +308,7 @@ def with_dormant_perturbation(
         coef = perturbation_coefficient(beta, rate, min_coef, max_coef).astype(jnp.float32)
         do = n % perturb_every == 0
         inner = jax.lax.cond(
-            do, lambda: perturbed(inner, snaps, valid, perturb_key, coef), lambda: inner
+            do, lambda: toward_prior(inner, snaps, valid, perturb_key, coef), lambda: inner
         )
         new_state = PerturbState(
             inner=inner,

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl.core import Agent, Transition
+from jaxrl.data.sampling import weighted_indices
 from jaxrl.models.rollout import Model, rollout
 
 
@@ -49,9 +50,8 @@ def with_model_rollouts(
 
         traj = rollout(model, policy, batch.obs, horizon, roll_key)
         flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), traj)
-        cdf = jnp.cumsum(flat.extras["valid"].astype(jnp.int32))  # first step always valid
-        u = jax.random.randint(pick_key, (n - n_real,), 0, cdf[-1])
-        idx = jnp.searchsorted(cdf, u, side="right")
+        # The first step of every rollout is valid, so some row always is.
+        idx = weighted_indices(pick_key, flat.extras["valid"], (n - n_real,))
 
         def mix(real, synthetic):
             return jnp.concatenate([real[:n_real], synthetic[idx].astype(real.dtype)])

@@ -1,0 +1,340 @@
+"""DrM (Xu et al., 2023, "Mastering Visual RL through Dormant Ratio Minimization") over SAC.
+
+Base: SAC (``jaxrl.agents.actor_critic.sac``: twin critics, tanh-Gaussian actor, learned
+temperature; its actor/temperature steps are reused), not the paper's DrQ-v2. DrQ-v2
+is DDPG with image augmentation, n-step returns and a scheduled Gaussian
+exploration noise; on state-based tasks without images SAC is the standard, stronger
+base, its entropy bonus plays the role of the scheduled noise, and it shares tested
+code with this package. DrM's three mechanisms on top of it:
+
+* dormant-ratio-guided perturbation (``jaxrl.transforms.with_dormant_perturbation``):
+  every ``perturb_every`` updates, actor, critics, target critics and value net move
+  toward a fresh init by ``a = clip(1 - 2 beta, 0.2, 0.9)``; their Adam states reset;
+* dormant-ratio-guided exploitation (``exploitation``): a value net ``V(s)`` fitted by
+  expectile regression (0.9) to ``min_i Q_i(s, a)`` on replayed actions, and the target
+  ``y = r + gamma (1 - term) [lam V(s') + (1 - lam)(min_i Q'_i(s', a') - alpha log pi')]``
+  with ``lam = 0.6 / (1 + exp(50 (beta - 0.2)))``;
+* awakened exploration (``awaken_exploration``, off by default since SAC explores by
+  its entropy): Gaussian noise of std ``awaken_std(beta)`` added to the squashed
+  action while training.
+
+``beta`` is the actor's tau-dormant ratio (tau 0.025) on each update's batch, before
+the update (as in DrM's code); it is logged as ``dormant_ratio``. ``make_agent``
+takes any tanh-Gaussian actor module, which MENTOR uses for its MoE actor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import loops
+from jaxrl.agents.actor_critic import common as ac
+from jaxrl.agents.actor_critic import sac
+from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.spec import AlgoSpec
+from jaxrl.envs import Env
+from jaxrl.losses import expectile_loss
+from jaxrl.nets import QNetwork, TanhGaussian, ValueHead
+from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
+from jaxrl.nets.moe import aux_losses
+from jaxrl.transforms import dormant
+
+#: Pendulum: SAC's 2x128 nets; perturbation every 5k updates (DrM: every 100k env steps
+#: in runs of 1-3M; a 20k run would otherwise never perturb).
+PRESETS: dict[str, dict[str, Any]] = {"pendulum": {"hidden": (128, 128), "perturb_every": 5_000}}
+
+#: The networks moved toward the prior, and the optimiser states reset, at a perturbation.
+PERTURBED = dormant.Parts(
+    get=lambda s: (s.actor_params, s.critic_params, s.target_critic_params, s.value_params),
+    set=lambda s, p: s.replace(
+        actor_params=p[0], critic_params=p[1], target_critic_params=p[2], value_params=p[3]
+    ),
+)
+RESET = dormant.Parts(
+    get=lambda s: (s.actor_opt, s.critic_opt, s.value_opt),
+    set=lambda s, p: s.replace(actor_opt=p[0], critic_opt=p[1], value_opt=p[2]),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(ac.Config):
+    """SAC's static settings plus DrM's switches."""
+
+    perturb: bool = True
+    perturb_every: int = 100_000  # updates between perturbations
+    exploitation: bool = True
+    awaken_exploration: bool = False
+
+
+@struct.dataclass
+class HParams(sac.HParams):
+    """SAC's numeric hyperparameters plus DrM's (defaults from the paper's code)."""
+
+    value_lr: float = 3e-4
+    dormant_tau: float = 0.025
+    target_dormant_ratio: float = 0.2
+    perturb_rate: float = 2.0
+    min_perturb: float = 0.2
+    max_perturb: float = 0.9
+    expectile: float = 0.9
+    target_lambda: float = 0.6
+    lambda_temp: float = 50.0
+    dormant_temp: float = 10.0
+    explore_std_scale: float = 1.0
+    explore_std_final: float = 0.1
+    explore_duration: float = 10_000.0  # updates for the awakened linear decay 1 -> final
+
+
+class DrMState(ac.SoftActorCritic):
+    value_params: Any
+    value_opt: Any
+    dormant_ratio: jax.Array  # float32, the actor's, measured on the last batch
+    awaken_step: jax.Array  # int32, first update with beta < target; -1 until then
+
+
+def blended_target(
+    reward: jax.Array,
+    terminated: jax.Array,
+    next_q: jax.Array,
+    next_log_prob: jax.Array,
+    next_v: jax.Array,
+    lam: jax.Array,
+    alpha: jax.Array,
+    gamma: jax.Array,
+) -> jax.Array:
+    """``r + gamma (1 - term) [lam V(s') + (1 - lam)(min_i Q'_i - alpha log pi')]``.
+
+    Shapes: ``next_q [2, N]``, the rest ``[N]`` (``lam``, ``alpha``, ``gamma`` scalars).
+    """
+    soft = jnp.min(next_q, axis=0) - alpha * next_log_prob
+    cont = gamma * (1.0 - terminated.astype(jnp.float32))
+    return reward + cont * (lam * next_v + (1.0 - lam) * soft)
+
+
+def base_agent(
+    config: Config,
+    env: Env,
+    hparams: HParams,
+    actor: nn.Module | None = None,
+    aux_coef: float | jax.Array = 0.0,
+) -> Agent:
+    """DrM's base agent (no perturbation; see ``make_perturbed`` and ``make_agent``).
+
+    ``actor``: a module ``obs [N, ...] -> (mean, std) [N, act]`` (default SAC's
+    ``TanhGaussian``); whatever it sows into ``"losses"`` (a MoE's aux loss) is added
+    to the actor loss times ``aux_coef``.
+    """
+    act_dim, center, half = ac.box_action_scale(env, "drm")
+    obs_shape = env.observation_spec.shape
+    actor = actor or TanhGaussian(act_dim, config.hidden, config.activation)
+    critic = ac.twin(QNetwork(config.hidden, config.activation, config.critic_layer_norm))
+    value = ValueHead(config.hidden, config.activation)
+    critic_apply = critic.apply
+    actor_tx, critic_tx, value_tx, alpha_tx = (
+        adam(hparams.actor_lr),
+        adam(hparams.critic_lr),
+        adam(hparams.value_lr),
+        adam(hparams.alpha_lr),
+    )
+    target_entropy = -hparams.target_entropy_scale * act_dim
+
+    def actor_with_aux(params, obs):
+        (mean, std), variables = actor.apply(params, obs, mutable=["losses"])
+        return mean, std, aux_coef * aux_losses(variables)
+
+    def init(key: jax.Array) -> DrMState:
+        actor_key, critic_key, value_key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, *obs_shape), jnp.float32)
+        act = jnp.zeros((1, act_dim), jnp.float32)
+        actor_params = {"params": actor.init(actor_key, obs)["params"]}  # drop sowed values
+        critic_params = critic.init(critic_key, obs, act)
+        value_params = value.init(value_key, obs)
+        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
+        return DrMState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            value_params=value_params,
+            log_alpha=log_alpha,
+            actor_opt=actor_tx.init(actor_params),
+            critic_opt=critic_tx.init(critic_params),
+            value_opt=value_tx.init(value_params),
+            alpha_opt=alpha_tx.init(log_alpha),
+            dormant_ratio=jnp.zeros((), jnp.float32),
+            awaken_step=-jnp.ones((), jnp.int32),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def explore_std(state: DrMState) -> jax.Array:
+        return dormant.awaken_std(
+            state.dormant_ratio,
+            state.step.astype(jnp.float32),
+            state.awaken_step.astype(jnp.float32),
+            target=hparams.target_dormant_ratio,
+            temp=hparams.dormant_temp,
+            scale=hparams.explore_std_scale,
+            std_final=hparams.explore_std_final,
+            duration=hparams.explore_duration,
+        )
+
+    def act(state: DrMState, obs: jax.Array, key: jax.Array, explore=True, **_):
+        mean, std = actor.apply(state.actor_params, obs)
+        if not explore:
+            return center + half * jnp.tanh(mean), {}
+        sample_key, noise_key = jax.random.split(key)
+        a = tanh_gaussian_sample(mean, std, sample_key)[0]
+        if config.awaken_exploration:
+            noise = explore_std(state) * jax.random.normal(noise_key, a.shape, a.dtype)
+            a = jnp.clip(a + noise, -1.0, 1.0)
+        return center + half * a, {}
+
+    def update(state: DrMState, batch: Transition, key: jax.Array):
+        """``batch`` leaves are flat ``[N, ...]`` samples from replay."""
+        chex.assert_rank(batch.reward, 1)
+        next_eps, actor_eps = jax.random.normal(key, (2, *batch.action.shape))
+        alpha = jnp.exp(state.log_alpha)
+        action = (batch.action - center) / half
+        beta, layers = dormant.dormant_ratio(
+            actor, state.actor_params, batch.obs, tau=hparams.dormant_tau
+        )
+        awake = (state.awaken_step < 0) & (beta < hparams.target_dormant_ratio)
+        awaken_step = jnp.where(awake, state.step, state.awaken_step)
+        lam = dormant.exploitation_lambda(
+            beta, hparams.target_lambda, hparams.lambda_temp, hparams.target_dormant_ratio
+        )
+        metrics = {}
+
+        value_params, value_opt = state.value_params, state.value_opt
+        next_v = jnp.zeros_like(batch.reward)
+        if config.exploitation:
+            q_data = jax.lax.stop_gradient(
+                jnp.min(critic_apply(state.critic_params, batch.obs, action), axis=0)
+            )
+
+            def value_loss(p):
+                return expectile_loss(q_data - value.apply(p, batch.obs), hparams.expectile)
+
+            v_loss, v_grads = jax.value_and_grad(value_loss)(value_params)
+            v_updates, value_opt = value_tx.update(v_grads, value_opt)
+            value_params = optax.apply_updates(value_params, v_updates)
+            next_v = value.apply(value_params, batch.next_obs)
+            metrics.update({"value_loss": v_loss, "lambda": lam})
+        else:
+            lam = jnp.zeros((), jnp.float32)
+
+        mean, std = actor.apply(state.actor_params, batch.next_obs)
+        next_action, next_log_prob = tanh_gaussian(mean, std, next_eps)
+        next_q = critic_apply(state.target_critic_params, batch.next_obs, next_action)
+        target = blended_target(
+            batch.reward,
+            batch.terminated,
+            next_q,
+            next_log_prob,
+            next_v,
+            lam,
+            alpha,
+            hparams.gamma,
+        )
+        target = jax.lax.stop_gradient(target)
+
+        critic_params, critic_opt, c_loss, q_mean = ac.critic_step(
+            critic_apply, critic_tx, state, batch.obs, action, target
+        )
+
+        actor_params, actor_opt, a_loss, log_prob = ac.actor_step(
+            actor_with_aux,
+            actor_tx,
+            state.actor_params,
+            state.actor_opt,
+            batch.obs,
+            actor_eps,
+            lambda a: jnp.min(critic_apply(critic_params, batch.obs, a), axis=0),
+            alpha,
+        )
+        log_alpha, alpha_opt, t_loss = ac.temperature_step(
+            alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
+        )
+        new_state = DrMState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=optax.incremental_update(
+                critic_params, state.target_critic_params, hparams.tau
+            ),
+            value_params=value_params,
+            log_alpha=log_alpha,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            value_opt=value_opt,
+            alpha_opt=alpha_opt,
+            dormant_ratio=beta,
+            awaken_step=awaken_step,
+            step=state.step + 1,
+        )
+        metrics.update(
+            {
+                "critic_loss": c_loss,
+                "actor_loss": a_loss,
+                "alpha_loss": t_loss,
+                "alpha": alpha,
+                "entropy": -jnp.mean(log_prob),
+                "q_mean": q_mean,
+                "dormant_ratio": beta,
+            }
+        )
+        if config.awaken_exploration:
+            metrics["explore_std"] = explore_std(new_state)
+        if config.log_dormant:
+            metrics.update({f"dormant_ratio/{k}": v for k, v in layers.items()})
+        return new_state, metrics
+
+    return Agent(init=init, act=act, update=update)
+
+
+def make_perturbed(
+    config: Config, base: Agent, hparams: HParams, prior: str = "fresh", **kwargs: Any
+) -> Agent:
+    """``base`` wrapped in DrM's perturbation (``prior="snapshots"``: MENTOR's)."""
+    return dormant.with_dormant_perturbation(
+        base,
+        measure=lambda state, batch: state.dormant_ratio,
+        perturbed=PERTURBED,
+        reset=RESET,
+        perturb_every=config.perturb_every,
+        rate=hparams.perturb_rate,
+        min_coef=hparams.min_perturb,
+        max_coef=hparams.max_perturb,
+        prior=prior,
+        **kwargs,
+    )
+
+
+def make_agent(
+    config: Config, env: Env, hparams: HParams, schedule: loops.Schedule | None = None
+) -> Agent:
+    """DrM: ``base_agent`` wrapped in the perturbation when ``config.perturb``; the state
+    is then a ``PerturbState``."""
+    base = base_agent(config, env, hparams)
+    return make_perturbed(config, base, hparams) if config.perturb else base
+
+
+SPEC = AlgoSpec(
+    name="drm",
+    summary="DrM over SAC: dormant-ratio-guided perturbation and exploitation (Xu et al. 2023)",
+    config=Config,
+    hparams=HParams,
+    make_agent=make_agent,
+    data=ac.data,
+    action_kinds=("continuous",),
+    default_env="pendulum",
+    presets=PRESETS,
+    positive=(*ac.POSITIVE, "perturb_every"),
+    check=ac.check,
+)

@@ -1,0 +1,170 @@
+"""SAC (Haarnoja et al., 2018, "Soft Actor-Critic Algorithms and Applications").
+
+Twin critics with a clipped double-Q target, Polyak-averaged target critics, a
+tanh-Gaussian actor and automatic temperature tuning toward a target entropy
+``-target_entropy_scale * act_dim``. Targets bootstrap through truncation and
+stop only at termination. Box action specs only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import loops
+from jaxrl.agents.actor_critic import common as ac
+from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.spec import AlgoSpec
+from jaxrl.envs import Env
+from jaxrl.nets import QNetwork, TanhGaussian
+from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
+
+#: Config overrides per env name, applied before the user's.
+#: Pendulum: 128-unit layers learn as well as 256 (-159 vs -161 final return over 4 seeds
+#: at 20k steps) in 60% of the CPU time.
+PRESETS: dict[str, dict[str, Any]] = {"pendulum": {"hidden": (128, 128)}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(ac.Config):
+    """The actor-critic family's settings (``common.Config``), SAC's defaults."""
+
+
+@struct.dataclass
+class HParams:
+    """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
+
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    init_alpha: float = 1.0
+    target_entropy_scale: float = 1.0
+
+
+SACState = ac.SoftActorCritic
+
+
+def make_agent(
+    config: Config, env: Env, hparams: HParams, schedule: loops.Schedule | None = None
+) -> Agent:
+    """SAC's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
+    act_dim, center, half = ac.box_action_scale(env)
+    obs_shape = env.observation_spec.shape
+    actor = TanhGaussian(act_dim, config.hidden, config.activation)
+    critic = ac.twin(QNetwork(config.hidden, config.activation, config.critic_layer_norm))
+    critic_apply = critic.apply
+    actor_tx, critic_tx, alpha_tx = (
+        adam(hparams.actor_lr),
+        adam(hparams.critic_lr),
+        adam(hparams.alpha_lr),
+    )
+    target_entropy = -hparams.target_entropy_scale * act_dim
+
+    def init(key: jax.Array) -> SACState:
+        actor_key, critic_key = jax.random.split(key)
+        obs = jnp.zeros((1, *obs_shape), jnp.float32)
+        act = jnp.zeros((1, act_dim), jnp.float32)
+        actor_params = actor.init(actor_key, obs)
+        critic_params = critic.init(critic_key, obs, act)
+        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
+        return SACState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt=actor_tx.init(actor_params),
+            critic_opt=critic_tx.init(critic_params),
+            alpha_opt=alpha_tx.init(log_alpha),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def act(state: SACState, obs: jax.Array, key: jax.Array, explore=True, **_):
+        mean, std = actor.apply(state.actor_params, obs)
+        a = tanh_gaussian_sample(mean, std, key)[0] if explore else jnp.tanh(mean)
+        return center + half * a, {}
+
+    def update(state: SACState, batch: Transition, key: jax.Array):
+        """``batch`` leaves are flat ``[N, ...]`` samples from replay."""
+        chex.assert_rank(batch.reward, 1)
+        # Noise for the next action and for the actor loss, drawn in one PRNG call.
+        next_eps, actor_eps = jax.random.normal(key, (2, *batch.action.shape))
+        alpha = jnp.exp(state.log_alpha)
+        action = (batch.action - center) / half  # back to the actor's [-1, 1]
+
+        mean, std = actor.apply(state.actor_params, batch.next_obs)
+        next_action, next_log_prob = tanh_gaussian(mean, std, next_eps)
+        next_q = critic_apply(state.target_critic_params, batch.next_obs, next_action)
+        target = ac.critic_target(
+            batch.reward, batch.terminated, next_q, next_log_prob, alpha, hparams.gamma
+        )
+        target = jax.lax.stop_gradient(target)
+
+        critic_params, critic_opt, c_loss, q_mean = ac.critic_step(
+            critic_apply, critic_tx, state, batch.obs, action, target
+        )
+
+        actor_params, actor_opt, a_loss, log_prob = ac.actor_step(
+            lambda p, o: (*actor.apply(p, o), 0.0),
+            actor_tx,
+            state.actor_params,
+            state.actor_opt,
+            batch.obs,
+            actor_eps,
+            lambda a: jnp.min(critic_apply(critic_params, batch.obs, a), axis=0),
+            alpha,
+        )
+        log_alpha, alpha_opt, t_loss = ac.temperature_step(
+            alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
+        )
+
+        target_critic_params = optax.incremental_update(
+            critic_params, state.target_critic_params, hparams.tau
+        )
+        new_state = SACState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=target_critic_params,
+            log_alpha=log_alpha,
+            actor_opt=actor_opt,
+            critic_opt=critic_opt,
+            alpha_opt=alpha_opt,
+            step=state.step + 1,
+        )
+        metrics = {
+            "critic_loss": c_loss,
+            "actor_loss": a_loss,
+            "alpha_loss": t_loss,
+            "alpha": alpha,
+            "entropy": -jnp.mean(log_prob),
+            "q_mean": q_mean,
+        }
+        if config.log_dormant:
+            metrics.update(
+                ac.dormant_metrics(actor, state.actor_params, batch.obs, "dormant_ratio")
+            )
+        return new_state, metrics
+
+    return Agent(init=init, act=act, update=update)
+
+
+SPEC = AlgoSpec(
+    name="sac",
+    summary="SAC: twin critics, tanh-Gaussian actor, learned temperature (Haarnoja et al. 2018)",
+    config=Config,
+    hparams=HParams,
+    make_agent=make_agent,
+    data=ac.data,
+    action_kinds=("continuous",),
+    default_env="pendulum",
+    presets=PRESETS,
+    positive=ac.POSITIVE,
+    check=ac.check,
+)

@@ -1,0 +1,1 @@
+"""Model-based algorithms that learn a world model and act from imagination (Drama)."""

@@ -1,0 +1,1 @@
+"""On-policy algorithms on rollouts (PPO)."""

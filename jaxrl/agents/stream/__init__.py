@@ -1,0 +1,2 @@
+"""Streaming learners, one transition per update (stream AC, Q and TD), and their shared
+input pipeline and ObGD optimiser (``common``)."""

@@ -1,0 +1,170 @@
+"""Stream Q(lambda) (Elsayed, Vasan and Mahmood, 2024), discrete actions.
+
+Epsilon-greedy behaviour with epsilon moving linearly from ``eps_start`` to ``eps_end``
+over ``exploration_fraction`` of each learner's steps. One transition, one update:
+``delta = r + gamma max_a' Q(s', a') - Q(s, a)`` and ObGD (kappa 2) on the trace of
+``grad Q(s, a)``. Watkins's cut: the trace resets after a non-greedy action as well as
+at episode end. Observations are normalised online and rewards scaled by the running
+std of the discounted return. Truncated episodes bootstrap; terminated ones do not.
+
+``Config(optimizer="adam", sparsity=0, layer_norm=False, normalize_obs=False,
+scale_reward=False)`` is classic Q(lambda) with Adam (the stream-barrier baseline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import loops
+from jaxrl.agents.stream import common as sx
+from jaxrl.core import Agent, Transition
+from jaxrl.core.spec import AlgoSpec
+from jaxrl.envs import Env
+from jaxrl.nets import StreamMLP
+
+#: Config overrides per env name, applied before the user's.
+PRESETS: dict[str, dict[str, Any]] = {}
+OPTIMIZERS = ("obgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static settings (the paper's classic-control network is 2x32)."""
+
+    total_steps: int = 500_000
+    num_envs: int = 1  # independent learners, each with its own env
+    hidden: tuple[int, ...] = (32, 32)
+    sparsity: float = 0.9
+    layer_norm: bool = True
+    normalize_obs: bool = True
+    scale_reward: bool = True
+    optimizer: str = "obgd"
+    num_evals: int = 20
+    num_eval_envs: int = 16
+
+
+@struct.dataclass
+class HParams:
+    """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
+
+    lr: float = 1.0
+    gamma: float = 0.99
+    lam: float = 0.8
+    kappa: float = 2.0
+    eps_start: float = 1.0
+    eps_end: float = 0.01
+    exploration_fraction: float = 0.05
+
+
+class StreamQState(struct.PyTreeNode):
+    params: Any
+    opt_state: Any  # holds the eligibility trace
+    norm: sx.StreamNorm
+    step: jax.Array  # updates taken (drives epsilon)
+
+
+def epsilon(hparams: HParams, step: jax.Array, steps_per_learner: int) -> jax.Array:
+    """Exploration rate after ``step`` updates."""
+    duration = hparams.exploration_fraction * steps_per_learner
+    return sx.linear_schedule(hparams.eps_start, hparams.eps_end, duration, step)
+
+
+def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
+    """Stream Q's (init, act, update); ``update`` takes one unbatched transition.
+
+    ``act`` returns ``info["nongreedy"]`` (the action differs from the greedy one), which
+    the loop passes back to ``update`` in ``extras`` for Watkins's trace cut.
+    """
+    obs_shape = env.observation_spec.shape
+    spec = env.action_spec
+    if not spec.discrete:
+        raise ValueError("stream_q needs a discrete action space")
+    num_actions = spec.num_actions
+    q_net = StreamMLP(num_actions, config.hidden, config.sparsity, config.layer_norm)
+    tx = sx.make_optimizer(config.optimizer, hparams.lr, hparams.gamma, hparams.lam, hparams.kappa)
+    steps_per_learner = schedule.num_iters
+
+    def obs_in(norm: sx.StreamNorm, obs: jax.Array) -> jax.Array:
+        return sx.normalize_obs(norm, obs) if config.normalize_obs else obs
+
+    def init(key: jax.Array) -> StreamQState:
+        params = q_net.init(key, jnp.zeros(obs_shape, jnp.float32))
+        return StreamQState(
+            params=params,
+            opt_state=tx.init(params),
+            norm=sx.StreamNorm.create(obs_shape),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def act(state: StreamQState, obs: jax.Array, key: jax.Array, explore=True, **_):
+        """``obs [B, *obs_shape] -> action [B]`` int32, ``info["nongreedy"] [B]`` bool."""
+        q = q_net.apply(state.params, obs_in(state.norm, obs))
+        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
+        if not explore:
+            return greedy, {"nongreedy": jnp.zeros_like(greedy, jnp.bool_)}
+        coin_key, action_key = jax.random.split(key)
+        eps = epsilon(hparams, state.step, steps_per_learner)
+        random = jax.random.randint(action_key, greedy.shape, 0, num_actions, jnp.int32)
+        action = jnp.where(jax.random.uniform(coin_key, greedy.shape) < eps, random, greedy)
+        return action, {"nongreedy": action != greedy}
+
+    def update(state: StreamQState, t: Transition, key: jax.Array):
+        """One transition (unbatched leaves); ``t.extras["nongreedy"]`` from ``act``."""
+        del key
+        chex.assert_rank(t.reward, 0)
+        chex.assert_shape(t.obs, obs_shape)
+        norm, obs, next_obs, reward = sx.prepare_transition(
+            state.norm,
+            t.obs,
+            t.next_obs,
+            t.reward,
+            t.done,
+            hparams.gamma,
+            normalize=config.normalize_obs,
+            scale=config.scale_reward,
+        )
+
+        def q_sa(params):
+            return q_net.apply(params, obs)[t.action]
+
+        q, grads = jax.value_and_grad(q_sa)(state.params)
+        q_next = jnp.max(q_net.apply(state.params, next_obs))
+        not_terminal = 1.0 - t.terminated.astype(jnp.float32)
+        delta = reward + hparams.gamma * not_terminal * q_next - q
+        reset = jnp.logical_or(t.done, t.extras["nongreedy"])
+        updates, opt_state = tx.update(grads, state.opt_state, delta=delta, reset=reset)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {
+            "td_error": jnp.abs(delta),
+            "q_value": q,
+            "epsilon": epsilon(hparams, state.step, steps_per_learner),
+        }
+        return StreamQState(params, opt_state, norm, state.step + 1), metrics
+
+    return Agent(init=init, act=act, update=update)
+
+
+def check(config: Config, env: Env) -> None:
+    sx.check_config(config, OPTIMIZERS)
+
+
+SPEC = AlgoSpec(
+    name="stream_q",
+    summary="Stream Q(lambda): streaming epsilon-greedy Q-learning with ObGD (Elsayed et al. 2024)",
+    config=Config,
+    hparams=HParams,
+    make_agent=make_agent,
+    data=sx.data,
+    action_kinds=("discrete",),
+    default_env="cartpole",
+    presets=PRESETS,
+    positive=sx.POSITIVE,
+    check=check,
+)

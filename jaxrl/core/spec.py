@@ -1,0 +1,112 @@
+"""``AlgoSpec``: one registered record per algorithm, read by the CLI, runner, tests,
+experiments and docs (``jaxrl.agents.get(name)``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jaxrl import loops
+from jaxrl.core.types import Agent, hparams_from
+from jaxrl.envs import Env
+
+ACTION_KINDS = ("discrete", "continuous")
+#: ``make_agent(config, env, hparams, schedule) -> Agent``; ``hparams`` may be traced.
+MakeAgent = Callable[[Any, Env, Any, loops.Schedule], Agent]
+#: ``data(config, env) -> a loops data declaration`` (what the algorithm consumes).
+DataFn = Callable[[Any, Env], loops.Data]
+
+
+def action_kind(env: Env) -> str:
+    return "discrete" if env.action_spec.discrete else "continuous"
+
+
+@dataclasses.dataclass(frozen=True)
+class AlgoSpec:
+    """An algorithm as data.
+
+    Attributes:
+      name: the registry name (``jaxrl train NAME``).
+      summary: one line for ``jaxrl list``.
+      config: the frozen ``Config`` dataclass (static: shapes, control flow); it has
+        ``total_steps``, ``num_evals`` and ``num_eval_envs``.
+      hparams: the ``HParams`` pytree class (float32 leaves; vmappable, sweepable).
+      make_agent: ``(config, env, hparams, schedule) -> Agent``.
+      data: ``(config, env) -> Rollout | Replay | Stream | Sequences | Dataset``.
+      action_kinds: subset of ``("discrete", "continuous")``.
+      default_env: the env ``jaxrl train NAME`` uses when none is given.
+      presets: env name -> ``Config`` overrides tuned for it (applied before the user's).
+      positive: ``Config`` fields that must be > 0 (checked before compilation).
+      check: ``(config, env) -> None``, raising ``ValueError`` for other bad settings
+        (``validate`` prefixes the message with the algorithm's name).
+    """
+
+    name: str
+    summary: str
+    config: type
+    hparams: type
+    make_agent: MakeAgent
+    data: DataFn
+    action_kinds: tuple[str, ...]
+    default_env: str
+    presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    positive: tuple[str, ...] = ()
+    check: Callable[[Any, Env], None] | None = None
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.action_kinds if k not in ACTION_KINDS]
+        if bad or not self.action_kinds:
+            raise ValueError(f"{self.name}: action_kinds must be from {ACTION_KINDS}, got {bad}")
+
+    def make_config(self, env_name: str | None = None, **overrides: Any) -> Any:
+        """``Config`` with ``env_name``'s preset (default env's if ``None``), then ``overrides``."""
+        preset = self.presets.get(env_name or self.default_env, {})
+        return self.config(**{**preset, **overrides})
+
+    def default_hparams(self, **overrides: Any) -> Any:
+        """``HParams`` of float32 scalars; ValueError for an unknown name or a non-number."""
+        return hparams_from(self.hparams, overrides)
+
+    def validate(self, config: Any, env: Env) -> None:
+        """Raises ``ValueError`` naming the field for settings that cannot work on ``env``."""
+        if action_kind(env) not in self.action_kinds:
+            need = " or ".join(self.action_kinds)
+            raise ValueError(
+                f"{self.name} needs a {need} action space; the env's is {action_kind(env)}"
+            )
+        for field in ("total_steps", "num_evals", "num_eval_envs", *self.positive):
+            if getattr(config, field) <= 0:
+                raise ValueError(
+                    f"{self.name}: {field} must be positive, got {getattr(config, field)}"
+                )
+        try:
+            if self.check is not None:
+                self.check(config, env)
+            self.schedule(config, env)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
+
+    def schedule(self, config: Any, env: Env) -> loops.Schedule:
+        """How ``config.total_steps`` splits into iterations and evaluation periods."""
+        data = self.data(config, env)
+        return loops.schedule_for(data, config.total_steps, config.num_evals)
+
+    def make_train(
+        self, config: Any, env: Env, progress: loops.Progress | None = None
+    ) -> loops.Trainer:
+        """``train(key, hparams) -> (agent_state, metrics)``, one jittable function."""
+        self.validate(config, env)
+
+        def make_agent(hparams: Any, schedule: loops.Schedule) -> Agent:
+            return self.make_agent(config, env, hparams, schedule)
+
+        return loops.make_train(
+            self.data(config, env),
+            make_agent,
+            env,
+            total_steps=config.total_steps,
+            num_evals=config.num_evals,
+            num_eval_envs=config.num_eval_envs,
+            progress=progress,
+        )

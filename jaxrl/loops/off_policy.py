@@ -1,0 +1,120 @@
+"""Replay loop (SAC and friends): a replay buffer lives in the loop carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl.core import Transition, mean_metrics
+from jaxrl.data.replay import replay_add, replay_init, replay_sample
+from jaxrl.envs import AutoReset, Env, VmapWrapper
+from jaxrl.loops.data import Replay
+from jaxrl.loops.evaluate import evaluate
+from jaxrl.loops.on_policy import transition
+from jaxrl.loops.run import (
+    LoopCarry,
+    MakeAgent,
+    Progress,
+    Trainer,
+    env_context,
+    run_loop,
+    zeros_like_shape,
+)
+
+
+def off_policy(
+    data: Replay,
+    make_agent: MakeAgent,
+    env: Env,
+    schedule: Any,
+    num_eval_envs: int,
+    progress: Progress | None = None,
+) -> Trainer:
+    """Each iteration steps ``num_envs`` envs once and stores the ``[num_envs]`` transitions
+    (with the declared ``extras`` of ``act``'s info); once ``warmup_steps`` env steps are
+    stored (taken with uniformly random actions, zero extras) it runs
+    ``updates_per_iter`` updates on flat batches ``[batch_size, ...]``.
+    Update-to-data ratio = ``updates_per_iter / num_envs``.
+    """
+    if data.updates_per_iter <= 0:
+        raise ValueError(f"updates_per_iter must be positive, got {data.updates_per_iter}")
+    num_envs = data.num_envs
+    train_env = AutoReset(VmapWrapper(env, num_envs))
+    warmup_iters = -(-data.warmup_steps // num_envs)
+
+    def kept(info: dict) -> dict:
+        missing = [k for k in data.extras if k not in info]
+        if missing:
+            raise ValueError(
+                f"replay keeps act-time extras {missing}, which act's info does not have "
+                f"(it has: {sorted(info)})"
+            )
+        return {k: info[k] for k in data.extras}
+
+    def init_carry(key, agent, hparams):
+        if agent.recurrent:
+            raise ValueError("the replay loop does not carry a recurrent agent's belief")
+        agent_key, env_key = jax.random.split(key)
+        agent_state = agent.init(agent_key)
+        env_state = train_env.reset(env_key)
+        info = jax.eval_shape(
+            lambda: agent.act(agent_state, env_state.obs, key, True, env_state=env_state)[1]
+        )
+        example = Transition(
+            obs=env_state.obs[0],
+            action=env.action_spec.sample(jax.random.PRNGKey(0)),
+            reward=env_state.reward[0],
+            terminated=env_state.terminated[0],
+            truncated=env_state.truncated[0],
+            next_obs=env_state.obs[0],
+            extras={k: jnp.zeros(s.shape[1:], s.dtype) for k, s in kept(info).items()},
+        )
+        buffer = replay_init(example, min(data.buffer_size, schedule.total_steps))
+        return LoopCarry(agent_state, env_state, buffer)
+
+    def update_many(agent, agent_state, buffer, key, context):
+        def one(state, keys):  # keys [2]: sample key, update key
+            batch = replay_sample(buffer, keys[0], data.batch_size).replace(context=context)
+            return agent.update(state, batch, keys[1])
+
+        keys = jax.random.split(key, (data.updates_per_iter, 2))  # one PRNG call for all
+        if data.updates_per_iter == 1:
+            return one(agent_state, keys[0])
+        state, metrics = jax.lax.scan(one, agent_state, keys)
+        return state, mean_metrics(metrics)
+
+    def iteration(carry: LoopCarry, agent, hparams, key):
+        agent_state, env_state, it = carry.agent_state, carry.env_state, carry.iteration
+        act_key, update_key = jax.random.split(key)
+
+        def policy_action():
+            action, info = agent.act(agent_state, env_state.obs, act_key, True, env_state=env_state)
+            return action, kept(info)
+
+        def random_action():
+            keys = jax.random.split(act_key, num_envs)
+            action = jax.vmap(env.action_spec.sample)(keys)
+            shape = jax.eval_shape(policy_action)
+            return action.astype(shape[0].dtype), zeros_like_shape(shape[1])
+
+        # A cond, not a select: only one of the two is computed each step.
+        action, extras = jax.lax.cond(it < warmup_iters, random_action, policy_action)
+        nxt = train_env.step(env_state, action)
+        buffer = replay_add(carry.data, transition(env_state, action, nxt, extras))
+        context = env_context(nxt, (it + 1) * num_envs)
+        metrics_shape = jax.eval_shape(
+            lambda: update_many(agent, agent_state, buffer, update_key, context)[1]
+        )
+        agent_state, metrics = jax.lax.cond(
+            it + 1 >= warmup_iters,
+            lambda: update_many(agent, agent_state, buffer, update_key, context),
+            lambda: (agent_state, zeros_like_shape(metrics_shape)),
+        )
+        return LoopCarry(agent_state, nxt, buffer, None, it + 1), metrics
+
+    def eval_fn(agent, carry, key):
+        return evaluate(agent, carry.agent_state, env, key, num_eval_envs)
+
+    return run_loop(schedule, make_agent, init_carry, iteration, eval_fn, progress=progress)

@@ -1,0 +1,115 @@
+"""Streaming loop (stream-x learners): one transition, one update, no buffer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from jaxrl.core import Agent, Transition, mean_metrics
+from jaxrl.envs import AutoReset, Env, VmapWrapper
+from jaxrl.loops.data import Stream
+from jaxrl.loops.evaluate import act_step, evaluate
+from jaxrl.loops.on_policy import transition
+from jaxrl.loops.run import LoopCarry, MakeAgent, Progress, Trainer, env_context, run_loop
+
+
+def learners(agent: Agent, num_learners: int) -> Agent:
+    """``num_learners`` independent copies of ``agent``; state leaves gain ``[num_learners]``.
+
+    ``act`` takes ``obs [num_learners * k, ...]`` (and an env state and belief with the
+    same leading axis) and gives each learner its own ``k`` consecutive rows (``k = 1``
+    while training, ``num_eval_envs / num_learners`` in evaluation); ``update`` takes one
+    transition per learner (leaves ``[num_learners, ...]``, the context shared) and
+    returns metrics averaged over the learners.
+    """
+
+    def group(tree: Any) -> Any:
+        return jax.tree.map(lambda x: x.reshape((num_learners, -1, *x.shape[1:])), tree)
+
+    def init(key: jax.Array) -> Any:
+        return jax.vmap(agent.init)(jax.random.split(key, num_learners))
+
+    def act(states, obs, key, explore=True, *, env_state=None, carry=None):
+        keys = jax.random.split(key, num_learners)
+
+        def one(s, o, k, e, c):
+            return agent.act(s, o, k, explore, env_state=e, carry=c)
+
+        out = jax.vmap(one)(states, group(obs), keys, group(env_state), group(carry))
+        return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), out)
+
+    def update(states: Any, batch: Transition, key: jax.Array):
+        keys = jax.random.split(key, num_learners)
+        context = batch.context
+        states, metrics = jax.vmap(lambda s, b, k: agent.update(s, b.replace(context=context), k))(
+            states, batch.replace(context=None), keys
+        )
+        return states, mean_metrics(metrics)
+
+    def initial_carry(batch_size: int) -> Any:
+        return agent.initial_carry(batch_size)
+
+    def observe(states, carry, obs, action):
+        grouped = jax.vmap(agent.observe)(states, group(carry), group(obs), group(action))
+        return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), grouped)
+
+    if agent.recurrent:
+        return Agent(init, act, update, initial_carry, observe)
+    return Agent(init=init, act=act, update=update)
+
+
+def streaming(
+    data: Stream,
+    make_agent: MakeAgent,
+    env: Env,
+    schedule: Any,
+    num_eval_envs: int,
+    progress: Progress | None = None,
+) -> Trainer:
+    """``num_envs`` independent learners, each with its own auto-resetting env and agent
+    state. Each iteration every learner acts once on its obs (``agent.act`` sees
+    ``[1, *obs_shape]``), its env steps once, and it calls ``agent.update`` on that single
+    transition (unbatched leaves, ``extras`` from ``act``). Evaluation gives each learner
+    ``num_eval_envs / num_envs`` of the episodes. ``total_steps`` counts env steps over
+    all learners.
+    """
+    num_envs = data.num_envs
+    if num_envs <= 0:
+        raise ValueError(f"num_envs must be positive, got {num_envs}")
+    if num_eval_envs % num_envs:
+        raise ValueError(
+            f"num_eval_envs={num_eval_envs} must be a multiple of num_envs={num_envs} "
+            "(each learner evaluates the same number of episodes)"
+        )
+    train_env = AutoReset(VmapWrapper(env, num_envs))
+
+    def make_learners(hparams, sched):
+        return learners(make_agent(hparams, sched), num_envs)
+
+    def init_carry(key, agent, hparams):
+        agent_key, env_key = jax.random.split(key)
+        belief = agent.initial_carry(num_envs) if agent.recurrent else None
+        return LoopCarry(agent.init(agent_key), train_env.reset(env_key), belief=belief)
+
+    def iteration(carry: LoopCarry, agent, hparams, key):
+        act_key, update_key = jax.random.split(key)
+        action, info, nxt, belief = act_step(
+            agent,
+            carry.agent_state,
+            train_env,
+            carry.env_state,
+            carry.belief,
+            act_key,
+            explore=True,
+        )
+        it = carry.iteration + 1
+        batch = transition(carry.env_state, action, nxt, info)
+        batch = batch.replace(context=env_context(nxt, it * num_envs))
+        agent_state, metrics = agent.update(carry.agent_state, batch, update_key)
+        return LoopCarry(agent_state, nxt, None, belief, it), metrics
+
+    def eval_fn(agent, carry, key):
+        return evaluate(agent, carry.agent_state, env, key, num_eval_envs)
+
+    return run_loop(schedule, make_learners, init_carry, iteration, eval_fn, progress=progress)
