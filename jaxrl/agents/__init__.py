@@ -27,6 +27,7 @@ ALGOS: dict[str, str] = {
     "stream_ac": "jaxrl.agents.stream.stream_ac",
     "stream_q": "jaxrl.agents.stream.stream_q",
     "stream_td": "jaxrl.agents.stream.stream_td",
+    "td3": "jaxrl.agents.actor_critic.td3",
 }
 
 
