@@ -43,6 +43,7 @@ BUDGETS: dict[str, dict] = {
     },
     "stream_ac": {"total_steps": 2000, "num_evals": 2},
     "stream_q": {"total_steps": 2000, "num_evals": 2},
+    "stream_td": {"total_steps": 2000, "num_evals": 2},
     "bc": {"total_steps": 200, "num_evals": 2},
     "rcsl": {"total_steps": 200, "num_evals": 2},
     "iql": {"total_steps": 200, "num_evals": 2},
@@ -72,6 +73,8 @@ def _trainer(name: str):
     from jaxrl import agents, envs
 
     spec = agents.get(name)
+    if name not in BUDGETS:
+        raise ValueError(f"golden: no budget for {name!r}; add one to BUDGETS")
     config = spec.make_config(spec.default_env, **BUDGETS[name])
     env = envs.make(spec.default_env)
     return spec.make_train(config, env), spec.default_hparams(), spec.default_env
