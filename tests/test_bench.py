@@ -63,7 +63,8 @@ def test_bench_tiny_end_to_end(tmp_path, capsys):
 def _check_sac_pendulum(record: dict) -> None:
     settings = record["settings"]
     assert settings["hidden"] and settings["batch_size"] == 256 and settings["utd_ratio"] == 1
-    assert set(record["contenders"]) == {"jaxrl", "rejax", "sbx", "sb3"}
+    assert set(record["contenders"]) == {"jaxrl", "rejax", "sbx", "sb3", "jaxrl_td3", "rejax_td3"}
+    assert record["settings"]["td3"]["policy_delay"] == 2
     for name, contender in record["contenders"].items():
         if contender["status"] == "missing":
             continue
@@ -76,10 +77,11 @@ def _check_sac_pendulum(record: dict) -> None:
         assert (first is None) == (seconds is None)
         if first is not None:
             assert first in contender["eval_steps"] and _number(seconds)
-        if name == "jaxrl":
+        if name in ("jaxrl", "jaxrl_td3"):
             continue
         assert _number(record[f"ratio_steps_per_second_vs_{name}"])
-        both = seconds is not None and record["contenders"]["jaxrl"]["seconds_to_minus_200"]
+        mine = record["contenders"]["jaxrl_td3" if name == "rejax_td3" else "jaxrl"]
+        both = seconds is not None and mine["seconds_to_minus_200"]
         assert (f"ratio_time_to_minus_200_vs_{name}" in record) == bool(both)
 
 

@@ -1,4 +1,5 @@
-"""Bench case ``sac_pendulum``: SAC on Pendulum, jaxrl vs rejax, SBX and Stable-Baselines3.
+"""Bench case ``sac_pendulum``: SAC on Pendulum, jaxrl vs rejax, SBX and Stable-Baselines3,
+and TD3 on Pendulum, jaxrl (``jaxrl_td3``) vs rejax (``rejax_td3``).
 
 Every contender runs SAC with the settings in ``SAC_PENDULUM`` (network sizes, batch,
 update-to-data ratio 1, learning starts, learning rates, gamma, tau, initial
@@ -44,6 +45,14 @@ SAC_PENDULUM: dict[str, Any] = {
     "eval_episodes": 8,
 }
 
+#: TD3's own settings (the paper's), shared by both TD3 contenders; the rest as SAC's.
+TD3_PENDULUM: dict[str, Any] = {
+    "exploration_noise": 0.1,
+    "target_noise": 0.2,
+    "target_noise_clip": 0.5,
+    "policy_delay": 2,
+}
+
 THRESHOLD = -200.0
 
 
@@ -85,6 +94,36 @@ def jaxrl_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Cal
         init_alpha=s["init_alpha"],
     )
     return sac.SPEC.make_train(config, envs.make("pendulum")), hparams
+
+
+def jaxrl_td3_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Callable, Any]:
+    """jaxrl TD3 on ``pendulum`` with SAC's shared settings ``s`` and ``TD3_PENDULUM``."""
+    from jaxrl import envs
+    from jaxrl.agents.actor_critic import td3
+
+    config = td3.Config(
+        total_steps=steps,
+        num_envs=s["num_envs"],
+        batch_size=s["batch_size"],
+        buffer_size=steps,
+        warmup_steps=s["learning_starts"],
+        utd_ratio=s["utd_ratio"],
+        hidden=tuple(s["hidden"]),
+        activation=s["activation"],
+        num_evals=max(1, steps // eval_every),
+        num_eval_envs=s["eval_episodes"],
+        policy_delay=TD3_PENDULUM["policy_delay"],
+    )
+    hparams = td3.SPEC.default_hparams(
+        actor_lr=s["lr"],
+        critic_lr=s["lr"],
+        gamma=s["gamma"],
+        tau=s["tau"],
+        explore_noise=TD3_PENDULUM["exploration_noise"],
+        policy_noise=TD3_PENDULUM["target_noise"],
+        noise_clip=TD3_PENDULUM["target_noise_clip"],
+    )
+    return td3.SPEC.make_train(config, envs.make("pendulum")), hparams
 
 
 def jaxrl_curve(metrics: Any) -> tuple[list[int], list[float]]:
@@ -129,6 +168,44 @@ def rejax_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> Callable[
             dist = actor.apply(ts.actor_ts.params, obs[None], method="_action_dist")
             return jnp.squeeze(actor.action_loc + jnp.tanh(dist.mean()) * actor.action_scale, 0)
 
+        return evaluate(act, rng, env, params, episodes, params.max_steps_in_episode)
+
+    return algo.replace(eval_callback=eval_callback).train
+
+
+def rejax_td3_train(s: dict[str, Any], steps: int, eval_every: int) -> Callable[[jax.Array], Any]:
+    """rejax TD3 on gymnax Pendulum-v1 with the same settings; deterministic evaluations."""
+    import gymnax
+    from rejax import TD3
+    from rejax.evaluate import evaluate
+
+    env, params = gymnax.make("Pendulum-v1")
+    env = harness.GuardedLegacyStep(env)
+    if list(s["hidden"]) != [64, 64]:
+        raise ValueError("rejax's TD3 builds 64x64 networks; the shared hidden sizes must match")
+    kwargs = {"activation": s["activation"]}
+    algo = TD3.create(
+        env=env,
+        env_params=params,
+        total_timesteps=steps,
+        eval_freq=eval_every,
+        skip_initial_evaluation=True,
+        num_envs=s["num_envs"],
+        num_epochs=s["utd_ratio"],
+        buffer_size=steps,
+        fill_buffer=s["learning_starts"],
+        batch_size=s["batch_size"],
+        learning_rate=s["lr"],
+        gamma=s["gamma"],
+        polyak=1.0 - s["tau"],
+        actor_kwargs=dict(kwargs),
+        critic_kwargs=dict(kwargs),
+        **TD3_PENDULUM,
+    )
+    episodes = s["eval_episodes"]
+
+    def eval_callback(algo, ts, rng):
+        act = algo.make_act(ts)
         return evaluate(act, rng, env, params, episodes, params.max_steps_in_episode)
 
     return algo.replace(eval_callback=eval_callback).train
@@ -237,6 +314,22 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
     else:
         contenders["rejax"] = err
 
+    td3_train, td3_hparams = jaxrl_td3_train(settings, steps, eval_every)
+    td3_compiled, compile_s = harness.timed(
+        lambda: jax.jit(td3_train).lower(key, td3_hparams).compile()
+    )
+    contenders["jaxrl_td3"] = {"compile_seconds": compile_s}
+    runners["jaxrl_td3"] = lambda: td3_compiled(key, td3_hparams)[1]
+    readers["jaxrl_td3"], budgets["jaxrl_td3"] = readers["jaxrl"], steps
+    if (err := harness.try_import("rejax")[1]) is None:
+        rejax_td3 = jax.jit(rejax_td3_train(settings, steps, eval_every))
+        _, first_s = harness.timed(lambda: rejax_td3(key))
+        contenders["rejax_td3"] = {"first_call_seconds": first_s}
+        runners["rejax_td3"] = lambda: rejax_td3(key)
+        readers["rejax_td3"], budgets["rejax_td3"] = readers["rejax"], steps
+    else:
+        contenders["rejax_td3"] = err
+
     for name, module in (("sbx", "sbx"), ("sb3", "stable_baselines3")):
         if (err := harness.try_import(module)[1]) is None:
             contenders[name] = {"compile_seconds": None}  # SB3: eager PyTorch
@@ -271,15 +364,24 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
         )
         if first is None:
             contenders[name]["not_reached_within_seconds"] = budgets[name] / speed
-    if "rejax" in runs:
-        rejax = contenders["rejax"]
-        rejax["compile_seconds"] = rejax["first_call_seconds"] - harness.median(
-            rejax["run_seconds"]
-        )
+    for name in ("rejax", "rejax_td3"):
+        if name in runs:
+            rejax = contenders[name]
+            rejax["compile_seconds"] = rejax["first_call_seconds"] - harness.median(
+                rejax["run_seconds"]
+            )
     record: dict[str, Any] = {
         "settings": {
             "envs": "jaxrl pendulum / gymnax Pendulum-v1 (rejax) / gymnasium Pendulum-v1 (SBX/SB3)",
-            "steps": {"jaxrl": steps, "rejax": steps, "sbx": torch_steps, "sb3": torch_steps},
+            "steps": {
+                "jaxrl": steps,
+                "rejax": steps,
+                "sbx": torch_steps,
+                "sb3": torch_steps,
+                "jaxrl_td3": steps,
+                "rejax_td3": steps,
+            },
+            "td3": TD3_PENDULUM,
             "eval_every": eval_every,
             "threshold": THRESHOLD,
             "repeats": budget.repeats,
@@ -306,15 +408,19 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
                 "contention), which would flatter jaxrl",
                 "seconds_to_minus_200 = first evaluated step with mean return >= -200 / median "
                 "steady-state env steps per second (compile time excluded)",
+                "TD3 (jaxrl_td3, rejax_td3): the same shared settings (no temperature) plus "
+                "td3's exploration noise 0.1, target noise 0.2 clipped at 0.5, policy delay 2; "
+                "rejax runs policy_delay critic updates per policy update in one iteration",
             ],
         },
         "contenders": contenders,
     }
     for name in runs:
-        if name == "jaxrl":
+        if name in ("jaxrl", "jaxrl_td3"):
             continue
-        record[f"ratio_steps_per_second_vs_{name}"] = harness.paired_ratio(sps["jaxrl"], sps[name])
-        ours, theirs = (contenders[n]["seconds_to_minus_200"] for n in ("jaxrl", name))
+        mine = "jaxrl_td3" if name == "rejax_td3" else "jaxrl"
+        record[f"ratio_steps_per_second_vs_{name}"] = harness.paired_ratio(sps[mine], sps[name])
+        ours, theirs = (contenders[n]["seconds_to_minus_200"] for n in (mine, name))
         if ours is not None and theirs is not None:
             # contender seconds / jaxrl seconds: above 1 when jaxrl gets there sooner.
             record[f"ratio_time_to_minus_200_vs_{name}"] = theirs / ours

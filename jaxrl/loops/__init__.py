@@ -17,6 +17,7 @@ from jaxrl.loops.offline import offline
 from jaxrl.loops.on_policy import on_policy, transition
 from jaxrl.loops.run import (
     LoopCarry,
+    LoopSetup,
     MakeAgent,
     Progress,
     RunState,
@@ -62,7 +63,8 @@ def make_train(
             f"{', '.join(t.__name__ for t in _LOOPS)}"
         )
     schedule = schedule_for(data, total_steps, num_evals)
-    return _LOOPS[type(data)](data, make_agent, env, schedule, num_eval_envs, progress)
+    setup = LoopSetup(make_agent, env, schedule, num_eval_envs, progress)
+    return _LOOPS[type(data)](data, setup)
 
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "Data",
     "Dataset",
     "LoopCarry",
+    "LoopSetup",
     "MakeAgent",
     "Progress",
     "Replay",

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
 from jaxrl.core import Transition, mean_metrics
 from jaxrl.data.replay import replay_add, replay_init, replay_sample
-from jaxrl.envs import AutoReset, Env, VmapWrapper
+from jaxrl.envs import AutoReset, VmapWrapper
 from jaxrl.loops.data import Replay
-from jaxrl.loops.evaluate import evaluate
 from jaxrl.loops.on_policy import transition
 from jaxrl.loops.run import (
     LoopCarry,
-    MakeAgent,
-    Progress,
+    LoopSetup,
     Trainer,
     env_context,
     run_loop,
@@ -24,20 +20,14 @@ from jaxrl.loops.run import (
 )
 
 
-def off_policy(
-    data: Replay,
-    make_agent: MakeAgent,
-    env: Env,
-    schedule: Any,
-    num_eval_envs: int,
-    progress: Progress | None = None,
-) -> Trainer:
+def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
     """Each iteration steps ``num_envs`` envs once and stores the ``[num_envs]`` transitions
     (with the declared ``extras`` of ``act``'s info); once ``warmup_steps`` env steps are
     stored (taken with uniformly random actions, zero extras) it runs
     ``updates_per_iter`` updates on flat batches ``[batch_size, ...]``.
     Update-to-data ratio = ``updates_per_iter / num_envs``.
     """
+    env, schedule = setup.env, setup.schedule
     if data.updates_per_iter <= 0:
         raise ValueError(f"updates_per_iter must be positive, got {data.updates_per_iter}")
     num_envs = data.num_envs
@@ -114,7 +104,4 @@ def off_policy(
         )
         return LoopCarry(agent_state, nxt, buffer, None, it + 1), metrics
 
-    def eval_fn(agent, carry, key):
-        return evaluate(agent, carry.agent_state, env, key, num_eval_envs)
-
-    return run_loop(schedule, make_agent, init_carry, iteration, eval_fn, progress=progress)
+    return run_loop(setup, init_carry, iteration)

@@ -8,20 +8,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl.core import LoopContext
-from jaxrl.envs import Env
 from jaxrl.loops.data import Dataset
 from jaxrl.loops.evaluate import evaluate
-from jaxrl.loops.run import LoopCarry, MakeAgent, Progress, Trainer, run_loop
+from jaxrl.loops.run import LoopCarry, LoopSetup, Trainer, run_loop
 
 
-def offline(
-    data: Dataset,
-    make_agent: MakeAgent,
-    env: Env,
-    schedule: Any,
-    num_eval_envs: int,
-    progress: Progress | None = None,
-) -> Trainer:
+def offline(data: Dataset, setup: LoopSetup) -> Trainer:
     """``data.prepare(key, hparams)`` builds the training data once, inside ``init``; each
     iteration is one gradient step, ``agent.update(state, data.sample(store, key), key)``.
     ``total_steps`` and the metrics' ``env_steps`` count gradient steps, not env steps.
@@ -49,14 +41,12 @@ def offline(
 
     def eval_fn(agent, carry, key):
         conditioning = None if data.conditioning is None else data.conditioning(carry.data)
-        return evaluate(agent, carry.agent_state, env, key, num_eval_envs, conditioning)
+        return evaluate(agent, carry.agent_state, setup.env, key, setup.num_eval_envs, conditioning)
 
     return run_loop(
-        schedule,
-        make_agent,
+        setup,
         init_carry,
         iteration,
-        eval_fn,
-        progress=progress,
+        eval_fn=eval_fn,
         train_return=lambda carry: data_return(carry.data),
     )

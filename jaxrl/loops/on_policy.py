@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 
 from jaxrl.core import Transition
-from jaxrl.envs import AutoReset, Env, EnvState, VmapWrapper
+from jaxrl.envs import AutoReset, EnvState, VmapWrapper
 from jaxrl.loops.data import Rollout
-from jaxrl.loops.evaluate import act_step, evaluate
-from jaxrl.loops.run import LoopCarry, MakeAgent, Progress, Trainer, env_context, run_loop
+from jaxrl.loops.evaluate import act_step
+from jaxrl.loops.run import LoopCarry, LoopSetup, Trainer, env_context, run_loop
 
 
 def transition(state: EnvState, action: jax.Array, nxt: EnvState, extras: dict) -> Transition:
@@ -26,17 +24,11 @@ def transition(state: EnvState, action: jax.Array, nxt: EnvState, extras: dict) 
     )
 
 
-def on_policy(
-    data: Rollout,
-    make_agent: MakeAgent,
-    env: Env,
-    schedule: Any,
-    num_eval_envs: int,
-    progress: Progress | None = None,
-) -> Trainer:
+def on_policy(data: Rollout, setup: LoopSetup) -> Trainer:
     """Each iteration collects ``rollout_len`` steps from ``num_envs`` auto-resetting envs
     into a ``Transition`` of leaves ``[rollout_len, num_envs, ...]`` (``extras`` from
     ``agent.act``) and calls ``agent.update`` once on it."""
+    env, schedule = setup.env, setup.schedule
     train_env = AutoReset(VmapWrapper(env, data.num_envs))
 
     def init_carry(key, agent, hparams):
@@ -61,7 +53,4 @@ def on_policy(
         agent_state, metrics = agent.update(agent_state, batch, keys[-1])
         return LoopCarry(agent_state, env_state, None, belief, it), metrics
 
-    def eval_fn(agent, carry, key):
-        return evaluate(agent, carry.agent_state, env, key, num_eval_envs)
-
-    return run_loop(schedule, make_agent, init_carry, iteration, eval_fn, progress=progress)
+    return run_loop(setup, init_carry, iteration)

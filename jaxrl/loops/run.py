@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from jaxrl.core import Agent, LoopContext, Metrics, mean_metrics, tree_finite
+from jaxrl.envs import Env
+from jaxrl.loops.evaluate import evaluate
 
 Progress = Callable[[jax.Array], None]
 #: ``make_agent(hparams, schedule) -> Agent``: hparams may be traced (sweeps vmap them).
@@ -120,6 +122,20 @@ class Trainer:
         return state.agent_state, metrics
 
 
+class LoopSetup(NamedTuple):
+    """What every loop is built from besides its data declaration.
+
+    ``make_agent(hparams, schedule) -> Agent``; ``env``: the (unbatched) env, also used for
+    evaluation with ``num_eval_envs`` episodes; ``progress(env_steps)``: host callback.
+    """
+
+    make_agent: MakeAgent
+    env: Env
+    schedule: Schedule
+    num_eval_envs: int
+    progress: Progress | None = None
+
+
 def env_context(env_state: Any, env_step: jax.Array) -> LoopContext:
     """The ``LoopContext`` of a loop over auto-resetting training envs ``[B]``."""
     return LoopContext(
@@ -150,21 +166,25 @@ def train_return_of_envs(carry: LoopCarry) -> jax.Array:
 
 
 def run_loop(
-    schedule: Schedule,
-    make_agent: MakeAgent,
+    setup: LoopSetup,
     init_carry: InitCarry,
     iteration: Iteration,
-    eval_fn: EvalFn,
     *,
-    progress: Progress | None = None,
+    eval_fn: EvalFn | None = None,
     train_return: TrainReturnFn = train_return_of_envs,
     progress_points: int = 100,
 ) -> Trainer:
-    """Periods of iterations, each closed by ``eval_fn``; the shared outer structure.
+    """Periods of iterations, each closed by an evaluation; the shared outer structure.
 
-    ``progress(env_steps)`` is called on the host about ``progress_points`` times a run.
+    ``eval_fn`` defaults to ``evaluate`` in ``setup.env``; ``setup.progress(env_steps)`` is
+    called on the host about ``progress_points`` times a run.
     """
+    schedule, make_agent, progress = setup.schedule, setup.make_agent, setup.progress
     progress_every = max(1, schedule.num_iters // progress_points)
+    if eval_fn is None:
+
+        def eval_fn(agent, carry, key):
+            return evaluate(agent, carry.agent_state, setup.env, key, setup.num_eval_envs)
 
     def init(key: jax.Array, hparams: Any) -> RunState:
         key, init_key = jax.random.split(key)

@@ -10,13 +10,12 @@ import jax.numpy as jnp
 
 from jaxrl.core import Agent, Metrics, mean_metrics
 from jaxrl.data.sequences import SequenceBatch, sequence_replay_add, sequence_replay_init
-from jaxrl.envs import AutoReset, Env, VmapWrapper
+from jaxrl.envs import AutoReset, VmapWrapper
 from jaxrl.loops.data import Sequences
-from jaxrl.loops.evaluate import evaluate, reset_where
+from jaxrl.loops.evaluate import reset_where
 from jaxrl.loops.run import (
     LoopCarry,
-    MakeAgent,
-    Progress,
+    LoopSetup,
     Trainer,
     env_context,
     run_loop,
@@ -49,14 +48,7 @@ def sequence_updates(
     return agent_state, buffer, mean_metrics(metrics)
 
 
-def sequences(
-    data: Sequences,
-    make_agent: MakeAgent,
-    env: Env,
-    schedule: Any,
-    num_eval_envs: int,
-    progress: Progress | None = None,
-) -> Trainer:
+def sequences(data: Sequences, setup: LoopSetup) -> Trainer:
     """Each iteration steps ``num_envs`` envs ``train_every`` times (a recurrent agent's
     belief carried per env, reset at episode ends) and appends the steps
     (``obs, action, reward, terminated``, leaves ``[train_every, num_envs, ...]``) to a
@@ -64,6 +56,7 @@ def sequences(
     ``warmup_steps`` env steps; once ``first_update`` steps per env are stored, each
     iteration runs ``updates_per_iter`` updates on sampled ``SequenceBatch``es.
     """
+    env, schedule = setup.env, setup.schedule
     if data.updates_per_iter <= 0:
         raise ValueError(f"updates_per_iter must be positive, got {data.updates_per_iter}")
     num_envs = data.num_envs
@@ -138,10 +131,7 @@ def sequences(
         )
         return LoopCarry(agent_state, env_state, buffer, belief, it), metrics
 
-    def eval_fn(agent, carry, key):
-        return evaluate(agent, carry.agent_state, env, key, num_eval_envs)
-
-    return run_loop(schedule, make_agent, init_carry, iteration, eval_fn, progress=progress)
+    return run_loop(setup, init_carry, iteration)
 
 
 __all__ = ["SequenceBatch", "sequence_updates", "sequences"]

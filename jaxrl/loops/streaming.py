@@ -7,11 +7,11 @@ from typing import Any
 import jax
 
 from jaxrl.core import Agent, Transition, mean_metrics
-from jaxrl.envs import AutoReset, Env, VmapWrapper
+from jaxrl.envs import AutoReset, VmapWrapper
 from jaxrl.loops.data import Stream
-from jaxrl.loops.evaluate import act_step, evaluate
+from jaxrl.loops.evaluate import act_step
 from jaxrl.loops.on_policy import transition
-from jaxrl.loops.run import LoopCarry, MakeAgent, Progress, Trainer, env_context, run_loop
+from jaxrl.loops.run import LoopCarry, LoopSetup, Trainer, env_context, run_loop
 
 
 def learners(agent: Agent, num_learners: int) -> Agent:
@@ -59,14 +59,7 @@ def learners(agent: Agent, num_learners: int) -> Agent:
     return Agent(init=init, act=act, update=update)
 
 
-def streaming(
-    data: Stream,
-    make_agent: MakeAgent,
-    env: Env,
-    schedule: Any,
-    num_eval_envs: int,
-    progress: Progress | None = None,
-) -> Trainer:
+def streaming(data: Stream, setup: LoopSetup) -> Trainer:
     """``num_envs`` independent learners, each with its own auto-resetting env and agent
     state. Each iteration every learner acts once on its obs (``agent.act`` sees
     ``[1, *obs_shape]``), its env steps once, and it calls ``agent.update`` on that single
@@ -74,6 +67,7 @@ def streaming(
     ``num_eval_envs / num_envs`` of the episodes. ``total_steps`` counts env steps over
     all learners.
     """
+    env, num_eval_envs = setup.env, setup.num_eval_envs
     num_envs = data.num_envs
     if num_envs <= 0:
         raise ValueError(f"num_envs must be positive, got {num_envs}")
@@ -85,7 +79,7 @@ def streaming(
     train_env = AutoReset(VmapWrapper(env, num_envs))
 
     def make_learners(hparams, sched):
-        return learners(make_agent(hparams, sched), num_envs)
+        return learners(setup.make_agent(hparams, sched), num_envs)
 
     def init_carry(key, agent, hparams):
         agent_key, env_key = jax.random.split(key)
@@ -109,7 +103,4 @@ def streaming(
         agent_state, metrics = agent.update(carry.agent_state, batch, update_key)
         return LoopCarry(agent_state, nxt, None, belief, it), metrics
 
-    def eval_fn(agent, carry, key):
-        return evaluate(agent, carry.agent_state, env, key, num_eval_envs)
-
-    return run_loop(schedule, make_learners, init_carry, iteration, eval_fn, progress=progress)
+    return run_loop(setup._replace(make_agent=make_learners), init_carry, iteration)

@@ -5,6 +5,7 @@ stochastic-actor and temperature steps, and Box action scaling."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -16,6 +17,7 @@ import optax
 from flax import struct
 
 from jaxrl import loops
+from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets.mlp import tanh_gaussian
 from jaxrl.transforms.dormant import dormant_ratio
@@ -67,6 +69,38 @@ class SoftActorCritic(ActorCritic):
 
     log_alpha: jax.Array
     alpha_opt: Any
+
+
+def initial_parts(
+    actor_params: Any,
+    critic_params: Any,
+    actor_tx: optax.GradientTransformation,
+    critic_tx: optax.GradientTransformation,
+) -> dict[str, Any]:
+    """The ``ActorCritic`` fields of a new state: fresh optimisers, target critics equal
+    to the critics, step 0."""
+    return {
+        "actor_params": actor_params,
+        "critic_params": critic_params,
+        "target_critic_params": critic_params,
+        "actor_opt": actor_tx.init(actor_params),
+        "critic_opt": critic_tx.init(critic_params),
+        "step": jnp.zeros((), jnp.int32),
+    }
+
+
+def initial_soft_parts(
+    actor_params: Any,
+    critic_params: Any,
+    txs: tuple[optax.GradientTransformation, ...],
+    init_alpha: jax.Array,
+) -> dict[str, Any]:
+    """The ``SoftActorCritic`` fields of a new state; ``txs``: the actor's, critics' and
+    temperature's optimisers; ``log_alpha = log(init_alpha)``."""
+    actor_tx, critic_tx, alpha_tx = txs
+    log_alpha = jnp.log(init_alpha).astype(jnp.float32)
+    parts = initial_parts(actor_params, critic_params, actor_tx, critic_tx)
+    return {**parts, "log_alpha": log_alpha, "alpha_opt": alpha_tx.init(log_alpha)}
 
 
 class Twin(NamedTuple):
@@ -198,6 +232,38 @@ def temperature_step(
     return optax.apply_updates(log_alpha, update), opt_state, loss
 
 
+def soft_policy_step(
+    apply_actor: ActorApply,
+    txs: tuple[optax.GradientTransformation, optax.GradientTransformation],
+    state: SoftActorCritic,
+    obs: jax.Array,
+    eps: jax.Array,
+    q_fn: Callable[[jax.Array], jax.Array],
+    target_entropy: jax.Array,
+) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+    """SAC's policy improvement: ``actor_step`` then ``temperature_step`` on its log-probs.
+
+    ``txs``: the actor's and the temperature's optimisers. Returns ``(parts, metrics)``:
+    the state's new ``actor_params, actor_opt, log_alpha, alpha_opt`` and ``actor_loss,
+    alpha_loss, entropy``.
+    """
+    actor_tx, alpha_tx = txs
+    alpha = jnp.exp(state.log_alpha)
+    actor_params, actor_opt, a_loss, log_prob = actor_step(
+        apply_actor, actor_tx, state.actor_params, state.actor_opt, obs, eps, q_fn, alpha
+    )
+    log_alpha, alpha_opt, t_loss = temperature_step(
+        alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
+    )
+    parts = {
+        "actor_params": actor_params,
+        "actor_opt": actor_opt,
+        "log_alpha": log_alpha,
+        "alpha_opt": alpha_opt,
+    }
+    return parts, {"actor_loss": a_loss, "alpha_loss": t_loss, "entropy": -jnp.mean(log_prob)}
+
+
 def dormant_metrics(module: nn.Module, params: Any, obs: jax.Array, prefix: str) -> dict:
     """``{prefix: overall tau-dormant ratio, prefix/layer: per-layer ratio}`` (DrM, tau 0.025)."""
     overall, layers = dormant_ratio(module, params, obs)
@@ -226,3 +292,10 @@ def check(config: Config, env: Env) -> None:
     if config.utd_ratio <= 0:
         raise ValueError(f"utd_ratio must be positive, got {config.utd_ratio}")
     box_action_scale(env)
+
+
+#: ``spec(name, summary, Config, HParams, make_agent, presets=..., positive=...)``: an
+#: actor-critic ``AlgoSpec`` (replay data, continuous actions, pendulum by default).
+spec = functools.partial(
+    AlgoSpec, data=data, action_kinds=("continuous",), default_env="pendulum", check=check
+)

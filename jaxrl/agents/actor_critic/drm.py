@@ -39,7 +39,6 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.losses import expectile_loss
 from jaxrl.nets import QNetwork, TanhGaussian, ValueHead
@@ -157,20 +156,15 @@ def base_agent(
         actor_params = {"params": actor.init(actor_key, obs)["params"]}  # drop sowed values
         critic_params = critic.init(critic_key, obs, act)
         value_params = value.init(value_key, obs)
-        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
+        parts = ac.initial_soft_parts(
+            actor_params, critic_params, (actor_tx, critic_tx, alpha_tx), hparams.init_alpha
+        )
         return DrMState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=critic_params,
+            **parts,
             value_params=value_params,
-            log_alpha=log_alpha,
-            actor_opt=actor_tx.init(actor_params),
-            critic_opt=critic_tx.init(critic_params),
             value_opt=value_tx.init(value_params),
-            alpha_opt=alpha_tx.init(log_alpha),
             dormant_ratio=jnp.zeros((), jnp.float32),
             awaken_step=-jnp.ones((), jnp.int32),
-            step=jnp.zeros((), jnp.int32),
         )
 
     def explore_std(state: DrMState) -> jax.Array:
@@ -249,45 +243,30 @@ def base_agent(
             critic_apply, critic_tx, state, batch.obs, action, target
         )
 
-        actor_params, actor_opt, a_loss, log_prob = ac.actor_step(
+        policy, policy_metrics = ac.soft_policy_step(
             actor_with_aux,
-            actor_tx,
-            state.actor_params,
-            state.actor_opt,
+            (actor_tx, alpha_tx),
+            state,
             batch.obs,
             actor_eps,
             lambda a: jnp.min(critic_apply(critic_params, batch.obs, a), axis=0),
-            alpha,
+            target_entropy,
         )
-        log_alpha, alpha_opt, t_loss = ac.temperature_step(
-            alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
-        )
-        new_state = DrMState(
-            actor_params=actor_params,
+        new_state = state.replace(
             critic_params=critic_params,
+            critic_opt=critic_opt,
             target_critic_params=optax.incremental_update(
                 critic_params, state.target_critic_params, hparams.tau
             ),
             value_params=value_params,
-            log_alpha=log_alpha,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
             value_opt=value_opt,
-            alpha_opt=alpha_opt,
             dormant_ratio=beta,
             awaken_step=awaken_step,
             step=state.step + 1,
+            **policy,
         )
         metrics.update(
-            {
-                "critic_loss": c_loss,
-                "actor_loss": a_loss,
-                "alpha_loss": t_loss,
-                "alpha": alpha,
-                "entropy": -jnp.mean(log_prob),
-                "q_mean": q_mean,
-                "dormant_ratio": beta,
-            }
+            critic_loss=c_loss, alpha=alpha, q_mean=q_mean, dormant_ratio=beta, **policy_metrics
         )
         if config.awaken_exploration:
             metrics["explore_std"] = explore_std(new_state)
@@ -325,16 +304,6 @@ def make_agent(
     return make_perturbed(config, base, hparams) if config.perturb else base
 
 
-SPEC = AlgoSpec(
-    name="drm",
-    summary="DrM over SAC: dormant-ratio-guided perturbation and exploitation (Xu et al. 2023)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=ac.data,
-    action_kinds=("continuous",),
-    default_env="pendulum",
-    presets=PRESETS,
-    positive=(*ac.POSITIVE, "perturb_every"),
-    check=ac.check,
-)
+SUMMARY = "DrM over SAC: dormant-ratio-guided perturbation and exploitation (Xu et al. 2023)"
+POSITIVE = (*ac.POSITIVE, "perturb_every")
+SPEC = ac.spec("drm", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=POSITIVE)

@@ -38,7 +38,6 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import MLP, TanhGaussian
 from jaxrl.nets.dense import Dense
@@ -175,18 +174,10 @@ def make_agent(
         act = jnp.zeros((1, act_dim), jnp.float32)
         actor_params = actor.init(actor_key, obs)
         critic_params = critic.init(critic_key, obs, act)
-        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
-        return DSACTState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=critic_params,
-            log_alpha=log_alpha,
-            mean_std=-jnp.ones((2,), jnp.float32),
-            actor_opt=actor_tx.init(actor_params),
-            critic_opt=critic_tx.init(critic_params),
-            alpha_opt=alpha_tx.init(log_alpha),
-            step=jnp.zeros((), jnp.int32),
+        parts = ac.initial_soft_parts(
+            actor_params, critic_params, (actor_tx, critic_tx, alpha_tx), hparams.init_alpha
         )
+        return DSACTState(**parts, mean_std=-jnp.ones((2,), jnp.float32))
 
     def act(state: DSACTState, obs: jax.Array, key: jax.Array, explore=True, **_):
         mean, std = actor.apply(state.actor_params, obs)
@@ -231,64 +222,50 @@ def make_agent(
         critic_params = optax.apply_updates(state.critic_params, c_updates)
 
         def policy_update():
-            actor_params, actor_opt, a_loss, log_prob = ac.actor_step(
+            policy, metrics = ac.soft_policy_step(
                 lambda p, o: (*actor.apply(p, o), 0.0),
-                actor_tx,
-                state.actor_params,
-                state.actor_opt,
+                (actor_tx, alpha_tx),
+                state,
                 batch.obs,
                 actor_eps,
                 lambda a: jnp.min(critic_apply(critic_params, batch.obs, a)[0], axis=0),
-                alpha,
-            )
-            log_alpha, alpha_opt, t_loss = ac.temperature_step(
-                alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
+                target_entropy,
             )
             target = optax.incremental_update(
                 critic_params, state.target_critic_params, hparams.tau
             )
-            entropy = -jnp.mean(log_prob)
-            return actor_params, actor_opt, log_alpha, alpha_opt, target, a_loss, t_loss, entropy
+            return policy, target, metrics
 
         def skip():
+            policy = {
+                "actor_params": state.actor_params,
+                "actor_opt": state.actor_opt,
+                "log_alpha": state.log_alpha,
+                "alpha_opt": state.alpha_opt,
+            }
             zero = jnp.zeros((), jnp.float32)
-            return (
-                state.actor_params,
-                state.actor_opt,
-                state.log_alpha,
-                state.alpha_opt,
-                state.target_critic_params,
-                zero,
-                zero,
-                zero,
-            )
+            metrics = {"actor_loss": zero, "alpha_loss": zero, "entropy": zero}
+            return policy, state.target_critic_params, metrics
 
         is_policy_step = state.step % config.policy_delay == 0
-        (actor_params, actor_opt, log_alpha, alpha_opt, target, a_loss, t_loss, entropy) = (
-            jax.lax.cond(is_policy_step, policy_update, skip)
-        )
-        new_state = DSACTState(
-            actor_params=actor_params,
+        policy, target, policy_metrics = jax.lax.cond(is_policy_step, policy_update, skip)
+        new_state = state.replace(
             critic_params=critic_params,
             target_critic_params=target,
-            log_alpha=log_alpha,
             mean_std=mean_std,
-            actor_opt=actor_opt,
             critic_opt=critic_opt,
-            alpha_opt=alpha_opt,
             step=state.step + 1,
+            **policy,
         )
         # Losses of the delayed policy are reported at full weight on its own steps.
         w = jnp.asarray(config.policy_delay, jnp.float32)
         metrics = {
             "critic_loss": c_loss,
-            "actor_loss": a_loss * w,
-            "alpha_loss": t_loss * w,
             "alpha": alpha,
-            "entropy": entropy * w,
             "q_mean": q_mean,
             "q_std": std_mean,
             "mean_std_b": jnp.mean(mean_std),
+            **{k: v * w for k, v in policy_metrics.items()},
         }
         if config.log_dormant:
             metrics.update(
@@ -306,16 +283,8 @@ def check(config: Config, env: Env) -> None:
         raise ValueError("hidden must name at least one layer width")
 
 
-SPEC = AlgoSpec(
-    name="dsac_t",
-    summary="DSAC-T: distributional SAC with refined value learning (Duan et al. 2025)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=ac.data,
-    action_kinds=("continuous",),
-    default_env="pendulum",
-    presets=PRESETS,
-    positive=(*ac.POSITIVE, "policy_delay"),
-    check=check,
+SUMMARY = "DSAC-T: distributional SAC with refined value learning (Duan et al. 2025)"
+DELAY = (*ac.POSITIVE, "policy_delay")
+SPEC = ac.spec(
+    "dsac_t", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=DELAY, check=check
 )

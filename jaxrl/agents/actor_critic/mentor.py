@@ -25,7 +25,6 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import drm
 from jaxrl.core import Agent
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets.moe import MoETanhGaussian
 
@@ -98,24 +97,16 @@ def check(config: Config, env: Env) -> None:
         raise ValueError(f"hidden needs >= 2 layers (the last is the MoE), got {config.hidden}")
 
 
-SPEC = AlgoSpec(
-    name="mentor",
-    summary="MENTOR: DrM with a MoE actor and task-oriented perturbation (Huang et al. 2024)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=ac.data,
-    action_kinds=("continuous",),
-    default_env="pendulum",
-    presets=PRESETS,
-    positive=(
-        *ac.POSITIVE,
-        "perturb_every",
-        "num_experts",
-        "top_k",
-        "expert_hidden",
-        "num_snapshots",
-        "snapshot_every",
-    ),
-    check=check,
+POSITIVE = (
+    *ac.POSITIVE,
+    "perturb_every",
+    "num_experts",
+    "top_k",
+    "expert_hidden",
+    "num_snapshots",
+    "snapshot_every",
+)
+SUMMARY = "MENTOR: DrM with a MoE actor and task-oriented perturbation (Huang et al. 2024)"
+SPEC = ac.spec(
+    "mentor", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=POSITIVE, check=check
 )

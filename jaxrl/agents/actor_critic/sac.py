@@ -20,7 +20,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import QNetwork, TanhGaussian
 from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
@@ -74,16 +73,9 @@ def make_agent(
         act = jnp.zeros((1, act_dim), jnp.float32)
         actor_params = actor.init(actor_key, obs)
         critic_params = critic.init(critic_key, obs, act)
-        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
+        txs = (actor_tx, critic_tx, alpha_tx)
         return SACState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=critic_params,
-            log_alpha=log_alpha,
-            actor_opt=actor_tx.init(actor_params),
-            critic_opt=critic_tx.init(critic_params),
-            alpha_opt=alpha_tx.init(log_alpha),
-            step=jnp.zeros((), jnp.int32),
+            **ac.initial_soft_parts(actor_params, critic_params, txs, hparams.init_alpha)
         )
 
     def act(state: SACState, obs: jax.Array, key: jax.Array, explore=True, **_):
@@ -111,41 +103,25 @@ def make_agent(
             critic_apply, critic_tx, state, batch.obs, action, target
         )
 
-        actor_params, actor_opt, a_loss, log_prob = ac.actor_step(
+        policy, policy_metrics = ac.soft_policy_step(
             lambda p, o: (*actor.apply(p, o), 0.0),
-            actor_tx,
-            state.actor_params,
-            state.actor_opt,
+            (actor_tx, alpha_tx),
+            state,
             batch.obs,
             actor_eps,
             lambda a: jnp.min(critic_apply(critic_params, batch.obs, a), axis=0),
-            alpha,
+            target_entropy,
         )
-        log_alpha, alpha_opt, t_loss = ac.temperature_step(
-            alpha_tx, state.log_alpha, state.alpha_opt, log_prob, target_entropy
-        )
-
-        target_critic_params = optax.incremental_update(
-            critic_params, state.target_critic_params, hparams.tau
-        )
-        new_state = SACState(
-            actor_params=actor_params,
+        new_state = state.replace(
             critic_params=critic_params,
-            target_critic_params=target_critic_params,
-            log_alpha=log_alpha,
-            actor_opt=actor_opt,
             critic_opt=critic_opt,
-            alpha_opt=alpha_opt,
+            target_critic_params=optax.incremental_update(
+                critic_params, state.target_critic_params, hparams.tau
+            ),
             step=state.step + 1,
+            **policy,
         )
-        metrics = {
-            "critic_loss": c_loss,
-            "actor_loss": a_loss,
-            "alpha_loss": t_loss,
-            "alpha": alpha,
-            "entropy": -jnp.mean(log_prob),
-            "q_mean": q_mean,
-        }
+        metrics = {"critic_loss": c_loss, "alpha": alpha, "q_mean": q_mean, **policy_metrics}
         if config.log_dormant:
             metrics.update(
                 ac.dormant_metrics(actor, state.actor_params, batch.obs, "dormant_ratio")
@@ -155,16 +131,5 @@ def make_agent(
     return Agent(init=init, act=act, update=update)
 
 
-SPEC = AlgoSpec(
-    name="sac",
-    summary="SAC: twin critics, tanh-Gaussian actor, learned temperature (Haarnoja et al. 2018)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=ac.data,
-    action_kinds=("continuous",),
-    default_env="pendulum",
-    presets=PRESETS,
-    positive=ac.POSITIVE,
-    check=ac.check,
-)
+SUMMARY = "SAC: twin critics, tanh-Gaussian actor, learned temperature (Haarnoja et al. 2018)"
+SPEC = ac.spec("sac", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=ac.POSITIVE)

@@ -23,7 +23,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import QNetwork, TanhPolicy
 
@@ -70,15 +69,8 @@ def make_agent(
         obs = jnp.zeros((1, *obs_shape), jnp.float32)
         actor_params = actor.init(actor_key, obs)
         critic_params = critic.init(critic_key, obs, jnp.zeros((1, act_dim), jnp.float32))
-        return TD3State(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=critic_params,
-            actor_opt=actor_tx.init(actor_params),
-            critic_opt=critic_tx.init(critic_params),
-            step=jnp.zeros((), jnp.int32),
-            target_actor_params=actor_params,
-        )
+        parts = ac.initial_parts(actor_params, critic_params, actor_tx, critic_tx)
+        return TD3State(**parts, target_actor_params=actor_params)
 
     def act(state: TD3State, obs: jax.Array, key: jax.Array, explore=True, **_):
         a = actor.apply(state.actor_params, obs)
@@ -141,16 +133,6 @@ def make_agent(
     return Agent(init=init, act=act, update=update)
 
 
-SPEC = AlgoSpec(
-    name="td3",
-    summary="TD3: twin critics, target policy smoothing, delayed actor (Fujimoto et al. 2018)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=ac.data,
-    action_kinds=("continuous",),
-    default_env="pendulum",
-    presets=PRESETS,
-    positive=(*ac.POSITIVE, "policy_delay"),
-    check=ac.check,
-)
+SUMMARY = "TD3: twin critics, target policy smoothing, delayed actor (Fujimoto et al. 2018)"
+DELAY = (*ac.POSITIVE, "policy_delay")
+SPEC = ac.spec("td3", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=DELAY)

@@ -391,17 +391,10 @@ POSITIVE = tuple(
     "ac_layers".split()
 )
 
+SUMMARY = "Drama: Mamba-2 world model, imagination actor-critic, DFS replay (Wang et al. 2024)"
+ENV = "minatar/breakout"
 SPEC = AlgoSpec(
-    name="drama",
-    summary="Drama: Mamba-2 world model, imagination actor-critic, DFS replay (Wang et al. 2024)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=data,
-    action_kinds=("discrete",),
-    default_env="minatar/breakout",
-    positive=POSITIVE,
-    check=check,
+    "drama", SUMMARY, Config, HParams, make_agent, data, ("discrete",), ENV, {}, POSITIVE, check
 )
 
 

@@ -14,7 +14,6 @@ from jaxrl import loops
 from jaxrl.agents.offline import common
 from jaxrl.agents.offline.rcsl import PolicyState, policy_agent
 from jaxrl.core import Agent
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 
 __all__ = ["SPEC", "Config", "HParams", "PolicyState", "make_agent"]
@@ -38,15 +37,5 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     )
 
 
-SPEC = AlgoSpec(
-    name="bc",
-    summary="BC: behaviour cloning by action regression (MSE), the offline baseline",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=common.dataset_data,
-    action_kinds=("continuous",),
-    default_env="pointmaze",
-    positive=common.POSITIVE,
-    check=common.check,
-)
+SUMMARY = "BC: behaviour cloning by action regression (MSE), the offline baseline"
+SPEC = common.spec("bc", SUMMARY, Config, HParams, make_agent, common.dataset_data)

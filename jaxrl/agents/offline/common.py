@@ -4,6 +4,7 @@ a deterministic MLP policy and return-conditioned evaluation in the real env."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Transition
+from jaxrl.core.spec import AlgoSpec
 from jaxrl.data.datasets import Dataset, load, sample
 from jaxrl.envs import Env
 
@@ -173,3 +175,10 @@ def conditioned(
         data_return=mean_kept_return,
         data_metrics=lambda data: {"target_return": data.target_return, **data.stats},
     )
+
+
+#: ``spec(name, summary, Config, HParams, make_agent, data, ...)``: an offline
+#: ``AlgoSpec`` (continuous actions, Point Maze by default).
+spec = functools.partial(
+    AlgoSpec, action_kinds=("continuous",), default_env="pointmaze", positive=POSITIVE, check=check
+)

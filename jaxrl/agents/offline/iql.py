@@ -28,7 +28,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.offline import common
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.losses import expectile_loss
 from jaxrl.nets import QNetwork, TanhPolicy, ValueHead
@@ -161,15 +160,5 @@ def make_agent(
     return Agent(init=init, act=act, update=update)
 
 
-SPEC = AlgoSpec(
-    name="iql",
-    summary="IQL: implicit Q-learning, expectile value, advantage-weighted actor (Kostrikov 2022)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=common.dataset_data,
-    action_kinds=("continuous",),
-    default_env="pointmaze",
-    positive=common.POSITIVE,
-    check=common.check,
-)
+SUMMARY = "IQL: implicit Q-learning, expectile value, advantage-weighted actor (Kostrikov 2022)"
+SPEC = common.spec("iql", SUMMARY, Config, HParams, make_agent, common.dataset_data)

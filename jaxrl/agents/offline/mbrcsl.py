@@ -63,7 +63,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.offline import common, rcsl
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.data.datasets import Dataset
 from jaxrl.data.sampling import weighted_indices
 from jaxrl.envs import Env
@@ -509,15 +508,7 @@ def sample_mixed(
     return jax.tree.map(lambda x, y: jnp.concatenate([x, y]), a, b)
 
 
-SPEC = AlgoSpec(
-    name="mbrcsl",
-    summary="MBRCSL: model rollouts stitched by return-conditioned learning (Zhou et al. 2023)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=data,
-    action_kinds=("continuous",),
-    default_env="pointmaze",
-    positive=POSITIVE,
-    check=check,
+SUMMARY = "MBRCSL: model rollouts stitched by return-conditioned learning (Zhou et al. 2023)"
+SPEC = common.spec(
+    "mbrcsl", SUMMARY, Config, HParams, make_agent, data, positive=POSITIVE, check=check
 )

@@ -23,7 +23,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.offline import common
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import TanhPolicy
 
@@ -107,15 +106,5 @@ def data(config: Config, env: Env) -> loops.Dataset:
     return common.conditioned(config, lambda key, hparams: common.conditioned_data(source()))
 
 
-SPEC = AlgoSpec(
-    name="rcsl",
-    summary="RCSL: return-conditioned supervised learning (MLP policy on [obs, return-to-go])",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=data,
-    action_kinds=("continuous",),
-    default_env="pointmaze",
-    positive=common.POSITIVE,
-    check=common.check,
-)
+SUMMARY = "RCSL: return-conditioned supervised learning (MLP policy on [obs, return-to-go])"
+SPEC = common.spec("rcsl", SUMMARY, Config, HParams, make_agent, data)

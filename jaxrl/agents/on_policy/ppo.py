@@ -231,16 +231,9 @@ def check(config: Config, env: Env) -> None:
         )
 
 
+SUMMARY = "PPO with GAE, clipped surrogate, minibatch epochs (Schulman et al. 2017)"
+KINDS = ("discrete", "continuous")
+POSITIVE = ("num_envs", "rollout_len", "num_epochs", "num_minibatches")
 SPEC = AlgoSpec(
-    name="ppo",
-    summary="PPO with GAE, clipped surrogate, minibatch epochs (Schulman et al. 2017)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=data,
-    action_kinds=("discrete", "continuous"),
-    default_env="cartpole",
-    presets=PRESETS,
-    positive=("num_envs", "rollout_len", "num_epochs", "num_minibatches"),
-    check=check,
+    "ppo", SUMMARY, Config, HParams, make_agent, data, KINDS, "cartpole", PRESETS, POSITIVE, check
 )

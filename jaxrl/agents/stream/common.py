@@ -20,14 +20,19 @@ the *prediction* (``grad v(s)``, ``grad log pi(a|s)``), not of a loss: the updat
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
 from jaxrl import loops
+from jaxrl.core import Transition
+from jaxrl.core.spec import AlgoSpec
 from jaxrl.normalize import Welford, welford_update
 
 # --- eligibility traces ------------------------------------------------------------------
@@ -188,29 +193,57 @@ def linear_schedule(
 
 
 def prepare_transition(
-    norm: StreamNorm,
-    obs: jax.Array,
-    next_obs: jax.Array,
-    reward: jax.Array,
-    done: jax.Array,
-    gamma: jax.Array,
-    *,
-    normalize: bool,
-    scale: bool,
+    norm: StreamNorm, t: Transition, gamma: jax.Array, config: Any
 ) -> tuple[StreamNorm, jax.Array, jax.Array, jax.Array]:
-    """One transition through the stream-x input pipeline: ``(norm, obs, next_obs, reward)``.
+    """One transition ``t`` (unbatched leaves) through the stream-x input pipeline:
+    ``(norm, obs, next_obs, reward)``, with ``config.normalize_obs`` / ``config.scale_reward``.
 
     As in the reference code, ``obs`` is normalised with the statistics it was acted on
     with and ``next_obs`` after it joins them (an episode's first obs never joins);
-    the reward is scaled by the running std of the discounted return when ``scale``.
+    the reward is scaled by the running std of the discounted return when scaling.
     """
+    chex.assert_rank(t.reward, 0)
+    chex.assert_shape(t.obs, norm.obs.mean.shape)
+    normalize, obs, next_obs, reward = config.normalize_obs, t.obs, t.next_obs, t.reward
     x = normalize_obs(norm, obs) if normalize else obs
     if normalize:
         norm = observe_obs(norm, next_obs)
-    if scale:
-        norm, reward = scale_reward(norm, reward, done, gamma)
+    if config.scale_reward:
+        norm, reward = scale_reward(norm, reward, t.done, gamma)
     next_x = normalize_obs(norm, next_obs) if normalize else next_obs
     return norm, x, next_x, reward
+
+
+OPTIMIZERS = ("obgd", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static settings of the stream-x control learners (``stream_ac``, ``stream_q``).
+
+    ``hidden``: the paper uses 2x32 for discrete control, 2x128 for MuJoCo; ``num_envs``
+    independent learners, each with its own env; ``optimizer``: one of ``OPTIMIZERS``.
+    """
+
+    total_steps: int = 500_000
+    num_envs: int = 1
+    hidden: tuple[int, ...] = (32, 32)
+    sparsity: float = 0.9
+    layer_norm: bool = True
+    normalize_obs: bool = True
+    scale_reward: bool = True
+    optimizer: str = "obgd"
+    num_evals: int = 20
+    num_eval_envs: int = 16
+
+
+@struct.dataclass
+class HParams:
+    """Step size and eligibility-trace settings every stream-x learner has (float32)."""
+
+    lr: float = 1.0
+    gamma: float = 0.99
+    lam: float = 0.8
 
 
 #: Fields every streaming learner's ``Config`` has that must be positive.
@@ -220,6 +253,16 @@ POSITIVE = ("num_envs",)
 def data(config: Any, env: Any) -> loops.Stream:
     """``config.num_envs`` independent learners, one transition per update."""
     return loops.Stream(num_envs=config.num_envs)
+
+
+#: ``spec(name, summary, Config, HParams, make_agent, action_kinds=..., check=...)``: a
+#: streaming learner's ``AlgoSpec`` (``Stream`` data, cartpole by default).
+spec = functools.partial(AlgoSpec, data=data, default_env="cartpole", positive=POSITIVE)
+
+
+def check_optimizer(config: Config, env: Any) -> None:
+    """The stream-x control learners' check: a known ``optimizer`` and valid settings."""
+    check_config(config, OPTIMIZERS)
 
 
 def check_config(config: Any, optimizers: Any) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import chex
 import distrax
 import jax
 import jax.numpy as jnp
@@ -29,7 +28,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import StreamMLP
 
@@ -39,32 +37,17 @@ from jaxrl.nets import StreamMLP
 PRESETS: dict[str, dict[str, Any]] = {
     "pendulum": {"hidden": (128, 128), "total_steps": 300_000, "num_evals": 10},
 }
-OPTIMIZERS = ("obgd", "adam")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static settings. ``hidden``: the paper uses 2x32 for discrete, 2x128 for MuJoCo."""
-
-    total_steps: int = 500_000
-    num_envs: int = 1  # independent learners, each with its own env
-    hidden: tuple[int, ...] = (32, 32)
-    sparsity: float = 0.9
-    layer_norm: bool = True
-    normalize_obs: bool = True
-    scale_reward: bool = True
-    optimizer: str = "obgd"
-    num_evals: int = 20
-    num_eval_envs: int = 16
+class Config(sx.Config):
+    """Stream AC(lambda)'s settings (``common.Config``)."""
 
 
 @struct.dataclass
-class HParams:
+class HParams(sx.HParams):
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 1.0
-    gamma: float = 0.99
-    lam: float = 0.8
     kappa_policy: float = 3.0
     kappa_value: float = 2.0
     entropy_coef: float = 0.01
@@ -129,18 +112,7 @@ def make_agent(
     def update(state: StreamACState, t: Transition, key: jax.Array):
         """One transition (unbatched leaves: ``obs [*obs_shape]``, scalar reward)."""
         del key
-        chex.assert_rank(t.reward, 0)
-        chex.assert_shape(t.obs, obs_shape)
-        norm, obs, next_obs, reward = sx.prepare_transition(
-            state.norm,
-            t.obs,
-            t.next_obs,
-            t.reward,
-            t.done,
-            hparams.gamma,
-            normalize=config.normalize_obs,
-            scale=config.scale_reward,
-        )
+        norm, obs, next_obs, reward = sx.prepare_transition(state.norm, t, hparams.gamma, config)
 
         v, grad_v = jax.value_and_grad(value)(state.params["critic"], obs)
         v_next = value(state.params["critic"], next_obs)
@@ -166,20 +138,8 @@ def make_agent(
     return Agent(init=init, act=act, update=update)
 
 
-def check(config: Config, env: Env) -> None:
-    sx.check_config(config, OPTIMIZERS)
-
-
-SPEC = AlgoSpec(
-    name="stream_ac",
-    summary="Stream AC(lambda): one transition, one update, ObGD (Elsayed et al. 2024)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=sx.data,
-    action_kinds=("discrete", "continuous"),
-    default_env="cartpole",
-    presets=PRESETS,
-    positive=sx.POSITIVE,
-    check=check,
+SUMMARY = "Stream AC(lambda): one transition, one update, ObGD (Elsayed et al. 2024)"
+KINDS = ("discrete", "continuous")
+SPEC = sx.spec(
+    "stream_ac", SUMMARY, Config, HParams, make_agent, action_kinds=KINDS, check=sx.check_optimizer
 )

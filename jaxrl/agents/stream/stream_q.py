@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -25,38 +24,22 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import StreamMLP
 
 #: Config overrides per env name, applied before the user's.
 PRESETS: dict[str, dict[str, Any]] = {}
-OPTIMIZERS = ("obgd", "adam")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static settings (the paper's classic-control network is 2x32)."""
-
-    total_steps: int = 500_000
-    num_envs: int = 1  # independent learners, each with its own env
-    hidden: tuple[int, ...] = (32, 32)
-    sparsity: float = 0.9
-    layer_norm: bool = True
-    normalize_obs: bool = True
-    scale_reward: bool = True
-    optimizer: str = "obgd"
-    num_evals: int = 20
-    num_eval_envs: int = 16
+class Config(sx.Config):
+    """Stream Q(lambda)'s settings (``common.Config``)."""
 
 
 @struct.dataclass
-class HParams:
+class HParams(sx.HParams):
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 1.0
-    gamma: float = 0.99
-    lam: float = 0.8
     kappa: float = 2.0
     eps_start: float = 1.0
     eps_end: float = 0.01
@@ -118,18 +101,7 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     def update(state: StreamQState, t: Transition, key: jax.Array):
         """One transition (unbatched leaves); ``t.extras["nongreedy"]`` from ``act``."""
         del key
-        chex.assert_rank(t.reward, 0)
-        chex.assert_shape(t.obs, obs_shape)
-        norm, obs, next_obs, reward = sx.prepare_transition(
-            state.norm,
-            t.obs,
-            t.next_obs,
-            t.reward,
-            t.done,
-            hparams.gamma,
-            normalize=config.normalize_obs,
-            scale=config.scale_reward,
-        )
+        norm, obs, next_obs, reward = sx.prepare_transition(state.norm, t, hparams.gamma, config)
 
         def q_sa(params):
             return q_net.apply(params, obs)[t.action]
@@ -151,20 +123,8 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     return Agent(init=init, act=act, update=update)
 
 
-def check(config: Config, env: Env) -> None:
-    sx.check_config(config, OPTIMIZERS)
-
-
-SPEC = AlgoSpec(
-    name="stream_q",
-    summary="Stream Q(lambda): streaming epsilon-greedy Q-learning with ObGD (Elsayed et al. 2024)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=sx.data,
-    action_kinds=("discrete",),
-    default_env="cartpole",
-    presets=PRESETS,
-    positive=sx.POSITIVE,
-    check=check,
+SUMMARY = "Stream Q(lambda): streaming epsilon-greedy Q-learning with ObGD (Elsayed et al. 2024)"
+KINDS = ("discrete",)
+SPEC = sx.spec(
+    "stream_q", SUMMARY, Config, HParams, make_agent, action_kinds=KINDS, check=sx.check_optimizer
 )

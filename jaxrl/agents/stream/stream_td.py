@@ -17,7 +17,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -26,7 +25,6 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets import StreamMLP
 
@@ -120,18 +118,7 @@ def make_agent(
     def update(state: StreamTDState, t: Transition, key: jax.Array):
         """One transition (unbatched leaves)."""
         del key
-        chex.assert_rank(t.reward, 0)
-        chex.assert_shape(t.obs, obs_shape)
-        norm, obs, next_obs, reward = sx.prepare_transition(
-            state.norm,
-            t.obs,
-            t.next_obs,
-            t.reward,
-            t.done,
-            hparams.gamma,
-            normalize=config.normalize_obs,
-            scale=config.scale_reward,
-        )
+        norm, obs, next_obs, reward = sx.prepare_transition(state.norm, t, hparams.gamma, config)
         v, grads = jax.value_and_grad(value)(state.params, obs)
         not_terminal = 1.0 - t.terminated.astype(jnp.float32)
         delta = reward + hparams.gamma * not_terminal * value(state.params, next_obs) - v
@@ -143,14 +130,6 @@ def make_agent(
     return Agent(init=init, act=act, update=update)
 
 
-SPEC = AlgoSpec(
-    name="stream_td",
-    summary="Stream TD(lambda) prediction of a fixed behaviour policy (uniform by default)",
-    config=Config,
-    hparams=HParams,
-    make_agent=make_agent,
-    data=sx.data,
-    action_kinds=("discrete", "continuous"),
-    default_env="cartpole",
-    positive=sx.POSITIVE,
-)
+SUMMARY = "Stream TD(lambda) prediction of a fixed behaviour policy (uniform by default)"
+KINDS = ("discrete", "continuous")
+SPEC = sx.spec("stream_td", SUMMARY, Config, HParams, make_agent, action_kinds=KINDS)
