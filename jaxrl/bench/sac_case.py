@@ -67,12 +67,23 @@ def _settings(budget: Any) -> dict[str, Any]:
     return SAC_PENDULUM | {"learning_starts": starts}
 
 
-def jaxrl_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Callable, Any]:
-    """jaxrl SAC on ``pendulum`` with settings ``s``: ``(train, hparams)``."""
-    from jaxrl import envs
-    from jaxrl.agents.actor_critic import sac
+def jaxrl_train(algo: str, s: dict[str, Any], steps: int, eval_every: int) -> tuple[Callable, Any]:
+    """jaxrl ``algo`` (``"sac"`` or ``"td3"``) on ``pendulum`` with the shared settings ``s``
+    (and ``TD3_PENDULUM`` for TD3): ``(train, hparams)``."""
+    from jaxrl import agents, envs
 
-    config = sac.Config(
+    spec = agents.get(algo)
+    extra, hp = {}, {"actor_lr": s["lr"], "critic_lr": s["lr"], "gamma": s["gamma"]}
+    if algo == "sac":
+        hp.update(alpha_lr=s["lr"], init_alpha=s["init_alpha"])
+    else:
+        extra["policy_delay"] = TD3_PENDULUM["policy_delay"]
+        hp.update(
+            explore_noise=TD3_PENDULUM["exploration_noise"],
+            policy_noise=TD3_PENDULUM["target_noise"],
+            noise_clip=TD3_PENDULUM["target_noise_clip"],
+        )
+    config = spec.config(
         total_steps=steps,
         num_envs=s["num_envs"],
         batch_size=s["batch_size"],
@@ -83,47 +94,10 @@ def jaxrl_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Cal
         activation=s["activation"],
         num_evals=max(1, steps // eval_every),
         num_eval_envs=s["eval_episodes"],
+        **extra,
     )
-    lr = s["lr"]
-    hparams = sac.SPEC.default_hparams(
-        actor_lr=lr,
-        critic_lr=lr,
-        alpha_lr=lr,
-        gamma=s["gamma"],
-        tau=s["tau"],
-        init_alpha=s["init_alpha"],
-    )
-    return sac.SPEC.make_train(config, envs.make("pendulum")), hparams
-
-
-def jaxrl_td3_train(s: dict[str, Any], steps: int, eval_every: int) -> tuple[Callable, Any]:
-    """jaxrl TD3 on ``pendulum`` with SAC's shared settings ``s`` and ``TD3_PENDULUM``."""
-    from jaxrl import envs
-    from jaxrl.agents.actor_critic import td3
-
-    config = td3.Config(
-        total_steps=steps,
-        num_envs=s["num_envs"],
-        batch_size=s["batch_size"],
-        buffer_size=steps,
-        warmup_steps=s["learning_starts"],
-        utd_ratio=s["utd_ratio"],
-        hidden=tuple(s["hidden"]),
-        activation=s["activation"],
-        num_evals=max(1, steps // eval_every),
-        num_eval_envs=s["eval_episodes"],
-        policy_delay=TD3_PENDULUM["policy_delay"],
-    )
-    hparams = td3.SPEC.default_hparams(
-        actor_lr=s["lr"],
-        critic_lr=s["lr"],
-        gamma=s["gamma"],
-        tau=s["tau"],
-        explore_noise=TD3_PENDULUM["exploration_noise"],
-        policy_noise=TD3_PENDULUM["target_noise"],
-        noise_clip=TD3_PENDULUM["target_noise_clip"],
-    )
-    return td3.SPEC.make_train(config, envs.make("pendulum")), hparams
+    hparams = spec.default_hparams(tau=s["tau"], **hp)
+    return spec.make_train(config, envs.make("pendulum")), hparams
 
 
 def jaxrl_curve(metrics: Any) -> tuple[list[int], list[float]]:
@@ -132,16 +106,33 @@ def jaxrl_curve(metrics: Any) -> tuple[list[int], list[float]]:
     ]
 
 
-def rejax_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> Callable[[jax.Array], Any]:
-    """rejax SAC on gymnax Pendulum-v1 with settings ``s``; deterministic evaluations."""
+def rejax_train(
+    algo: str, s: dict[str, Any], steps: int, eval_every: int
+) -> Callable[[jax.Array], Any]:
+    """rejax ``algo`` (``"sac"`` or ``"td3"``) on gymnax Pendulum-v1 with the shared settings
+    ``s`` (and ``TD3_PENDULUM``); deterministic evaluations of ``eval_episodes`` episodes."""
     import gymnax
     import jax.numpy as jnp
-    from rejax import SAC
+    from rejax import SAC, TD3
     from rejax.evaluate import evaluate
 
     env, params = gymnax.make("Pendulum-v1")
     env = harness.GuardedLegacyStep(env)
-    algo = SAC.create(
+    if algo == "sac":
+        cls, kwargs = (
+            SAC,
+            {
+                "target_update_freq": 1,
+                "agent_kwargs": {"activation": s["activation"]},
+                "hidden_layer_sizes": tuple(s["hidden"]),
+            },
+        )
+    else:
+        if list(s["hidden"]) != [64, 64]:
+            raise ValueError("rejax's TD3 builds 64x64 networks; the shared sizes must match")
+        net = {"activation": s["activation"]}
+        cls, kwargs = TD3, {"actor_kwargs": net, "critic_kwargs": dict(net), **TD3_PENDULUM}
+    agent = cls.create(
         env=env,
         env_params=params,
         total_timesteps=steps,
@@ -155,60 +146,24 @@ def rejax_sac_train(s: dict[str, Any], steps: int, eval_every: int) -> Callable[
         learning_rate=s["lr"],
         gamma=s["gamma"],
         polyak=1.0 - s["tau"],
-        target_update_freq=1,
-        agent_kwargs={"activation": s["activation"]},
-        hidden_layer_sizes=tuple(s["hidden"]),
+        **kwargs,
     )
     episodes = s["eval_episodes"]
 
-    def eval_callback(algo, ts, rng):
+    def sac_act(algo, ts):
         actor = algo.actor
 
         def act(obs, _rng):
             dist = actor.apply(ts.actor_ts.params, obs[None], method="_action_dist")
             return jnp.squeeze(actor.action_loc + jnp.tanh(dist.mean()) * actor.action_scale, 0)
 
-        return evaluate(act, rng, env, params, episodes, params.max_steps_in_episode)
-
-    return algo.replace(eval_callback=eval_callback).train
-
-
-def rejax_td3_train(s: dict[str, Any], steps: int, eval_every: int) -> Callable[[jax.Array], Any]:
-    """rejax TD3 on gymnax Pendulum-v1 with the same settings; deterministic evaluations."""
-    import gymnax
-    from rejax import TD3
-    from rejax.evaluate import evaluate
-
-    env, params = gymnax.make("Pendulum-v1")
-    env = harness.GuardedLegacyStep(env)
-    if list(s["hidden"]) != [64, 64]:
-        raise ValueError("rejax's TD3 builds 64x64 networks; the shared hidden sizes must match")
-    kwargs = {"activation": s["activation"]}
-    algo = TD3.create(
-        env=env,
-        env_params=params,
-        total_timesteps=steps,
-        eval_freq=eval_every,
-        skip_initial_evaluation=True,
-        num_envs=s["num_envs"],
-        num_epochs=s["utd_ratio"],
-        buffer_size=steps,
-        fill_buffer=s["learning_starts"],
-        batch_size=s["batch_size"],
-        learning_rate=s["lr"],
-        gamma=s["gamma"],
-        polyak=1.0 - s["tau"],
-        actor_kwargs=dict(kwargs),
-        critic_kwargs=dict(kwargs),
-        **TD3_PENDULUM,
-    )
-    episodes = s["eval_episodes"]
+        return act
 
     def eval_callback(algo, ts, rng):
-        act = algo.make_act(ts)
+        act = sac_act(algo, ts) if cls is SAC else algo.make_act(ts)
         return evaluate(act, rng, env, params, episodes, params.max_steps_in_episode)
 
-    return algo.replace(eval_callback=eval_callback).train
+    return agent.replace(eval_callback=eval_callback).train
 
 
 def rejax_curve(out: Any, eval_every: int) -> tuple[list[int], list[float]]:
@@ -298,37 +253,24 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
     readers: dict[str, Callable[[Any], tuple[tuple[list[int], list[float]], float]]] = {}
     budgets: dict[str, int] = {}
 
-    train, hparams = jaxrl_sac_train(settings, steps, eval_every)
-    compiled, compile_s = harness.timed(lambda: jax.jit(train).lower(key, hparams).compile())
-    contenders["jaxrl"] = {"compile_seconds": compile_s}
-    runners["jaxrl"] = lambda: compiled(key, hparams)[1]
-    readers["jaxrl"], budgets["jaxrl"] = (lambda m: (jaxrl_curve(m), 0.0)), steps
-
-    if (err := harness.try_import("rejax")[1]) is None:
-        rejax_train = jax.jit(rejax_sac_train(settings, steps, eval_every))
-        _, first_s = harness.timed(lambda: rejax_train(key))
-        contenders["rejax"] = {"first_call_seconds": first_s}
-        runners["rejax"] = lambda: rejax_train(key)
-        readers["rejax"] = lambda out: (rejax_curve(out, eval_every), 0.0)
-        budgets["rejax"] = steps
-    else:
-        contenders["rejax"] = err
-
-    td3_train, td3_hparams = jaxrl_td3_train(settings, steps, eval_every)
-    td3_compiled, compile_s = harness.timed(
-        lambda: jax.jit(td3_train).lower(key, td3_hparams).compile()
-    )
-    contenders["jaxrl_td3"] = {"compile_seconds": compile_s}
-    runners["jaxrl_td3"] = lambda: td3_compiled(key, td3_hparams)[1]
-    readers["jaxrl_td3"], budgets["jaxrl_td3"] = readers["jaxrl"], steps
-    if (err := harness.try_import("rejax")[1]) is None:
-        rejax_td3 = jax.jit(rejax_td3_train(settings, steps, eval_every))
-        _, first_s = harness.timed(lambda: rejax_td3(key))
-        contenders["rejax_td3"] = {"first_call_seconds": first_s}
-        runners["rejax_td3"] = lambda: rejax_td3(key)
-        readers["rejax_td3"], budgets["rejax_td3"] = readers["rejax"], steps
-    else:
-        contenders["rejax_td3"] = err
+    for algo, suffix in (("sac", ""), ("td3", "_td3")):
+        ours, theirs = f"jaxrl{suffix}", f"rejax{suffix}"
+        train, hparams = jaxrl_train(algo, settings, steps, eval_every)
+        compiled, compile_s = harness.timed(
+            lambda t=train, h=hparams: jax.jit(t).lower(key, h).compile()
+        )
+        contenders[ours] = {"compile_seconds": compile_s}
+        runners[ours] = lambda c=compiled, h=hparams: c(key, h)[1]
+        readers[ours], budgets[ours] = (lambda m: (jaxrl_curve(m), 0.0)), steps
+        if (err := harness.try_import("rejax")[1]) is None:
+            rejax_fn = jax.jit(rejax_train(algo, settings, steps, eval_every))
+            _, first_s = harness.timed(lambda f=rejax_fn: f(key))
+            contenders[theirs] = {"first_call_seconds": first_s}
+            runners[theirs] = lambda f=rejax_fn: f(key)
+            readers[theirs] = lambda out: (rejax_curve(out, eval_every), 0.0)
+            budgets[theirs] = steps
+        else:
+            contenders[theirs] = err
 
     for name, module in (("sbx", "sbx"), ("sb3", "stable_baselines3")):
         if (err := harness.try_import(module)[1]) is None:

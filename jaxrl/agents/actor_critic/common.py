@@ -17,6 +17,7 @@ import optax
 from flax import struct
 
 from jaxrl import loops
+from jaxrl.core import adam
 from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.nets.mlp import tanh_gaussian
@@ -101,6 +102,29 @@ def initial_soft_parts(
     log_alpha = jnp.log(init_alpha).astype(jnp.float32)
     parts = initial_parts(actor_params, critic_params, actor_tx, critic_tx)
     return {**parts, "log_alpha": log_alpha, "alpha_opt": alpha_tx.init(log_alpha)}
+
+
+def soft_txs(hparams: Any) -> tuple[optax.GradientTransformation, ...]:
+    """Adam for the actor, the critics and the temperature, at their hparams' rates."""
+    return adam(hparams.actor_lr), adam(hparams.critic_lr), adam(hparams.alpha_lr)
+
+
+def init_soft(
+    key: jax.Array,
+    actor: nn.Module,
+    critic: Twin,
+    txs: tuple[optax.GradientTransformation, ...],
+    shapes: tuple[tuple[int, ...], int],
+    init_alpha: jax.Array,
+) -> dict[str, Any]:
+    """``initial_soft_parts`` of freshly initialised networks (``shapes``: the obs shape and
+    the action size): the actor from ``key``'s first split, the twin critics from its second."""
+    obs_shape, act_dim = shapes
+    actor_key, critic_key = jax.random.split(key)
+    obs = jnp.zeros((1, *obs_shape), jnp.float32)
+    actor_params = actor.init(actor_key, obs)
+    critic_params = critic.init(critic_key, obs, jnp.zeros((1, act_dim), jnp.float32))
+    return initial_soft_parts(actor_params, critic_params, txs, init_alpha)
 
 
 class Twin(NamedTuple):

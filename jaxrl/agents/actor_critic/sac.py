@@ -19,7 +19,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
-from jaxrl.core import Agent, Transition, adam
+from jaxrl.core import Agent, Transition
 from jaxrl.envs import Env
 from jaxrl.nets import QNetwork, TanhGaussian
 from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
@@ -60,23 +60,14 @@ def make_agent(
     actor = TanhGaussian(act_dim, config.hidden, config.activation)
     critic = ac.twin(QNetwork(config.hidden, config.activation, config.critic_layer_norm))
     critic_apply = critic.apply
-    actor_tx, critic_tx, alpha_tx = (
-        adam(hparams.actor_lr),
-        adam(hparams.critic_lr),
-        adam(hparams.alpha_lr),
-    )
+    txs = ac.soft_txs(hparams)
+    actor_tx, critic_tx, alpha_tx = txs
     target_entropy = -hparams.target_entropy_scale * act_dim
 
     def init(key: jax.Array) -> SACState:
-        actor_key, critic_key = jax.random.split(key)
-        obs = jnp.zeros((1, *obs_shape), jnp.float32)
-        act = jnp.zeros((1, act_dim), jnp.float32)
-        actor_params = actor.init(actor_key, obs)
-        critic_params = critic.init(critic_key, obs, act)
-        txs = (actor_tx, critic_tx, alpha_tx)
-        return SACState(
-            **ac.initial_soft_parts(actor_params, critic_params, txs, hparams.init_alpha)
-        )
+        shapes = (obs_shape, act_dim)
+        parts = ac.init_soft(key, actor, critic, txs, shapes, hparams.init_alpha)
+        return SACState(**parts)
 
     def act(state: SACState, obs: jax.Array, key: jax.Array, explore=True, **_):
         mean, std = actor.apply(state.actor_params, obs)
