@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import envs, loops, sweep
+from jaxrl import envs, loops, runner
 from jaxrl.agents.model_based import drama
 from jaxrl.agents.on_policy import ppo
 from jaxrl.cli import parse_overrides
@@ -30,17 +29,24 @@ from jaxrl.core import Agent
 from jaxrl.logging import atomic_write
 
 
-def run_drama(env_name: str, steps: int, seeds: int, overrides: list[str]) -> dict:
+def run_drama(env_name: str, steps: int, seeds: int, overrides: list[str], out: Path) -> dict:
     config_over, hparam_over = parse_overrides(overrides, drama.Config, drama.HParams)
     config = drama.Config(**({"total_steps": steps} | config_over))
     env = envs.make(env_name)
-    train = drama.SPEC.make_train(config, env)
-    hparams = drama.SPEC.default_hparams(**hparam_over)
-    t0 = time.time()
-    _, metrics = sweep.over_seeds(train, seeds)(sweep.seed_keys(0, seeds), hparams)
-    metrics = jax.tree.map(np.asarray, metrics)
+    result = runner.run(
+        drama.SPEC,
+        env_name,
+        seeds=seeds,
+        steps=steps,
+        config=config_over,
+        hparams=hparam_over,
+        out=out,
+        progress=False,
+        log=None,
+    )
+    metrics = result.metrics
     return {
-        "seconds": time.time() - t0,
+        "seconds": result.summary["compile_seconds"] + result.summary["run_seconds"],
         "world_model_params": drama.world_model_param_count(config, env),
         "paper_world_model_params": drama.world_model_param_count(drama.paper_config(), env),
         "env_steps": metrics["env_steps"][0].tolist(),
@@ -49,26 +55,30 @@ def run_drama(env_name: str, steps: int, seeds: int, overrides: list[str]) -> di
     }
 
 
-def run_ppo(env_name: str, steps: int, seeds: int) -> dict:
+def run_ppo(env_name: str, steps: int, seeds: int, out: Path) -> dict:
     name = env_name.split("/", 1)[1]
-    env = envs.make(f"minatar/{name}", flatten=True)
-    config = ppo.Config(
-        total_steps=steps,
-        num_envs=8,
-        rollout_len=32,
-        num_epochs=4,
-        num_minibatches=4,
-        num_evals=10,
-        num_eval_envs=16,
+    config = {
+        "num_envs": 8,
+        "rollout_len": 32,
+        "num_epochs": 4,
+        "num_minibatches": 4,
+        "num_evals": 10,
+        "num_eval_envs": 16,
+    }
+    result = runner.run(
+        ppo.SPEC,
+        f"minatar/{name}",
+        seeds=seeds,
+        steps=steps,
+        config=config,
+        env_kwargs={"flatten": True},
+        out=out,
+        progress=False,
+        log=None,
     )
-    train = ppo.SPEC.make_train(config, env)
-    t0 = time.time()
-    _, metrics = sweep.over_seeds(train, seeds)(
-        sweep.seed_keys(0, seeds), ppo.SPEC.default_hparams()
-    )
-    metrics = jax.tree.map(np.asarray, metrics)
+    metrics = result.metrics
     return {
-        "seconds": time.time() - t0,
+        "seconds": result.summary["compile_seconds"] + result.summary["run_seconds"],
         "env_steps": metrics["env_steps"][0].tolist(),
         "returns": metrics["eval_return"].tolist(),
     }
@@ -123,10 +133,11 @@ def main() -> None:
         "env": args.env,
         "steps": args.steps,
         "random": run_random(args.env),
-        "ppo": run_ppo(args.env, args.steps, args.ppo_seeds),
+        "ppo": run_ppo(args.env, args.steps, args.ppo_seeds, Path(args.out) / "runs" / "ppo"),
     }
     print(f"random: {results['random']['mean']:.2f}; ppo done", flush=True)
-    results["drama"] = run_drama(args.env, args.steps, args.drama_seeds, args.set)
+    drama_dir = Path(args.out) / "runs" / "drama"
+    results["drama"] = run_drama(args.env, args.steps, args.drama_seeds, args.set, drama_dir)
     results["jax_backend"] = jax.default_backend()
     atomic_write(Path(args.out) / "drama_minatar.json", json.dumps(results, indent=1))
     print(table(results))

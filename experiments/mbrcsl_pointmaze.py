@@ -20,14 +20,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 import jaxrl.envs as E
-from jaxrl import sweep
+from jaxrl import runner
 from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
 from jaxrl.data.datasets import record
 from jaxrl.envs import pointmaze
@@ -110,14 +109,19 @@ def references(env) -> dict[str, float]:
     }
 
 
-def run(name, module, overrides, env, seeds):
-    cfg = module.Config(**overrides)
-    hp = module.SPEC.default_hparams()
-    train = sweep.over_seeds(module.SPEC.make_train(cfg, env), seeds)
-    t0 = time.perf_counter()
-    _, metrics = jax.jit(train)(sweep.seed_keys(0, seeds), hp)
-    final = np.asarray(jax.block_until_ready(metrics["eval_return"])[:, -1])
-    seconds = time.perf_counter() - t0
+def run(name, module, overrides, seeds, out):
+    result = runner.run(
+        module.SPEC,
+        "pointmaze",
+        seeds=seeds,
+        config=overrides,
+        out=out / "runs" / name,
+        progress=False,
+        log=None,
+    )
+    metrics = result.metrics
+    final = np.asarray(metrics["eval_return"][:, -1])
+    seconds = result.summary["compile_seconds"] + result.summary["run_seconds"]
     extra = {}
     for k in ("rollouts_passed", "rollouts_sampled", "rollout_return_max", "dataset_return_max"):
         if k in metrics:
@@ -190,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = {k: v for k, v in plan.items() if k in args.only.split(",")}
     env = E.make("pointmaze")
     refs = references(env)
-    results = {name: run(name, m, over, env, seeds) for name, (m, over) in plan.items()}
     out = Path(args.out or f"experiments/results/mbrcsl_pointmaze{'_quick' if args.quick else ''}")
+    results = {name: run(name, m, over, seeds, out) for name, (m, over) in plan.items()}
     out.mkdir(parents=True, exist_ok=True)
     payload = {"mode": mode, "seeds": seeds, "references": refs}
     previous = out / "results.json"

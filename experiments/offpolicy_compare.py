@@ -18,6 +18,7 @@ table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import math
@@ -27,7 +28,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl import envs, sweep
+from jaxrl import envs, runner
 from jaxrl.agents.actor_critic import drm, dsac_t, mentor, sac
 from jaxrl.logging import atomic_write
 
@@ -56,17 +57,15 @@ def param_counts(algo, config, env) -> dict:
     return {"actor": count(state.actor_params), "critics": count(state.critic_params)}
 
 
-def run(algo, env_name: str, steps: int, seeds: int, evals: int, hidden) -> dict:
+def run(algo, env_name: str, steps: int, seeds: int, evals: int, hidden, out: Path) -> dict:
     env = envs.make(env_name)
     config = make_config(algo, steps, evals, hidden)
-    train = jax.jit(sweep.over_seeds(algo.SPEC.make_train(config, env), seeds))
-    keys, hparams = sweep.seed_keys(0, seeds), algo.SPEC.default_hparams()
-    t0 = time.perf_counter()
-    compiled = train.lower(keys, hparams).compile()
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _, metrics = jax.block_until_ready(compiled(keys, hparams))
-    run_s = time.perf_counter() - t0
+    overrides = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    result = runner.run(
+        algo.SPEC, env_name, seeds=seeds, config=overrides, out=out, progress=False, log=None
+    )
+    metrics = result.metrics
+    compile_s, run_s = result.summary["compile_seconds"], result.summary["run_seconds"]
     returns = np.asarray(metrics["eval_return"])  # [S, E]
     final = returns[:, -1]
     return {
@@ -154,7 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
     for env_name in args.envs.split(","):
         results[env_name] = {}
         for name in names:
-            r = run(ALGOS[name], env_name, args.steps, args.seeds, args.evals, hidden)
+            run_dir = out / "runs" / f"{name}-{env_name.replace('/', '_')}"
+            r = run(ALGOS[name], env_name, args.steps, args.seeds, args.evals, hidden, run_dir)
             results[env_name][name] = r
             print(
                 f"{env_name} {name}: {r['final_mean']:.1f} +- {r['final_std']:.1f} "

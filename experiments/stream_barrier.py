@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrl import envs, sweep
+from jaxrl import envs, runner, sweep
 from jaxrl.agents.stream import stream_ac, stream_q
 from jaxrl.logging import atomic_write
 
@@ -38,13 +38,11 @@ CLASSIC = {
 LEARNERS = {"AC(lambda)": stream_ac, "Q(lambda)": stream_q}
 
 
-def run_stream_x(algo, env_name: str, steps: int, seeds: int, num_evals: int) -> dict:
+def run_stream_x(algo, env_name: str, steps: int, seeds: int, num_evals: int, out) -> dict:
     """Stream-x defaults: returns ``{"env_steps": [E], "returns": [S, E]}``."""
-    config = algo.Config(total_steps=steps, num_evals=num_evals)
-    train = algo.SPEC.make_train(config, envs.make(env_name))
-    _, metrics = sweep.over_seeds(train, seeds)(
-        sweep.seed_keys(0, seeds), algo.SPEC.default_hparams()
-    )
+    config = {"total_steps": steps, "num_evals": num_evals}
+    result = runner.run(algo.SPEC, env_name, seeds=seeds, config=config, out=out, progress=False)
+    metrics = result.metrics
     return {
         "env_steps": np.asarray(metrics["env_steps"][0]).tolist(),
         "returns": np.asarray(metrics["eval_return"]).tolist(),
@@ -116,7 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {}
     for learner, algo in LEARNERS.items():
         results[learner] = {
-            "stream-x": run_stream_x(algo, args.env, args.steps, args.seeds, args.evals),
+            "stream-x": run_stream_x(
+                algo, args.env, args.steps, args.seeds, args.evals, out / "runs" / algo.SPEC.name
+            ),
             "classic": run_classic(algo, args.env, args.steps, args.seeds, args.evals, lrs),
         }
     record = {

@@ -92,6 +92,7 @@ def resolve(
     config: dict[str, Any] | None = None,
     hparams: dict[str, Any] | None = None,
     steps: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[AlgoSpec, str, Any, Any, Any]:
     """``(spec, env_name, env, Config, HParams)`` from names and overrides, validated.
 
@@ -104,7 +105,7 @@ def resolve(
     overrides = dict(config or {})
     if steps is not None:
         overrides["total_steps"] = steps
-    env_obj = envs.make(env_name)
+    env_obj = envs.make(env_name, **(env_kwargs or {}))
     try:
         cfg = spec.make_config(env_name, **overrides)
     except TypeError as err:
@@ -123,6 +124,7 @@ def run(
     steps: int | None = None,
     config: dict[str, Any] | None = None,
     hparams: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
     out: str | Path | None = None,
     checkpoint_every: int | None = None,
     resume: str | Path | None = None,
@@ -135,9 +137,10 @@ def run(
     """Trains ``algo`` on ``env`` for ``seeds`` vmapped seeds and writes the run folder.
 
     ``config`` / ``hparams`` override ``Config`` fields / hyperparameters (after the env's
-    preset). With ``checkpoint_every`` the run goes in chunks of that many evaluation
-    periods and checkpoints after each (``OUT/checkpoints``); ``resume`` continues the run
-    in that folder from its newest checkpoint, bitwise as if never stopped.
+    preset); ``env_kwargs`` go to ``jaxrl.envs.make``. With ``checkpoint_every`` the run
+    goes in chunks of that many evaluation periods and checkpoints after each
+    (``OUT/checkpoints``); ``resume`` continues the run in that folder from its newest
+    checkpoint, bitwise as if never stopped.
     ``stop_after_chunks`` stops as if the process had been killed (for tests).
 
     Raises:
@@ -149,7 +152,7 @@ def run(
         raise ValueError(f"steps must be positive, got {steps}")
     if checkpoint_every is not None and checkpoint_every <= 0:
         raise ValueError(f"checkpoint_every must be positive, got {checkpoint_every}")
-    spec, env_name, env_obj, cfg, hp = resolve(algo, env, config, hparams, steps)
+    spec, env_name, env_obj, cfg, hp = resolve(algo, env, config, hparams, steps, env_kwargs)
     if debug_nans:
         jax.config.update("jax_debug_nans", True)
     stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -160,6 +163,7 @@ def run(
     run_meta = {
         "algo": spec.name,
         "env": env_name,
+        "env_kwargs": env_kwargs or {},
         "seeds": seeds,
         "seed": seed,
         "config": config_dict,
