@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl.bench import harness
+from jaxrl.core import adam
 
 OBS_DIM = 400  # MinAtar's 10 x 10 x 4 grid, flattened
 NUM_ACTIONS = 6
@@ -71,7 +72,7 @@ def _step_fn(sequence_model: str, d_model: int, layers: int, length: int, batch:
         "terminated": jnp.zeros((batch, length), jnp.bool_),
     }
     params = model.init(keys[2], data["obs"][:1, :2], data["action"][:1, :2])
-    tx = optax.adam(1e-4)
+    tx = adam(1e-4)
 
     def step(params, opt_state, key):
         grads, info = jax.grad(lambda p: world_model_loss(model, p, data, key), has_aux=True)(

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxrl.core import adam
 from jaxrl.data.sampling import weighted_indices
 from jaxrl.nets import MLP
 
@@ -179,7 +180,7 @@ class Ensemble:
         """
         obs, action, target = inputs
         n = obs.shape[0]
-        tx = optax.adam(lr)
+        tx = adam(lr)
         trainable = (model.params, model.max_logvar, model.min_logvar)
         opt = tx.init(trainable)
         rows = jnp.ones(n, jnp.int32) if valid is None else valid

@@ -27,7 +27,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.agents.offline import common
-from jaxrl.core import Agent, Transition
+from jaxrl.core import Agent, Transition, adam
 from jaxrl.envs import Env
 from jaxrl.losses import expectile_loss
 from jaxrl.nets import QNetwork, TanhPolicy, ValueHead
@@ -77,7 +77,7 @@ def make_agent(
     critic = QNetwork(config.hidden, config.activation)
     value = ValueHead(config.hidden, config.activation)
     critic_apply = jax.vmap(critic.apply, in_axes=(0, None, None))
-    actor_tx, critic_tx, value_tx = (optax.adam(hparams.lr) for _ in range(3))
+    actor_tx, critic_tx, value_tx = (adam(hparams.lr) for _ in range(3))
 
     def init(key: jax.Array) -> IQLState:
         a_key, c_key, v_key = jax.random.split(key, 3)

@@ -62,7 +62,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.agents.offline import common, rcsl
-from jaxrl.core import Agent, Transition
+from jaxrl.core import Agent, Transition, adam
 from jaxrl.data.datasets import Dataset
 from jaxrl.data.sampling import weighted_indices
 from jaxrl.envs import Env
@@ -195,7 +195,7 @@ def fit_rows(
     ``rows``: arrays ``[N, ...]``; ``batch`` holds ``batch_size`` of their rows, drawn
     uniformly among those with ``valid [N]`` True. Returns ``(params, loss [steps])``.
     """
-    tx = optax.adam(lr)
+    tx = adam(lr)
 
     def step(carry, k):
         params, opt = carry

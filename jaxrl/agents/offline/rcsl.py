@@ -22,7 +22,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.agents.offline import common
-from jaxrl.core import Agent, Transition
+from jaxrl.core import Agent, Transition, adam
 from jaxrl.envs import Env
 from jaxrl.nets import TanhPolicy
 
@@ -67,7 +67,7 @@ def policy_agent(
     act_dim = center.shape[0]
     net = TanhPolicy(act_dim, hidden, activation)
     schedule = lr if decay_steps is None else optax.cosine_decay_schedule(lr, decay_steps)
-    tx = optax.adam(schedule)
+    tx = adam(schedule)
 
     def init(key: jax.Array) -> PolicyState:
         params = net.init(key, jnp.zeros((1, in_dim), jnp.float32))
