@@ -89,3 +89,20 @@ def test_tiny_run_writes_outputs(tmp_path):
     assert summary["final_return_mean"] == pytest.approx(sum(finals) / 2, rel=1e-5)
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert any((out / "tb").iterdir())
+
+
+def test_list_and_help_name_every_registered_algorithm(capsys):
+    from jaxrl import agents
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for name in agents.names():
+        spec = agents.get(name)
+        assert spec.name == name  # the registry key is the spec's name
+        row = next(line for line in out.splitlines() if line.split()[:1] == [name])
+        assert spec.default_env in row and ",".join(spec.action_kinds) in row
+        assert name in help_text
+    assert "gymnax/<id>" in out and "playground/<id>" in out

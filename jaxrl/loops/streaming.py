@@ -47,15 +47,12 @@ def learners(agent: Agent, num_learners: int) -> Agent:
         )
         return states, mean_metrics(metrics)
 
-    def initial_carry(batch_size: int) -> Any:
-        return agent.initial_carry(batch_size)
-
     def observe(states, carry, obs, action):
         grouped = jax.vmap(agent.observe)(states, group(carry), group(obs), group(action))
         return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), grouped)
 
     if agent.recurrent:
-        return Agent(init, act, update, initial_carry, observe)
+        return Agent(init, act, update, agent.initial_carry, observe)
     return Agent(init=init, act=act, update=update)
 
 
