@@ -141,4 +141,4 @@ def test_drama_trains_on_a_host_env():
     )
     assert returns == [40.0, 40.0] and [t for t, _ in seen] == [10, 20]
     assert int(state.step) == 4  # updates after steps 12, 16, 20, 24
-    assert all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state.params))
+    assert all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state))

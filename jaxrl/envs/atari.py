@@ -3,7 +3,7 @@
 ALE runs in C++ on the host, so this env is *not* the functional jaxrl protocol: it
 is stepped from Python (``reset() -> obs``, ``step(action) -> (obs, reward,
 terminated, truncated)``) while the learner stays jitted
-(``jaxrl.agents.model_based.drama.train_host``).
+(``jaxrl.loops.host_sequences``, e.g. ``jaxrl.agents.model_based.drama.train_host``).
 It does expose ``observation_spec`` and ``action_spec`` so agents can be built for it.
 
 Protocol (Atari100k as in DreamerV3 / STORM / Drama):

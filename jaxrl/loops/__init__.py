@@ -12,6 +12,7 @@ from __future__ import annotations
 from jaxrl.envs import Env
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
 from jaxrl.loops.evaluate import Conditioning, act_step, evaluate, reset_where
+from jaxrl.loops.host import host_sequences
 from jaxrl.loops.off_policy import off_policy
 from jaxrl.loops.offline import offline
 from jaxrl.loops.on_policy import on_policy, transition
@@ -84,6 +85,7 @@ __all__ = [
     "Trainer",
     "act_step",
     "evaluate",
+    "host_sequences",
     "learners",
     "make_schedule",
     "make_train",

@@ -24,7 +24,6 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -33,8 +32,6 @@ from jaxrl.core import Agent, adam
 from jaxrl.core.spec import AlgoSpec
 from jaxrl.data.sequences import (
     DFSSampler,
-    sequence_replay_add,
-    sequence_replay_init,
 )
 from jaxrl.envs import Env
 from jaxrl.models.world_model import (
@@ -405,74 +402,10 @@ def train_host(
     hparams: HParams | None = None,
     log: Any = None,
 ) -> tuple[WorldModelState, list[float]]:
-    """Drama on a host env (``jaxrl.envs.atari.Atari100k``): Python steps the env, every
-    agent computation (acting, belief update, buffer writes, DFS updates) is jitted.
-
-    ``env`` has ``reset() -> obs``, ``step(a) -> (obs, reward, terminated, truncated)``,
-    ``observation_spec`` and ``action_spec``; one env (``config.num_envs`` is ignored).
-    Observations are divided by 255 when the spec's ``high`` is above 1 (uint8 frames).
-    ``log(step, episode_return)`` is called at each episode end. Returns the final
-    state and the returns of every finished episode.
-    """
+    """Drama on a host env (``jaxrl.envs.atari.Atari100k``) through ``loops.host_sequences``:
+    Python steps the env, every agent computation is jitted. One env (``config.num_envs``
+    is ignored); returns the final state and every finished episode's return."""
     check(config, env)
     hparams = SPEC.default_hparams() if hparams is None else hparams
     agent = make_agent(config, env, hparams)
-    key, init_key = jax.random.split(key)
-    state = agent.init(init_key)
-    obs_shape = tuple(env.observation_spec.shape)
-    example = {
-        "obs": jnp.zeros((1, *obs_shape), jnp.float32),
-        "action": jnp.zeros((1,), jnp.int32),
-        "reward": jnp.zeros((1,), jnp.float32),
-        "terminated": jnp.zeros((1,), jnp.bool_),
-    }
-    buffer = sequence_replay_init(example, config.total_steps)
-
-    @jax.jit
-    def act(state, belief, obs, key):
-        action, _ = agent.act(state, obs, key, True, carry=belief)
-        return action, agent.observe(state, belief, obs, action)
-
-    @jax.jit
-    def observe(state, belief, obs, action):
-        return agent.observe(state, belief, obs, action)
-
-    add = jax.jit(sequence_replay_add)
-    updates = jax.jit(
-        lambda state, buffer, key: loops.sequence_updates(
-            agent, state, buffer, sampler(config), key, config.updates_per_iter
-        )
-    )
-    # uint8 frames (Box high 255) enter the model in [0, 1].
-    scale = 255.0 if float(np.max(env.observation_spec.high)) > 1.0 else 1.0
-    rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
-    obs = env.reset()
-    belief = agent.initial_carry(1)
-    returns, episode_return = [], 0.0
-    first_update = max(config.warmup_steps, config.wm_seq_len, config.context_len)
-    for t in range(config.total_steps):
-        key, act_key, update_key = jax.random.split(key, 3)
-        obs_in = jnp.asarray(obs, jnp.float32)[None] / scale
-        if t < config.warmup_steps:
-            action = jnp.asarray([rng.integers(env.action_spec.num_actions)], jnp.int32)
-            belief = observe(state, belief, obs_in, action)
-        else:
-            action, belief = act(state, belief, obs_in, act_key)
-        next_obs, reward, terminated, truncated = env.step(int(action[0]))
-        row = {
-            "obs": obs_in[None],
-            "action": action[None],
-            "reward": jnp.asarray([[reward]], jnp.float32),
-            "terminated": jnp.asarray([[terminated]]),
-        }
-        buffer = add(buffer, row)
-        episode_return += reward
-        obs = next_obs
-        if terminated or truncated:
-            returns.append(episode_return)
-            if log is not None:
-                log(t + 1, episode_return)
-            obs, belief, episode_return = env.reset(), agent.initial_carry(1), 0.0
-        if t + 1 >= first_update and (t + 1) % config.train_every == 0:
-            state, buffer, _ = updates(state, buffer, update_key)
-    return state, returns
+    return loops.host_sequences(data(config, env), agent, env, key, config.total_steps, log)
