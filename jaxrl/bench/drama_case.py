@@ -164,21 +164,3 @@ def drama_world_model(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
         "transformer_over_mamba_time": over("seconds_per_sequence"),
         "transformer_over_mamba_memory": over("temp_bytes_per_sequence"),
     }
-
-
-def format_rows(record: dict[str, Any]) -> list[str]:
-    """One line per length: seconds and bytes per sequence for both models."""
-    lines = []
-    for length, pair in record["per_length"].items():
-        m, t = pair["mamba"], pair["transformer"]
-        mem = (
-            f"{m['temp_bytes_per_sequence'] / 2**20:.1f} / "
-            f"{t['temp_bytes_per_sequence'] / 2**20:.1f} MiB"
-            if m["temp_bytes_per_sequence"] and t["temp_bytes_per_sequence"]
-            else "n/a"
-        )
-        lines.append(
-            f"drama_world_model L={length}: mamba {m['seconds_per_sequence'] * 1e3:.1f} ms/seq, "
-            f"transformer {t['seconds_per_sequence'] * 1e3:.1f} ms/seq; temp memory {mem}"
-        )
-    return lines
