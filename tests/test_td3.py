@@ -115,6 +115,7 @@ def test_train_is_deterministic_and_vmaps_over_seeds():
     assert _leaves_equal(a, b)  # a run is a function of its key
 
 
+@pytest.mark.slow  # ~2 minutes on 2 cores; the default suite keeps TD3's maths and determinism
 def test_td3_pendulum_reaches_minus_250_within_20k_steps():
     config = td3.Config(total_steps=20_000, **td3.SPEC.presets["pendulum"])
     train = td3.SPEC.make_train(config, ENV)
