@@ -18,8 +18,12 @@ the library's periodic evaluation return, which by the env's design is the succe
 to within 0.1 (``jaxrl.envs.grasp``). Aggregates: IQM over seeds with 95% stratified
 bootstrap CIs (``jaxrl.report``) across the shapes.
 
-    python experiments/gpayn_grasp.py                 # ~20-30 min on a contended 2-core CPU
+    python experiments/gpayn_grasp.py                 # 3 shapes, 5 seeds, 3000 steps
     python experiments/gpayn_grasp.py --full          # 4 shapes, 10 seeds, 20k steps
+
+``--part gpayn`` / ``--part scratch`` run one of the two programs per shape (two
+processes can run them side by side); each saves ``gpayn_grasp.<part>.json`` after every
+shape, and every call merges what is saved into the table (``--part merge`` only merges).
 
 Writes experiments/results/gpayn_grasp.json (per shape, method and seed), .md, .png.
 """
@@ -28,11 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxrl import agents, envs, report, sweep
@@ -63,16 +67,13 @@ def episode_stats(ds) -> tuple[np.ndarray, np.ndarray]:
     return success, steps
 
 
-def run_shape(shape: str, args) -> dict:
+def run_gpayn(shape: str, args) -> dict:
+    """G-PAYN, SAC from the grasp pose (demo_fraction 0) and the demonstrator on ``shape``."""
     name = f"grasp/{shape}"
-    out = {}
     keys = sweep.seed_keys(args.seed, args.seeds)
-    common = {"total_steps": args.steps, "num_evals": args.evals, "hidden": args.hidden}
-
-    # G-PAYN and SAC from the grasp pose: one program, vmapped over demo_fraction x seeds.
     spec = agents.get("gpayn")
     env = envs.make(name)
-    cfg = spec.make_config(name, **common, demo_episodes=args.demo_episodes)
+    cfg = spec.make_config(name, **_common(args), demo_episodes=args.demo_episodes)
     spec.validate(cfg, env)
     trainer = spec.make_train(cfg, env)
     hp = sweep.stack([spec.default_hparams(demo_fraction=f) for f in (0.5, 0.0)])
@@ -81,45 +82,51 @@ def run_shape(shape: str, args) -> dict:
         state, metrics = trainer(key, hparams)
         agent = spec.make_agent(cfg, env, hparams, None)
         policy = lambda o, k: agent.act(state, o, k, False)[0]  # noqa: E731
-        return (
-            state.demos,
-            record(env, policy, jax.random.fold_in(key, 7), args.eval_episodes),
-            metrics,
-        )
+        episodes = record(env, policy, jax.random.fold_in(key, 7), args.eval_episodes)
+        return state.demos, episodes, metrics
 
     fn = jax.jit(jax.vmap(jax.vmap(train_eval, in_axes=(0, None)), in_axes=(None, 0)))
     t0 = time.time()
     demos, evals, metrics = jax.block_until_ready(fn(keys, hp))
-    wall_a = time.time() - t0
+    wall = time.time() - t0
     succ, steps = episode_stats(evals)  # [2, S, N]
-    d_succ, d_steps = episode_stats(demos)  # [2, S, N_demo]; identical collection per row
+    d_succ, d_steps = episode_stats(demos)  # [2, S, N_demo]; the same collection in both rows
     steps_axis = np.asarray(metrics["env_steps"][0, 0]).tolist()
     ret = np.asarray(metrics["eval_return"])  # [2, S, E]
-    for i, m in enumerate(METHODS[:2]):
-        out[m] = _method(succ[i], steps[i], steps_axis, ret[i], wall_a / 2)
+    out = {
+        m: _method(succ[i], steps[i], steps_axis, ret[i], wall) for i, m in enumerate(METHODS[:2])
+    }
     out["Demonstrator"] = _method(d_succ[0], d_steps[0], None, None, 0.0)
+    return out
 
-    # SAC from scratch: start above the table, no grasp pose.
+
+def run_scratch(shape: str, args) -> dict:
+    """SAC from scratch on ``shape``: start above the table, no grasp pose."""
+    name = f"grasp/{shape}"
+    keys = sweep.seed_keys(args.seed, args.seeds)
     spec = agents.get("sac")
     env = envs.make(name, start="home")
-    cfg = spec.make_config(name, **common, warmup_steps=min(1000, args.steps // 5))
+    cfg = spec.make_config(name, **_common(args), warmup_steps=min(1000, args.steps // 5))
     spec.validate(cfg, env)
     trainer = spec.make_train(cfg, env)
     hp = spec.default_hparams()
 
-    def train_eval_sac(key):
+    def train_eval(key):
         state, metrics = trainer(key, hp)
         agent = spec.make_agent(cfg, env, hp, None)
         policy = lambda o, k: agent.act(state, o, k, False)[0]  # noqa: E731
         return record(env, policy, jax.random.fold_in(key, 7), args.eval_episodes), metrics
 
     t0 = time.time()
-    evals, metrics = jax.block_until_ready(jax.jit(jax.vmap(train_eval_sac))(keys))
+    evals, metrics = jax.block_until_ready(jax.jit(jax.vmap(train_eval))(keys))
     succ, steps = episode_stats(evals)
-    out["SAC (scratch)"] = _method(
-        succ, steps, steps_axis, np.asarray(metrics["eval_return"]), time.time() - t0
-    )
-    return {"wall_seconds": {"gpayn_and_sac_grasp_pose": wall_a}, "methods": out}
+    steps_axis = np.asarray(metrics["env_steps"][0]).tolist()
+    ret = np.asarray(metrics["eval_return"])
+    return {"SAC (scratch)": _method(succ, steps, steps_axis, ret, time.time() - t0)}
+
+
+def _common(args) -> dict:
+    return {"total_steps": args.steps, "num_evals": args.evals, "hidden": args.hidden}
 
 
 def _method(succ, steps, steps_axis, ret, wall) -> dict:
@@ -207,6 +214,13 @@ def main() -> None:
     p.add_argument("--demo-episodes", type=int, default=32)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--part",
+        choices=("all", "gpayn", "scratch", "merge"),
+        default="all",
+        help="run one compiled program per shape (gpayn: G-PAYN, SAC from the grasp pose "
+        "and the demonstrator; scratch: SAC from scratch), or only merge saved parts",
+    )
     p.add_argument("--full", action="store_true", help="4 shapes, 10 seeds, 20k steps")
     p.add_argument("--results", default="experiments/results")
     p.add_argument("--cache", default="runs/.jax_cache", help="persistent compilation cache")
@@ -221,19 +235,37 @@ def main() -> None:
     args.hidden = (args.hidden, args.hidden)
     if args.cache:
         jax.config.update("jax_compilation_cache_dir", args.cache)
-    import sys
-
-    results = {"command": "python " + " ".join(sys.argv), "shapes": {}, "notes": ""}
     dest = Path(args.results)
+    dest.mkdir(parents=True, exist_ok=True)
+    parts = {"gpayn": run_gpayn, "scratch": run_scratch}
+    todo = list(parts) if args.part == "all" else [] if args.part == "merge" else [args.part]
+    for part in todo:
+        path = dest / f"gpayn_grasp.{part}.json"
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        for shape in args.shapes.split(","):
+            t0 = time.time()
+            saved[shape] = parts[part](shape, args)
+            print(f"{part} {shape}: {time.time() - t0:.0f}s", flush=True)
+            atomic_write(path, json.dumps(saved, indent=1))  # partial results after every shape
+    results = {"command": "python " + " ".join(sys.argv), "shapes": {}, "notes": NOTES}
+    loaded = {
+        part: json.loads((dest / f"gpayn_grasp.{part}.json").read_text())
+        for part in parts
+        if (dest / f"gpayn_grasp.{part}.json").exists()
+    }
     for shape in args.shapes.split(","):
-        t0 = time.time()
-        results["shapes"][shape] = run_shape(shape, args)
-        results["shapes"][shape]["total_seconds"] = time.time() - t0
-        print(f"{shape}: {time.time() - t0:.0f}s", flush=True)
-        write_outputs(results, args, dest)  # partial results after every shape
-    print((dest / "gpayn_grasp.md").read_text())
+        methods = {}
+        for part in loaded.values():
+            methods.update(part.get(shape, {}))
+        if all(m in methods for m in METHODS):
+            results["shapes"][shape] = {"methods": methods}
+    if results["shapes"]:
+        write_outputs(results, args, dest)
+        print((dest / "gpayn_grasp.md").read_text())
+
+
+NOTES = ""
 
 
 if __name__ == "__main__":
-    jnp.zeros(())  # initialise the backend before timing
     main()

@@ -275,7 +275,7 @@ def test_with_demonstrations_mixes_batches(traced):
     frac = jnp.float32(0.25) if traced else 0.25
     agent = with_demonstrations(_probe_agent(), lambda k: _demo_dataset(), frac)
     state = agent.init(jax.random.PRNGKey(0))
-    state, m = jax.jit(agent.update)(state, _replay_batch(), jax.random.PRNGKey(1))
+    state, m = agent.update(state, _replay_batch(), jax.random.PRNGKey(1))
     np.testing.assert_array_equal(m["reward"], [0, 1, 2, 3, 4, 5, 5, 5])  # 2 of 8 are demos
     np.testing.assert_array_equal(m["obs"][6:], 7.0)
     np.testing.assert_array_equal(m["x"], [1, 1, 1, 1, 1, 1, 0, 0])
