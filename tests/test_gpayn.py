@@ -322,7 +322,13 @@ def test_demonstrator_success_rate(shape):
 @pytest.mark.slow
 def test_gpayn_learns_to_grasp(tmp_path):
     """G-PAYN on grasp/box: after 6000 env steps the deterministic policy's mean eval
-    return (about the success rate, see the env doc) is at least 0.5 over 2 seeds."""
+    return (about the success rate, see the env doc) is at least 0.5 over 2 seeds.
+
+    Not yet seen to pass: with SAC's default temperature (init_alpha 1) a 1-seed,
+    5000-step run ended at eval return -0.016 (no success): the entropy bonus of the
+    10-D action outweighs the success reward of 1 at this budget. The test therefore
+    starts the temperature at 0.02, the first fix to try (unverified on this machine).
+    """
     from jaxrl import runner
 
     res = runner.run(
@@ -331,6 +337,7 @@ def test_gpayn_learns_to_grasp(tmp_path):
         seeds=2,
         steps=6000,
         config={"num_evals": 4},
+        hparams={"init_alpha": 0.02},
         progress=False,
         log=None,
         out=tmp_path / "run",
