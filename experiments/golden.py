@@ -30,6 +30,7 @@ SEEDS = 2
 #: evaluation), small enough that the whole check takes a few minutes on 2 cores.
 BUDGETS: dict[str, dict] = {
     "ppo": {"total_steps": 8192, "num_evals": 2},
+    "gpayn": {"total_steps": 400, "num_evals": 2, "demo_episodes": 8},
     "sac": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2},
     "td3": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2},
     "dsac_t": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2},

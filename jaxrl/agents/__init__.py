@@ -18,6 +18,7 @@ ALGOS: dict[str, str] = {
     "drama": "jaxrl.agents.model_based.drama",
     "drm": "jaxrl.agents.actor_critic.drm",
     "dsac_t": "jaxrl.agents.actor_critic.dsac_t",
+    "gpayn": "jaxrl.agents.actor_critic.gpayn",
     "iql": "jaxrl.agents.offline.iql",
     "mbrcsl": "jaxrl.agents.offline.mbrcsl",
     "mentor": "jaxrl.agents.actor_critic.mentor",
