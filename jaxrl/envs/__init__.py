@@ -2,8 +2,9 @@
 
 ``make(name)`` returns a single (unbatched) env with its episode limit applied.
 Names: ``cartpole``, ``pendulum`` (built in, pure JAX), ``gymnax/<id>``,
-``brax/<name>`` (Brax envs on the MJX backend) and ``playground/<Name>``
-(MuJoCo Playground's DM Control suite).
+``brax/<name>`` (Brax envs on the MJX backend), ``playground/<Name>``
+(MuJoCo Playground's DM Control suite) and ``assist/<name>`` (a pure-JAX assistance
+game with a simulated human, ``jaxrl.envs.assist``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ _FAMILIES: dict[str, str] = {
     "brax": "jaxrl.envs.brax_env",
     "playground": "jaxrl.envs.playground_env",
     "minatar": "jaxrl.envs.minatar_env",
+    "assist": "jaxrl.envs.assist",
 }
 
 
