@@ -45,6 +45,7 @@ a learned goal and human model in place of the hidden ones (AssistanceZero).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -52,6 +53,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxrl.envs.core import Box, Discrete, Env, EnvState, first_state
+from jaxrl.envs.wrappers import VmapWrapper
 
 PRESETS: dict[str, dict[str, Any]] = {
     "build": {"height": 5, "width": 5},
@@ -292,3 +294,34 @@ def plane_action(plane: jax.Array) -> jax.Array:
     pos, neg = jnp.argmax(plane > 0), jnp.argmax(plane < 0)
     action = jnp.where(jnp.any(plane < 0), 1 + n + neg, 0)
     return jnp.where(jnp.any(plane > 0), 1 + pos, action).astype(jnp.int32)
+
+
+def episode_metrics(
+    policy: Callable, env: Env, key: jax.Array, num_episodes: int
+) -> dict[str, jax.Array]:
+    """One episode in each of ``num_episodes`` envs; ``policy(obs, key, env_state) ->
+    action [B]``. Returns per-episode ``completed``, ``human_actions`` (until the goal is
+    done, else over the whole episode), ``length`` and ``cells_to_fix`` at the start."""
+    venv = VmapWrapper(env, num_episodes)
+    reset_key, key = jax.random.split(key)
+    state = venv.reset(reset_key)
+    to_fix = jnp.sum(state.inner.board.grid != state.inner.goal, -1)
+
+    def body(carry, k):
+        st, done, completed, human, length = carry
+        nxt = venv.step(st, policy(st.obs, k, st))
+        live = ~done
+        completed = jnp.where(live, nxt.terminated, completed)
+        human = jnp.where(live, nxt.inner.human_actions, human)
+        return (nxt, done | nxt.done, completed, human, length + live), None
+
+    zeros = jnp.zeros((num_episodes,), jnp.int32)
+    init = (state, zeros.astype(bool), zeros.astype(bool), zeros, zeros)
+    keys = jax.random.split(key, env.max_episode_steps)
+    (_, _, completed, human, length), _ = jax.lax.scan(body, init, keys)
+    return {
+        "completed": completed,
+        "human_actions": human,
+        "length": length,
+        "cells_to_fix": to_fix,
+    }

@@ -12,7 +12,10 @@ observable ``Board`` (grid, human history, time) plus the root's goal belief
 ``p = sigmoid(goal logits)``; an edge applies the assistant's action with the known
 block physics, samples the human's reply from the human-action head, applies it, and
 scores the step with the expected progress under ``p``,
-``E[matches(g')] - E[matches(g)]`` with ``E[matches(g)] = sum(g p + (1 - g)(1 - p))``;
+``E[matches(g')] - E[matches(g)]`` with ``E[matches(g)] = sum(g p + (1 - g)(1 - p))``,
+the human's part taken in expectation over the predicted reply (the sample only picks
+the child node; with one visit per root action a sampled reply's +-1 swamps the
+assistant's own +-1);
 the predicted probability that the grid equals the goal, ``prod(g p + (1 - g)(1 - p))``,
 ends the episode (``discount = gamma (1 - P(done))``). Root search statistics are the
 policy and value targets (as AlphaZero); the human head is trained by cross-entropy on
@@ -50,6 +53,7 @@ EXTRAS = (*pc.EXTRAS, "goal", "goal_known")
 class Config(pc.Config):
     """The planners' settings plus the two AssistanceZero switches."""
 
+    updates_per_iter: int = 4
     human_model: bool = True  # False: the ablation, the search's human never acts
     imitate: bool = False  # True: the BC baseline, act with the human-action head
 
@@ -76,6 +80,14 @@ def done_prob(grid: jax.Array, goal_prob: jax.Array) -> jax.Array:
     """The probability that ``grid`` equals the goal (cells independent)."""
     match = grid * goal_prob + (1.0 - grid) * (1.0 - goal_prob)
     return jnp.exp(jnp.sum(jnp.log(jnp.clip(match, 1e-6, 1.0)), axis=-1))
+
+
+def human_gains(grid: jax.Array, goal_prob: jax.Array) -> jax.Array:
+    """``[..., 2N + 1]``: the change in ``expected_matches`` each action makes on ``grid``
+    (no-op 0; placing on an empty cell ``2p - 1``; removing a block ``1 - 2p``)."""
+    place = jnp.where(grid > 0, 0.0, 2.0 * goal_prob - 1.0)
+    remove = jnp.where(grid > 0, 1.0 - 2.0 * goal_prob, 0.0)
+    return jnp.concatenate([jnp.zeros_like(grid[..., :1]), place, remove], axis=-1)
 
 
 def check(config: Config, env: Env) -> None:
@@ -108,18 +120,21 @@ def make_agent(
         return pc.PlanState(params, tx.init(params), jnp.zeros((), jnp.int32))
 
     def recurrent_fn(params, key, action, node: Node):
-        board = node.board
+        board, p = node.board, node.goal_prob
         mid_grid = jax.vmap(game.apply_action)(board.grid, action)
+        reward = expected_matches(mid_grid, p) - expected_matches(board.grid, p)
         if config.human_model:
             mid = board.replace(grid=mid_grid)
             human_logits = net.apply(params, observe(mid))["human"]
             human = jax.random.categorical(key, human_logits).astype(jnp.int32)
+            # The human's part of the reward in expectation over the predicted reply
+            # (the sampled reply only picks the child): far less noise per simulation.
+            gain = human_gains(mid_grid, p)
+            reward = reward + jnp.sum(jax.nn.softmax(human_logits) * gain, axis=-1)
         else:
             human = jnp.zeros_like(action)
         nxt = jax.vmap(game.record_human)(board, mid_grid, human)
         out = net.apply(params, observe(nxt))
-        p = node.goal_prob
-        reward = expected_matches(nxt.grid, p) - expected_matches(board.grid, p)
         discount = hparams.gamma * (1.0 - done_prob(nxt.grid, p))
         step = mctx.RecurrentFnOutput(
             reward=reward, discount=discount, prior_logits=out["policy"], value=out["value"]
