@@ -52,12 +52,19 @@ METHODS: dict[str, tuple[str, dict]] = {
 
 
 def train_and_evaluate(
-    name: str, algo: str, overrides: dict, env_name: str, steps: int, seeds: int, episodes: int
+    name: str,
+    algo: str,
+    overrides: dict,
+    env_name: str,
+    steps: int,
+    seeds: int,
+    episodes: int,
+    gamma: float = 0.95,
 ) -> dict:
     spec = agents.get(algo)
     env = envs.make(env_name)
     config = spec.make_config(env_name, total_steps=steps, num_evals=5, **overrides)
-    hparams = spec.default_hparams(**({"gamma": 0.95} if algo == "ppo" else {}))
+    hparams = spec.default_hparams(gamma=gamma)
     trainer = spec.make_train(config, env)
     t0 = time.perf_counter()
     states, metrics = sweep.over_seeds(trainer, seeds)(sweep.seed_keys(0, seeds), hparams)
@@ -162,6 +169,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--gamma", type=float, default=0.95, help="every method's discount")
     parser.add_argument("--full", action="store_true", help="150k steps, 10 seeds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -175,7 +183,7 @@ def main() -> None:
     for name in args.methods.split(","):
         algo, overrides = METHODS[name]
         results[name] = train_and_evaluate(
-            name, algo, overrides, args.env, args.steps, args.seeds, args.episodes
+            name, algo, overrides, args.env, args.steps, args.seeds, args.episodes, args.gamma
         )
     md = table(results, floor, args.env, args.steps, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -184,6 +192,7 @@ def main() -> None:
         "steps": args.steps,
         "seeds": args.seeds,
         "episodes": args.episodes,
+        "gamma": args.gamma,
         "human_alone": floor,
         "methods": results,
         "paper": PAPER,
