@@ -4,7 +4,7 @@ algorithms stays fast. Adding an algorithm = its file + one line here + its test
 
 Algorithms are grouped by family: ``actor_critic`` (off-policy, replay), ``on_policy``
 (rollouts), ``stream`` (one transition per update), ``offline`` (fixed datasets) and
-``model_based`` (world models).
+``model_based`` (world models) and ``planning`` (tree search on ``mctx``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import importlib
 from jaxrl.core.spec import AlgoSpec
 
 ALGOS: dict[str, str] = {
+    "alphazero": "jaxrl.agents.planning.alphazero",
+    "assistancezero": "jaxrl.agents.planning.assistancezero",
     "bc": "jaxrl.agents.offline.bc",
     "drama": "jaxrl.agents.model_based.drama",
     "drm": "jaxrl.agents.actor_critic.drm",

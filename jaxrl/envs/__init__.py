@@ -1,10 +1,12 @@
 """Environments: one functional protocol, a registry and wrappers.
 
 ``make(name)`` returns a single (unbatched) env with its episode limit applied.
-Names: ``cartpole``, ``pendulum`` (built in, pure JAX), ``gymnax/<id>``,
-``brax/<name>`` (Brax envs on the MJX backend) and ``playground/<Name>``
-(MuJoCo Playground's DM Control suite), ``grasp/<object>`` (the project's MJX
-multi-fingered grasping task: box, cylinder, sphere, capsule).
+Names: ``cartpole``, ``pendulum``, ``pointmaze`` (built in, pure JAX) and families
+``family/<id>`` served by adapter modules: ``gymnax/<id>``, ``minatar/<name>``,
+``brax/<name>`` (Brax envs on the MJX backend), ``playground/<Name>`` (MuJoCo
+Playground's DM Control suite), ``grasp/<object>`` (the project's MJX multi-fingered
+grasping task, ``jaxrl.envs.grasp``) and ``assist/<name>`` (a pure-JAX assistance game
+with a simulated human, ``jaxrl.envs.assist``). ``known_names()`` lists every id.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ _FAMILIES: dict[str, str] = {
     "playground": "jaxrl.envs.playground_env",
     "minatar": "jaxrl.envs.minatar_env",
     "grasp": "jaxrl.envs.grasp",
+    "assist": "jaxrl.envs.assist",
 }
 
 

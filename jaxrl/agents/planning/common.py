@@ -1,0 +1,178 @@
+"""Shared pieces of the planning family (AlphaZero, AssistanceZero) on ``mctx``.
+
+A planner acts by running a tree search from every env in the batch
+(``mctx.gumbel_muzero_policy``, or PUCT ``mctx.muzero_policy``). The search statistics
+are returned in ``act``'s info and kept by the replay buffer (``Replay(extras=...)``):
+
+- ``search_policy [B, A]``: the improved policy (Gumbel: ``softmax(logits + sigma(q))``;
+  PUCT: the normalised visit counts), the policy target;
+- ``search_value [B]``: the root's backed-up value, the value target;
+- ``searched [B]``: 1 for steps the search chose (0 for the loop's random warm-up steps,
+  whose extras are zeros), a loss mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import mctx
+import optax
+from flax import struct
+
+from jaxrl import loops
+from jaxrl.envs import Env
+from jaxrl.nets.mlp import MLP
+
+SEARCHES = ("gumbel", "puct")
+EXTRAS = ("search_policy", "search_value", "searched")
+POSITIVE = ("num_envs", "batch_size", "buffer_size", "updates_per_iter", "num_simulations")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static settings of every planner here (replay, network, search)."""
+
+    total_steps: int = 20_000
+    num_envs: int = 16
+    batch_size: int = 128
+    buffer_size: int = 20_000
+    warmup_steps: int = 256
+    updates_per_iter: int = 1
+    hidden: tuple[int, ...] = (128, 128)
+    search: str = "gumbel"  # "gumbel" (Gumbel MuZero) or "puct" (AlphaZero/MuZero PUCT)
+    num_simulations: int = 16
+    max_considered: int = 16  # Gumbel: actions considered at the root
+    num_evals: int = 10
+    num_eval_envs: int = 16
+
+
+@struct.dataclass
+class HParams:
+    """Numeric hyperparameters (float32 arrays, vmappable)."""
+
+    lr: float = 1e-3
+    gamma: float = 0.95
+    value_coef: float = 0.5
+
+
+class PlanState(struct.PyTreeNode):
+    """Network parameters, optimiser state and the update count (int32)."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+
+
+class PlanNet(nn.Module):
+    """MLP torso with a policy ``[..., A]`` and value ``[...]`` head; with
+    ``num_cells > 0`` also a human-action head ``[..., A]`` and a goal head
+    ``[..., num_cells]`` (AssistanceZero)."""
+
+    num_actions: int
+    hidden: tuple[int, ...]
+    num_cells: int = 0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> dict[str, jax.Array]:
+        h = MLP(self.hidden)(obs)
+        out = {
+            "policy": nn.Dense(self.num_actions)(h),
+            "value": nn.Dense(1)(h)[..., 0],
+        }
+        if self.num_cells:
+            out["human"] = nn.Dense(self.num_actions)(MLP(self.hidden[-1:])(obs))
+            out["goal"] = nn.Dense(self.num_cells)(MLP(self.hidden[-1:])(obs))
+        return out
+
+
+def check(config: Config, env: Env) -> None:
+    """ValueError for settings no planner here can run."""
+    if config.search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {config.search!r}")
+    if not env.action_spec.discrete:
+        raise ValueError("a tree search needs a discrete action space")
+    if config.max_considered <= 0:
+        raise ValueError(f"max_considered must be positive, got {config.max_considered}")
+    if len(env.observation_spec.shape) != 1:
+        raise ValueError(f"needs flat observations, got shape {env.observation_spec.shape}")
+
+
+def data(config: Config, env: Env, extras: tuple[str, ...] = EXTRAS) -> loops.Replay:
+    """Replay that keeps the search statistics (and any further ``extras``)."""
+    return loops.Replay(
+        num_envs=config.num_envs,
+        batch_size=config.batch_size,
+        buffer_size=config.buffer_size,
+        warmup_steps=config.warmup_steps,
+        updates_per_iter=config.updates_per_iter,
+        extras=extras,
+    )
+
+
+def run_search(
+    config: Config,
+    params: Any,
+    key: jax.Array,
+    root: mctx.RootFnOutput,
+    recurrent_fn: Callable,
+    explore: bool,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """One batched search from ``root`` (leaves ``[B, ...]``).
+
+    Returns ``(action [B] int32, info)`` with ``info`` the ``EXTRAS``. ``explore=False``
+    picks the search's best action deterministically.
+    """
+    if config.search == "gumbel":
+        out = mctx.gumbel_muzero_policy(
+            params,
+            key,
+            root,
+            recurrent_fn,
+            num_simulations=config.num_simulations,
+            max_num_considered_actions=config.max_considered,
+            gumbel_scale=1.0 if explore else 0.0,
+        )
+        action = out.action
+    else:
+        out = mctx.muzero_policy(
+            params,
+            key,
+            root,
+            recurrent_fn,
+            num_simulations=config.num_simulations,
+            dirichlet_fraction=0.25 if explore else 0.0,
+        )
+        action = out.action if explore else jnp.argmax(out.action_weights, axis=-1)
+    value = out.search_tree.summary().value
+    info = {
+        "search_policy": out.action_weights,
+        "search_value": value,
+        "searched": jnp.ones_like(value),
+    }
+    return action.astype(jnp.int32), info
+
+
+def search_losses(
+    out: dict[str, jax.Array], extras: dict[str, jax.Array], value_coef: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Cross-entropy to the search policy plus ``value_coef`` x squared error to the
+    search value, averaged over the searched steps. ``out``: the net on ``[N, obs]``."""
+    mask = extras["searched"]
+    chex.assert_equal_shape([out["value"], mask, extras["search_value"]])
+    denom = jnp.maximum(jnp.sum(mask), 1.0)
+    log_pi = jax.nn.log_softmax(out["policy"])
+    policy_loss = -jnp.sum(mask * jnp.sum(extras["search_policy"] * log_pi, -1)) / denom
+    value_loss = jnp.sum(mask * (out["value"] - extras["search_value"]) ** 2) / denom
+    metrics = {"policy_loss": policy_loss, "value_loss": value_loss}
+    return policy_loss + value_coef * value_loss, metrics
+
+
+def apply_grads(state: PlanState, tx: optax.GradientTransformation, grads: Any) -> PlanState:
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return PlanState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
