@@ -174,25 +174,323 @@ def run(
     trainer = spec.make_train(cfg, env_obj, progress=bar)
     num_evals = schedule.num_evals
     steps_per_period = schedule.iters_per_eval * schedule.steps_per_iter
-    chunk = min(checkpoint_every or num_evals, num_evals)
     keys = sweep.seed_keys(seed, seeds)
     init = sweep.over_seeds(trainer.init, seeds)
-    state_like = jax.eval_shape(init, keys, hp)
 
     def periods_fn(num: int):
         return sweep.over_seeds(functools.partial(trainer.run_periods, num=num), seeds)
 
-    start, metrics = 0, None
+    done = execute(
+        init,
+        periods_fn,
+        keys,
+        hp,
+        num_evals=num_evals,
+        period_axis=1,
+        out=out,
+        run_meta=run_meta,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        stop_after_chunks=stop_after_chunks,
+        bar=bar,
+        log=log,
+    )
+    metrics, start = done.metrics, done.start
+    if done.stopped_early:
+        return RunResult({}, metrics, out, stopped_early=True)
+    compile_s, run_s = done.compile_seconds, done.run_seconds
+
+    sps = (num_evals - start) * steps_per_period * seeds / max(run_s, 1e-9)
+    summary = make_summary(
+        spec.name,
+        env_name,
+        seeds,
+        seed,
+        schedule.total_steps,
+        metrics,
+        steps_per_second=sps,
+        compile_s=compile_s,
+        run_s=run_s,
+        resumed_from=start if resume else None,
+        config_dict=config_dict,
+        hparams_dict=hparams_dict,
+    )
+    if jax.process_index() == 0:
+        write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
+    return RunResult(summary, metrics, out)
+
+
+def make_summary(
+    algo: str,
+    env_name: str,
+    seeds: int,
+    seed: int,
+    total_steps: int,
+    metrics: dict[str, np.ndarray],
+    *,
+    steps_per_second: float,
+    compile_s: float,
+    run_s: float,
+    resumed_from: int | None,
+    config_dict: dict[str, Any],
+    hparams_dict: dict[str, float],
+) -> dict[str, Any]:
+    """``summary.json`` of one run from its host ``metrics`` (leading ``[seeds, evals]``)."""
+    final = metrics["eval_return"][:, -1]
+    finite = metrics["finite"]
+    first_bad = None
+    if not finite.all():
+        first_bad = int(metrics["env_steps"][0][np.argmin(finite.all(axis=0))])
+    return {
+        "algo": algo,
+        "env": env_name,
+        "seeds": seeds,
+        "seed": seed,
+        "steps": total_steps,
+        "final_return_mean": float(final.mean()),
+        "final_return_std": float(final.std()),
+        "final_return_min": float(final.min()),
+        "final_return_max": float(final.max()),
+        "final_returns": [float(x) for x in final],
+        "steps_per_second": steps_per_second,
+        "compile_seconds": compile_s,
+        "run_seconds": run_s,
+        "finite": first_bad is None,
+        "first_nonfinite_step": first_bad,
+        "resumed_from_period": resumed_from,
+        "config": config_dict,
+        "hparams": hparams_dict,
+        "jax_backend": jax.default_backend(),
+        "num_devices": len(jax.devices()),
+        "num_processes": jax.process_count(),
+    }
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What ``run_sweep`` produced: ``summary`` (as in ``sweep.json``), host ``metrics``
+    with leading ``[settings, seeds, evals]``, the sweep folder, and ``stopped_early``."""
+
+    summary: dict[str, Any]
+    metrics: dict[str, np.ndarray]
+    out: Path
+    stopped_early: bool = False
+
+
+def run_sweep(
+    algo: str | AlgoSpec,
+    env: str | None = None,
+    *,
+    grid: dict[str, Sequence[float]],
+    seeds: int = 4,
+    seed: int = 0,
+    steps: int | None = None,
+    config: dict[str, Any] | None = None,
+    hparams: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | Path | None = None,
+    tensorboard: bool = False,
+    progress: bool = True,
+    stop_after_chunks: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> SweepResult:
+    """The cartesian ``grid`` of hyperparameters x ``seeds`` as one compiled program.
+
+    Hyperparameters are traced, so every setting and seed runs in one vmapped call (the
+    settings axis sharded over devices); chunks, checkpoints and resume as in ``run``.
+    Writes one sub-folder per setting (the files of ``run``) and, at the top,
+    ``sweep.json`` / ``sweep.md`` / ``sweep.png``: per setting the final-return IQM over
+    seeds with a 95% bootstrap CI, ranked.
+
+    Raises:
+      ValueError: bad input, including an unknown, repeated or empty grid axis, a
+        non-number value, or a ``Config`` field (which needs separate compiles).
+    """
+    if seeds <= 0:
+        raise ValueError(f"seeds must be positive, got {seeds}")
+    if steps is not None and steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    if checkpoint_every is not None and checkpoint_every <= 0:
+        raise ValueError(f"checkpoint_every must be positive, got {checkpoint_every}")
+    spec = agents.get(algo) if isinstance(algo, str) else algo
+    grid = sweep.check_grid(grid, spec.config, spec.hparams)
+    spec, env_name, env_obj, cfg, hp = resolve(spec, env, config, hparams, steps, env_kwargs)
+    stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    out = Path(out or resume or f"runs/sweep-{spec.name}-{env_name.replace('/', '_')}-{stamp}")
+    batched_hp, settings = sweep.grid(hp, **grid)
+    num_settings = len(settings)
+    config_dict = {k: _plain(v) for k, v in dataclasses.asdict(cfg).items()}
+    hparams_dict = {k: float(v) for k, v in dataclasses.asdict(hp).items()}
+    run_meta = {
+        "algo": spec.name,
+        "env": env_name,
+        "env_kwargs": env_kwargs or {},
+        "seeds": seeds,
+        "seed": seed,
+        "config": config_dict,
+        "hparams": hparams_dict,
+        "grid": {k: list(v) for k, v in grid.items()},
+    }
+    schedule = spec.schedule(cfg, env_obj)
+    bar = ProgressBar(schedule.total_steps, enabled=progress, desc="sweep (per run)")
+    trainer = spec.make_train(cfg, env_obj, progress=bar)
+    num_evals = schedule.num_evals
+    keys = sweep.seed_keys(seed, seeds)
+    init = sweep.over_grid(trainer.init, seeds, num_settings, first_batched=False)
+
+    def periods_fn(num: int):
+        fn = functools.partial(trainer.run_periods, num=num)
+        return sweep.over_grid(fn, seeds, num_settings, first_batched=True)
+
+    with sweep.CompileCounter() as compiles:
+        done = execute(
+            init,
+            periods_fn,
+            keys,
+            batched_hp,
+            num_evals=num_evals,
+            period_axis=2,
+            out=out,
+            run_meta=run_meta,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            stop_after_chunks=stop_after_chunks,
+            bar=bar,
+            log=log,
+        )
+    metrics = done.metrics
+    if done.stopped_early:
+        return SweepResult({}, metrics, out, stopped_early=True)
+    steps_per_period = schedule.iters_per_eval * schedule.steps_per_iter
+    runs = num_settings * seeds
+    sps = (num_evals - done.start) * steps_per_period * runs / max(done.run_seconds, 1e-9)
+    rows = sweep.rank_settings(settings, metrics["eval_return"][:, :, -1])
+    names = [sweep.setting_name(i, s) for i, s in enumerate(settings)]
+    for row in rows:
+        row["dir"] = names[row["index"]]
+    title = f"sweep: {spec.name} on {env_name}, {seeds} seeds x {schedule.total_steps:,} steps"
+    summary = {
+        "algo": spec.name,
+        "env": env_name,
+        "seeds": seeds,
+        "seed": seed,
+        "steps": schedule.total_steps,
+        "grid": run_meta["grid"],
+        "num_settings": num_settings,
+        "compiles": compiles.count,
+        "compile_seconds": done.compile_seconds,
+        "backend_compile_seconds": compiles.seconds,
+        "run_seconds": done.run_seconds,
+        "steps_per_second": sps,
+        "resumed_from_period": done.start if resume else None,
+        "best": rows[0]["hparams"],
+        "config": config_dict,
+        "hparams": hparams_dict,
+        "jax_backend": jax.default_backend(),
+        "num_devices": len(jax.devices()),
+        "settings": rows,
+    }
+    if jax.process_index() == 0:
+        for i, setting in enumerate(settings):
+            m = jax.tree.map(lambda x, i=i: x[i], metrics)
+            setting_summary = make_summary(
+                spec.name,
+                env_name,
+                seeds,
+                seed,
+                schedule.total_steps,
+                m,
+                steps_per_second=sps / num_settings,
+                compile_s=done.compile_seconds,
+                run_s=done.run_seconds,
+                resumed_from=done.start if resume else None,
+                config_dict=config_dict,
+                hparams_dict={**hparams_dict, **setting},
+            )
+            label = ", ".join(f"{k}={v:g}" for k, v in setting.items())
+            write_run(
+                out / names[i],
+                setting_summary,
+                m,
+                f"{spec.name} on {env_name}: {label}",
+                tensorboard,
+            )
+        jlog.write_json(out / "sweep.json", summary)
+        jlog.atomic_write(out / "sweep.md", sweep.sweep_markdown(title, rows))
+        sweep.plot_sweep(out / "sweep.png", title, rows)
+    return SweepResult(summary, metrics, out)
+
+
+def sweep_table(result: SweepResult, top: int = 10) -> str:
+    """The ranked lines ``jaxrl sweep`` prints at the end."""
+    s = result.summary
+    lines = [
+        f"{s['num_settings']} settings x {s['seeds']} seeds x {s['steps']:,} steps: "
+        f"{s['compiles']} XLA compile(s), {s['compile_seconds']:.1f} s compiling, "
+        f"{s['run_seconds']:.1f} s running",
+    ]
+    for r in s["settings"][:top]:
+        label = ", ".join(f"{k}={v:g}" for k, v in r["hparams"].items())
+        lines.append(
+            f"{r['rank']:>3}. {label:<40} IQM {r['iqm']:9.1f}  "
+            f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
+        )
+    lines.append(f"wrote {result.out / 'sweep.json'}, sweep.md, sweep.png")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class Executed:
+    """What ``execute`` returns: host ``metrics``, the device ``state`` at the end, the
+    period resumed from, compile and run seconds, and whether it stopped early."""
+
+    metrics: dict[str, np.ndarray]
+    state: Any
+    start: int
+    compile_seconds: float
+    run_seconds: float
+    stopped_early: bool
+
+
+def execute(
+    init: Callable[[jax.Array, Any], Any],
+    periods_fn: Callable[[int], Callable[[Any, Any], tuple[Any, Any]]],
+    keys: jax.Array,
+    hp: Any,
+    *,
+    num_evals: int,
+    period_axis: int,
+    out: Path,
+    run_meta: dict[str, Any],
+    checkpoint_every: int | None = None,
+    resume: str | Path | None = None,
+    stop_after_chunks: int | None = None,
+    bar: ProgressBar | None = None,
+    log: Callable[[str], None] | None = print,
+) -> Executed:
+    """Runs batched chunks of evaluation periods with checkpoints and exact resume.
+
+    ``init(keys, hp) -> state`` and ``periods_fn(num)(state, hp) -> (state, metrics)`` are
+    the batched (vmapped, jitted) ``Trainer.init`` / ``run_periods``; metrics carry the
+    period axis at ``period_axis`` (1 for ``[seeds, evals]``, 2 for ``[settings, seeds,
+    evals]``). Every function is compiled before the first chunk runs.
+    """
+    chunk = min(checkpoint_every or num_evals, num_evals)
+    state_like = jax.eval_shape(init, keys, hp)
+    start, metrics, state = 0, None, None
     if resume:
         ckpt_dir = Path(resume) / "checkpoints"
         description = checkpoint.read_meta(ckpt_dir)
         checkpoint.check_run(description, run_meta)  # before any tracing: fast
         start = description["step"]
         metric_like = jax.eval_shape(periods_fn(1), state_like, hp)[1]
+        a = period_axis
         like = {
             "state": state_like,
             "metrics": jax.tree.map(
-                lambda m: jax.ShapeDtypeStruct((m.shape[0], start, *m.shape[2:]), m.dtype),
+                lambda m: jax.ShapeDtypeStruct((*m.shape[:a], start, *m.shape[a + 1 :]), m.dtype),
                 metric_like,
             ),
         }
@@ -207,62 +505,31 @@ def run(
         state = init.lower(keys, hp).compile()(keys, hp)
     compile_s = time.perf_counter() - t0
 
+    def concat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.concatenate([x, y], axis=period_axis)
+
     t0 = time.perf_counter()
     period, chunks_run = start, 0
     while period < num_evals:
         num = min(chunk, num_evals - period)
         state, new = compiled[num](state, hp)
         new = to_host(jax.block_until_ready(new))
-        metrics = new if metrics is None else jax.tree.map(_concat_periods, metrics, new)
+        metrics = new if metrics is None else jax.tree.map(concat, metrics, new)
         period, chunks_run = period + num, chunks_run + 1
         if checkpoint_every or resume:
             tree = {"state": to_host(state), "metrics": metrics}
             if jax.process_index() == 0:
                 checkpoint.save(out / "checkpoints", period, tree, run_meta)
         if stop_after_chunks is not None and chunks_run >= stop_after_chunks:
-            bar.close()
+            if bar is not None:
+                bar.close()
             if log is not None:
                 log(f"stopped after {chunks_run} chunk(s) at period {period} of {num_evals}")
-            return RunResult({}, metrics, out, stopped_early=True)
+            return Executed(metrics, state, start, compile_s, 0.0, True)
     run_s = time.perf_counter() - t0
-    bar.close()
-
-    final = metrics["eval_return"][:, -1]
-    sps = (num_evals - start) * steps_per_period * seeds / max(run_s, 1e-9)
-    finite = metrics["finite"]
-    first_bad = None
-    if not finite.all():
-        first_bad = int(metrics["env_steps"][0][np.argmin(finite.all(axis=0))])
-    summary = {
-        "algo": spec.name,
-        "env": env_name,
-        "seeds": seeds,
-        "seed": seed,
-        "steps": schedule.total_steps,
-        "final_return_mean": float(final.mean()),
-        "final_return_std": float(final.std()),
-        "final_return_min": float(final.min()),
-        "final_return_max": float(final.max()),
-        "final_returns": [float(x) for x in final],
-        "steps_per_second": sps,
-        "compile_seconds": compile_s,
-        "run_seconds": run_s,
-        "finite": first_bad is None,
-        "first_nonfinite_step": first_bad,
-        "resumed_from_period": start if resume else None,
-        "config": config_dict,
-        "hparams": hparams_dict,
-        "jax_backend": jax.default_backend(),
-        "num_devices": len(jax.devices()),
-        "num_processes": jax.process_count(),
-    }
-    if jax.process_index() == 0:
-        write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
-    return RunResult(summary, metrics, out)
-
-
-def _concat_periods(a: Any, b: Any) -> Any:
-    return np.concatenate([a, b], axis=1)
+    if bar is not None:
+        bar.close()
+    return Executed(metrics, state, start, compile_s, run_s, False)
 
 
 def write_run(
