@@ -3,6 +3,7 @@
 ``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]
 [--checkpoint-every K] [--resume DIR] [--distributed]``;
 ``jaxrl sweep ALGO --grid KEY=V1,V2,... [--grid ...] [train's options]``;
+``jaxrl pbt ALGO --population P --perturb KEY,KEY [--ready K] [train's options]``;
 ``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
 ``jaxrl bench [--quick] [--out DIR] [--cases NAME,...]``.
 
@@ -92,6 +93,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=V1,V2,...",
         help="values of a hyperparameter; repeatable (the cartesian product is swept)",
+    )
+    pbt = sub.add_parser(
+        "pbt", help="population-based training of an agent, one compiled program per run"
+    )
+    _add_run_args(pbt)
+    pbt.add_argument("--population", type=int, default=8, help="members per seed (default 8)")
+    pbt.add_argument(
+        "--perturb",
+        default="lr",
+        metavar="KEY,KEY,...",
+        help="hyperparameters to explore (default lr)",
+    )
+    pbt.add_argument(
+        "--ready",
+        type=int,
+        default=2,
+        metavar="K",
+        help="evaluation periods between exploit/explore steps (default 2)",
+    )
+    pbt.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="KEY=LOW:HIGH",
+        help="initial range of a perturbed hyperparameter (default v/4:4v); repeatable",
+    )
+    pbt.add_argument(
+        "--resample-prob",
+        type=float,
+        default=0.0,
+        help="probability of resampling instead of multiplying by 0.8/1.25 (default 0)",
     )
     sub.add_parser("list", help="algorithms (action kinds, default env) and env families")
     plot = sub.add_parser("plot", help="learning curves and aggregate metrics of run folders")
@@ -211,6 +243,46 @@ def sweep_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def pbt_command(args: argparse.Namespace) -> int:
+    spec, config_over, hparam_over = _checked_run_args(args)
+    perturb = [x.strip() for x in args.perturb.split(",") if x.strip()]
+    ranges = {}
+    for item in args.range:
+        name, eq, text = item.partition("=")
+        low, colon, high = text.partition(":")
+        try:
+            if not eq or not colon:
+                raise ValueError
+            ranges[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise UsageError(f"--range expects KEY=LOW:HIGH, got {item!r}") from None
+    import jax
+
+    from jaxrl import runner
+
+    try:
+        result = runner.run_pbt(
+            spec,
+            args.env,
+            population=args.population,
+            perturb=perturb,
+            ready=args.ready,
+            ranges=ranges,
+            resample_prob=args.resample_prob,
+            config=config_over,
+            hparams=hparam_over,
+            **_run_kwargs(args),
+        )
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    if result.stopped_early or jax.process_index() != 0:
+        return 0
+    print(runner.summary_table(result))
+    for s, hp in enumerate(result.summary["final_best_member_hparams"]):
+        print(f"seed {s}: best member's final " + ", ".join(f"{k}={v:.3g}" for k, v in hp.items()))
+    return 0
+
+
 def train_command(args: argparse.Namespace) -> int:
     if args.distributed:
         from jaxrl import sweep
@@ -324,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             return list_command(args)
         if args.command == "sweep":
             return sweep_command(args)
+        if args.command == "pbt":
+            return pbt_command(args)
         return train_command(args)
     except UsageError as err:
         print(f"jaxrl: error: {err}", file=sys.stderr)

@@ -133,6 +133,9 @@ def run(
     debug_nans: bool = False,
     stop_after_chunks: int | None = None,
     log: Callable[[str], None] | None = print,
+    transform: Callable[[Any, Any], Any] | None = None,
+    transform_meta: dict[str, Any] | None = None,
+    runs_per_seed: int = 1,
 ) -> RunResult:
     """Trains ``algo`` on ``env`` for ``seeds`` vmapped seeds and writes the run folder.
 
@@ -142,6 +145,9 @@ def run(
     (``OUT/checkpoints``); ``resume`` continues the run in that folder from its newest
     checkpoint, bitwise as if never stopped.
     ``stop_after_chunks`` stops as if the process had been killed (for tests).
+    ``transform(trainer, hparams) -> trainer`` wraps the run (e.g. ``run_pbt``'s
+    population, ``runs_per_seed`` runs per seed); ``transform_meta`` describes it in
+    checkpoints and ``summary.json``.
 
     Raises:
       ValueError: bad input (unknown names, bad values, a checkpoint of another run).
@@ -168,10 +174,13 @@ def run(
         "seed": seed,
         "config": config_dict,
         "hparams": hparams_dict,
+        **(transform_meta or {}),
     }
     schedule = spec.schedule(cfg, env_obj)
     bar = ProgressBar(schedule.total_steps, enabled=progress)
     trainer = spec.make_train(cfg, env_obj, progress=bar)
+    if transform is not None:
+        trainer = transform(trainer, hp)
     num_evals = schedule.num_evals
     steps_per_period = schedule.iters_per_eval * schedule.steps_per_iter
     keys = sweep.seed_keys(seed, seeds)
@@ -200,7 +209,7 @@ def run(
         return RunResult({}, metrics, out, stopped_early=True)
     compile_s, run_s = done.compile_seconds, done.run_seconds
 
-    sps = (num_evals - start) * steps_per_period * seeds / max(run_s, 1e-9)
+    sps = (num_evals - start) * steps_per_period * seeds * runs_per_seed / max(run_s, 1e-9)
     summary = make_summary(
         spec.name,
         env_name,
@@ -215,6 +224,7 @@ def run(
         config_dict=config_dict,
         hparams_dict=hparams_dict,
     )
+    summary.update(transform_meta or {})
     if jax.process_index() == 0:
         write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
     return RunResult(summary, metrics, out)
@@ -264,6 +274,97 @@ def make_summary(
         "num_devices": len(jax.devices()),
         "num_processes": jax.process_count(),
     }
+
+
+def run_pbt(
+    algo: str | AlgoSpec,
+    env: str | None = None,
+    *,
+    population: int = 8,
+    perturb: Sequence[str] = ("lr",),
+    ready: int = 2,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    resample_prob: float = 0.0,
+    **kwargs: Any,
+) -> RunResult:
+    """``run`` of a PBT population (``jaxrl.transforms.pbt``) per seed.
+
+    Takes ``run``'s keyword arguments besides the PBT settings. Writes ``run``'s files
+    (``eval_return`` is the best member's), with ``summary.json`` also holding the PBT
+    settings and each seed's best final member's hyperparameters, plus ``pbt.png``:
+    each perturbed hyperparameter's trajectory per member (seed 0).
+
+    Raises:
+      ValueError: bad input, including bad PBT settings.
+    """
+    from jaxrl.transforms import pbt
+
+    config = pbt.PBTConfig(
+        population=population,
+        perturb=tuple(perturb),
+        ready=ready,
+        ranges=dict(ranges or {}),
+        resample_prob=resample_prob,
+    )
+    spec = agents.get(algo) if isinstance(algo, str) else algo
+    base = spec.default_hparams(**(kwargs.get("hparams") or {}))
+    pbt.resolve_ranges(config, base)  # fail before any compile
+
+    def transform(trainer: Any, hp: Any) -> Any:
+        return pbt.with_pbt(trainer, hp, config)
+
+    result = run(
+        spec,
+        env,
+        transform=transform,
+        transform_meta={"pbt": config.describe()},
+        runs_per_seed=population,
+        **kwargs,
+    )
+    if result.stopped_early:
+        return result
+    m = result.metrics
+    last = np.nan_to_num(m["member_eval_return"][:, -1], nan=-np.inf)  # [S, P]
+    best = np.argmax(last, axis=1)
+    result.summary["final_best_member_hparams"] = [
+        {n: float(m[f"member_{n}"][s, -1, best[s]]) for n in perturb} for s in range(len(best))
+    ]
+    result.summary["total_env_steps_per_seed"] = result.summary["steps"] * population
+    if jax.process_index() == 0:
+        jlog.write_json(result.out / "summary.json", result.summary)
+        plot_population(result.out / "pbt.png", m, list(perturb))
+    return result
+
+
+def plot_population(path: Path, metrics: dict[str, np.ndarray], names: list[str]) -> None:
+    """One panel per perturbed hyperparameter (and the members' returns): a line per
+    member of seed 0 over env steps, from ``member_*`` metrics ``[S, E, P]``."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [*names, "eval_return"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), dpi=100)
+    steps = metrics["env_steps"][0]
+    for ax, name in zip(np.atleast_1d(axes), panels, strict=True):
+        values = np.asarray(metrics[f"member_{name}"][0], np.float64)  # [E, P]
+        for j in range(values.shape[1]):
+            ax.step(steps, values[:, j], where="post", lw=1.2, alpha=0.8, label=f"member {j}")
+        if name != "eval_return" and (values > 0).all():
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("env steps (per member)")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
+    fig.suptitle("PBT population (seed 0): hyperparameters in use and evaluation returns")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    jlog.atomic_write(path, buf.getvalue())
 
 
 @dataclasses.dataclass
