@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxrl.envs as E
-from jaxrl import runner, sweep
+from jaxrl import checkpoint, runner, sweep
 from jaxrl.agents.on_policy import ppo
 from jaxrl.cli import main
 from jaxrl.loops.run import LoopCarry, RunState
@@ -120,6 +120,36 @@ KW = dict(population=4, perturb=("lr", "ent_coef"), ready=1, seeds=2, steps=256,
 KW |= dict(progress=False, log=None, checkpoint_every=2)
 
 
+def test_pbt_chunk_checkpointed_and_restored_continues_bitwise(tmp_path):
+    """Trainer level, one seed: run 2 of 4 periods, save, restore into a fresh process-like
+    state, run the rest; equals running the same chunks without stopping."""
+    cfg = ppo.Config(total_steps=256, **TINY)
+    hp = ppo.SPEC.default_hparams()
+    train = pbt.with_pbt(
+        ppo.SPEC.make_train(cfg, E.make("cartpole")),
+        hp,
+        pbt.PBTConfig(population=4, perturb=("lr", "ent_coef"), ready=1),
+    )
+    init = jax.jit(train.init)
+    two = jax.jit(lambda s, h: train.run_periods(s, h, 2))
+    state = init(jax.random.PRNGKey(0), hp)
+    state, first = two(state, hp)
+    straight, second = two(state, hp)
+    meta = {"test": "pbt"}
+    checkpoint.save(tmp_path / "ckpt", 2, jax.tree.map(np.asarray, state), meta)
+    like = jax.eval_shape(init, jax.random.PRNGKey(0), hp)
+    restored = checkpoint.restore(tmp_path / "ckpt", 2, like, meta)
+    resumed, second_again = two(restored, hp)
+    jax.tree.map(np.testing.assert_array_equal, straight, resumed)
+    jax.tree.map(np.testing.assert_array_equal, second, second_again)
+    assert int(resumed.next_period) == 4
+    parents = np.concatenate([first["member_parent"], second["member_parent"]])
+    assert (parents != np.arange(4)).any()  # members were replaced along the way
+    lr = np.concatenate([first["member_lr"], second["member_lr"]])
+    assert (np.diff(lr, axis=0) != 0).any()
+
+
+@pytest.mark.slow  # ~90 s CPU: three runner runs of a PBT population plus a one-shot compile
 def test_pbt_resumed_half_way_equals_uninterrupted_run_bitwise(compile_cache, tmp_path):
     full = runner.run_pbt("ppo", out=tmp_path / "full", **KW)
     cut = runner.run_pbt("ppo", out=tmp_path / "cut", stop_after_chunks=1, **KW)

@@ -75,6 +75,24 @@ ARGS += [x for k, v in TINY.items() if k != "hidden" for x in ("--set", f"{k}={v
 ARGS += ["--set", "hidden=16", "--grid", "lr=1e-4,1e-3", "--grid", "ent_coef=0,0.01"]
 
 
+def test_sweep_is_one_compile_and_writes_ranked_files(tmp_path):
+    out = tmp_path / "sweep"
+    assert main([*ARGS, "--out", str(out)]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    rows = summary["settings"]
+    assert summary["compiles"] == 2  # init and the run, for 4 settings x 2 seeds
+    assert len(rows) == 4 and [r["rank"] for r in rows] == [1, 2, 3, 4]
+    assert [r["iqm"] for r in rows] == sorted((r["iqm"] for r in rows), reverse=True)
+    assert (out / "sweep.md").read_text().count("\n| ") == 5  # header + 4 settings
+    assert (out / "sweep.png").stat().st_size > 0
+    for r in rows:
+        s = json.loads((out / r["dir"] / "summary.json").read_text())
+        assert s["final_returns"] == r["final_returns"] and s["seeds"] == 2
+        assert s["hparams"]["ent_coef"] == pytest.approx(r["hparams"]["ent_coef"])
+        assert (out / r["dir"] / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow  # ~60 s CPU: a stopped and a resumed sweep plus a separate train compile
 def test_sweep_resumes_and_writes_ranked_files(compile_cache, tmp_path):
     out = tmp_path / "sweep"
     cut = [*ARGS, "--out", str(out), "--checkpoint-every", "1", "--stop-after-chunks", "1"]
