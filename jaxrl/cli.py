@@ -72,12 +72,23 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
 
 
+def _add_protocol_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--eval-protocol",
+        choices=("standard", "absolute"),
+        default="standard",
+        help="absolute: also re-evaluate the best evaluation's agent with 10x the episodes "
+        "at the end (absolute_return in summary.json)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxrl", description="Purely functional RL in JAX.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     train = sub.add_parser("train", help="train an agent over several seeds in one jitted call")
     _add_run_args(train)
     train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
+    _add_protocol_arg(train)
     train.add_argument(
         "--distributed",
         action="store_true",
@@ -94,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=V1,V2,...",
         help="values of a hyperparameter; repeatable (the cartesian product is swept)",
     )
+    _add_protocol_arg(sweep)
     pbt = sub.add_parser(
         "pbt", help="population-based training of an agent, one compiled program per run"
     )
@@ -231,6 +243,7 @@ def sweep_command(args: argparse.Namespace) -> int:
             spec,
             args.env,
             grid=grid,
+            eval_protocol=args.eval_protocol,
             config=config_over,
             hparams=hparam_over,
             **_run_kwargs(args),
@@ -310,6 +323,7 @@ def train_command(args: argparse.Namespace) -> int:
             tensorboard=args.tensorboard,
             progress=not args.no_progress,
             debug_nans=args.debug_nans,
+            eval_protocol=args.eval_protocol,
             stop_after_chunks=args.stop_after_chunks,
         )
     except (ValueError, TypeError) as err:

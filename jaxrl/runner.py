@@ -26,6 +26,12 @@ import numpy as np
 from jaxrl import agents, checkpoint, envs, sweep
 from jaxrl import logging as jlog
 from jaxrl.core.spec import AlgoSpec
+from jaxrl.transforms import best
+
+#: Evaluation protocols: ``standard`` (the last evaluation's return) and ``absolute``
+#: (Gorsane et al. 2022: the best evaluation's agent re-evaluated with 10x the episodes).
+PROTOCOLS = ("standard", "absolute")
+ABSOLUTE_FACTOR = 10
 
 
 class ProgressBar:
@@ -136,6 +142,7 @@ def run(
     transform: Callable[[Any, Any], Any] | None = None,
     transform_meta: dict[str, Any] | None = None,
     runs_per_seed: int = 1,
+    eval_protocol: str = "standard",
 ) -> RunResult:
     """Trains ``algo`` on ``env`` for ``seeds`` vmapped seeds and writes the run folder.
 
@@ -147,7 +154,9 @@ def run(
     ``stop_after_chunks`` stops as if the process had been killed (for tests).
     ``transform(trainer, hparams) -> trainer`` wraps the run (e.g. ``run_pbt``'s
     population, ``runs_per_seed`` runs per seed); ``transform_meta`` describes it in
-    checkpoints and ``summary.json``.
+    checkpoints and ``summary.json``. ``eval_protocol="absolute"`` also keeps the agent
+    state of each seed's best evaluation and re-evaluates it at the end with 10x the
+    episodes (``absolute_return`` in ``summary.json``).
 
     Raises:
       ValueError: bad input (unknown names, bad values, a checkpoint of another run).
@@ -158,6 +167,7 @@ def run(
         raise ValueError(f"steps must be positive, got {steps}")
     if checkpoint_every is not None and checkpoint_every <= 0:
         raise ValueError(f"checkpoint_every must be positive, got {checkpoint_every}")
+    check_protocol(eval_protocol, transform is None)
     spec, env_name, env_obj, cfg, hp = resolve(algo, env, config, hparams, steps, env_kwargs)
     if debug_nans:
         jax.config.update("jax_debug_nans", True)
@@ -181,6 +191,9 @@ def run(
     trainer = spec.make_train(cfg, env_obj, progress=bar)
     if transform is not None:
         trainer = transform(trainer, hp)
+    if eval_protocol == "absolute":
+        trainer = best.with_best(trainer)
+        run_meta["eval_protocol"] = eval_protocol
     num_evals = schedule.num_evals
     steps_per_period = schedule.iters_per_eval * schedule.steps_per_iter
     keys = sweep.seed_keys(seed, seeds)
@@ -225,9 +238,38 @@ def run(
         hparams_dict=hparams_dict,
     )
     summary.update(transform_meta or {})
+    if eval_protocol == "absolute":
+        fn = sweep.over_seeds(_absolute_fn(trainer, cfg.num_eval_envs), seeds)
+        summary.update(_absolute_fields(*to_host(fn(done.state, hp)), cfg.num_eval_envs))
     if jax.process_index() == 0:
         write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
     return RunResult(summary, metrics, out)
+
+
+def check_protocol(eval_protocol: str, plain: bool) -> None:
+    """Raises ValueError for an unknown protocol, or ``absolute`` on a wrapped run."""
+    if eval_protocol not in PROTOCOLS:
+        raise ValueError(f"unknown eval protocol {eval_protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if eval_protocol == "absolute" and not plain:
+        raise ValueError("the absolute eval protocol is for train and sweep runs, not pbt")
+
+
+def _absolute_fn(trainer: Any, num_eval_envs: int) -> Callable:
+    def fn(state: Any, hp: Any) -> tuple[jax.Array, jax.Array]:
+        return best.absolute_return(trainer, state, hp, ABSOLUTE_FACTOR * num_eval_envs)
+
+    return fn
+
+
+def _absolute_fields(mean: np.ndarray, std: np.ndarray, num_eval_envs: int) -> dict[str, Any]:
+    """``summary.json`` fields of the absolute protocol from per-seed ``mean``/``std``."""
+    return {
+        "eval_protocol": "absolute",
+        "absolute_return": float(np.mean(mean)),
+        "absolute_returns": [float(x) for x in np.ravel(mean)],
+        "absolute_return_stds": [float(x) for x in np.ravel(std)],
+        "absolute_episodes": ABSOLUTE_FACTOR * num_eval_envs,
+    }
 
 
 def make_summary(
@@ -396,6 +438,7 @@ def run_sweep(
     progress: bool = True,
     stop_after_chunks: int | None = None,
     log: Callable[[str], None] | None = print,
+    eval_protocol: str = "standard",
 ) -> SweepResult:
     """The cartesian ``grid`` of hyperparameters x ``seeds`` as one compiled program.
 
@@ -403,7 +446,7 @@ def run_sweep(
     settings axis sharded over devices); chunks, checkpoints and resume as in ``run``.
     Writes one sub-folder per setting (the files of ``run``) and, at the top,
     ``sweep.json`` / ``sweep.md`` / ``sweep.png``: per setting the final-return IQM over
-    seeds with a 95% bootstrap CI, ranked.
+    seeds with a 95% bootstrap CI, ranked. ``eval_protocol="absolute"`` as in ``run``.
 
     Raises:
       ValueError: bad input, including an unknown, repeated or empty grid axis, a
@@ -415,6 +458,7 @@ def run_sweep(
         raise ValueError(f"steps must be positive, got {steps}")
     if checkpoint_every is not None and checkpoint_every <= 0:
         raise ValueError(f"checkpoint_every must be positive, got {checkpoint_every}")
+    check_protocol(eval_protocol, True)
     spec = agents.get(algo) if isinstance(algo, str) else algo
     grid = sweep.check_grid(grid, spec.config, spec.hparams)
     spec, env_name, env_obj, cfg, hp = resolve(spec, env, config, hparams, steps, env_kwargs)
@@ -437,6 +481,9 @@ def run_sweep(
     schedule = spec.schedule(cfg, env_obj)
     bar = ProgressBar(schedule.total_steps, enabled=progress, desc="sweep (per run)")
     trainer = spec.make_train(cfg, env_obj, progress=bar)
+    if eval_protocol == "absolute":
+        trainer = best.with_best(trainer)
+        run_meta["eval_protocol"] = eval_protocol
     num_evals = schedule.num_evals
     keys = sweep.seed_keys(seed, seeds)
     init = sweep.over_grid(trainer.init, seeds, num_settings, first_batched=False)
@@ -469,8 +516,15 @@ def run_sweep(
     sps = (num_evals - done.start) * steps_per_period * runs / max(done.run_seconds, 1e-9)
     rows = sweep.rank_settings(settings, metrics["eval_return"][:, :, -1])
     names = [sweep.setting_name(i, s) for i, s in enumerate(settings)]
+    absolute = None
+    if eval_protocol == "absolute":
+        fn = sweep.over_grid(_absolute_fn(trainer, cfg.num_eval_envs), seeds, num_settings, True)
+        absolute = to_host(fn(done.state, batched_hp))  # ([H, S], [H, S])
     for row in rows:
         row["dir"] = names[row["index"]]
+        if absolute is not None:
+            i = row["index"]
+            row.update(_absolute_fields(absolute[0][i], absolute[1][i], cfg.num_eval_envs))
     title = f"sweep: {spec.name} on {env_name}, {seeds} seeds x {schedule.total_steps:,} steps"
     summary = {
         "algo": spec.name,
@@ -510,6 +564,9 @@ def run_sweep(
                 config_dict=config_dict,
                 hparams_dict={**hparams_dict, **setting},
             )
+            if absolute is not None:
+                fields = _absolute_fields(absolute[0][i], absolute[1][i], cfg.num_eval_envs)
+                setting_summary.update(fields)
             label = ", ".join(f"{k}={v:g}" for k, v in setting.items())
             write_run(
                 out / names[i],
@@ -656,6 +713,11 @@ def summary_table(result: RunResult) -> str:
             "final return",
             f"{s['final_return_mean']:.1f} +- {s['final_return_std']:.1f} "
             f"(min {s['final_return_min']:.1f}, max {s['final_return_max']:.1f})",
+        ),
+        *(
+            [("absolute return", f"{s['absolute_return']:.1f} ({s['absolute_episodes']} episodes)")]
+            if "absolute_return" in s
+            else []
         ),
         ("compile", f"{s['compile_seconds']:.1f} s"),
         (
