@@ -69,6 +69,7 @@ _FAMILIES: dict[str, str] = {
     "brax": "jaxrl.envs.brax_env",
     "playground": "jaxrl.envs.playground_env",
     "minatar": "jaxrl.envs.minatar_env",
+    "craftax": "jaxrl.envs.craftax_env",
 }
 
 
