@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow  # importing Craftax alone takes ~30 s on the shar
 
 def test_craftax_is_listed():
     pytest.importorskip("craftax")
-    assert "craftax/Craftax-Classic-Symbolic-v1" in E.names()
-    with pytest.raises(ValueError, match="unknown craftax env"):
+    assert "Craftax-Classic-Symbolic-v1" in E.families()["craftax"]
+    with pytest.raises(ValueError, match="unknown environment"):
         E.make("craftax/Nope-v1")
 
 
