@@ -126,6 +126,35 @@ def run_task(name: str, task: dict, seeds: int, scale: int, out: Path) -> dict:
     }
 
 
+def collect_task(name: str, task: dict, out: Path) -> dict:
+    """A task's result from the run folders a (possibly interrupted) run left behind."""
+    grid = json.loads((out / name / "grid" / "sweep.json").read_text())
+    pbt = json.loads((out / name / "pbt" / "summary.json").read_text())
+    by_mean = sorted(grid["settings"], key=lambda r: -r["mean"])
+    best, median = by_mean[0], by_mean[len(by_mean) // 2]
+    scores = {"PBT (best member)": pbt["final_returns"]}
+    if "member_final_returns" in pbt:
+        scores["PBT (population mean)"] = [float(np.mean(x)) for x in pbt["member_final_returns"]]
+    scores |= {"grid best": best["final_returns"], "grid median": median["final_returns"]}
+    return {
+        "algo": task["algo"],
+        "env": task["env"],
+        "steps_per_run": grid["steps"],
+        "population": grid["num_settings"],
+        "total_env_steps_per_seed": grid["steps"] * grid["num_settings"],
+        "grid_axes": task["axes"],
+        "pbt_ranges": {k: list(v) for k, v in task["ranges"].items()},
+        "grid_best_setting": best["hparams"],
+        "grid_median_setting": median["hparams"],
+        "pbt_final_best_member_hparams": pbt["final_best_member_hparams"],
+        "scores": scores,
+        "seconds": {
+            "grid": grid["compile_seconds"] + grid["run_seconds"],
+            "pbt": pbt["compile_seconds"] + pbt["run_seconds"],
+        },
+    }
+
+
 def table(results: dict) -> str:
     lines = [
         "| task | method | final return IQM | 95% CI | mean | seeds | paper |",
@@ -133,6 +162,8 @@ def table(results: dict) -> str:
     ]
     for name, r in results["tasks"].items():
         for method in METHODS:
+            if method not in r["scores"]:
+                continue
             x = np.asarray(r["scores"][method])
             point, low, high = report.stratified_bootstrap_ci([x], report.iqm)
             lines.append(
@@ -151,6 +182,14 @@ def plot(results: dict, path: Path) -> None:
     tasks = results["tasks"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), dpi=100)
     for ax, (name, r) in zip(np.atleast_1d(axes), tasks.items(), strict=True):
+        if "curves" not in r:  # collected from run folders: final returns only
+            for i, x in enumerate(r["scores"].values()):
+                ax.scatter(np.full(len(x), i), x, alpha=0.7)
+            ax.set_xticks(range(len(r["scores"])), list(r["scores"]), rotation=15)
+            ax.set_title(f"{name}: final returns per seed")
+            ax.set_ylabel("evaluation return")
+            ax.grid(alpha=0.3)
+            continue
         steps = np.asarray(r["curves"]["env_steps"])
         for method in ("PBT (best member)", "grid best", "grid median"):
             mean, low, high = report.bootstrap_band(np.asarray(r["curves"][method]))
@@ -174,6 +213,9 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="4x the env steps and 8 seeds")
     parser.add_argument("--tasks", default="ppo/cartpole,ppo/acrobot")
     parser.add_argument("--out", default="runs/pbt_vs_grid")
+    parser.add_argument(
+        "--collect", action="store_true", help="only rebuild the table from the run folders"
+    )
     args = parser.parse_args()
     seeds, scale = (8, 4) if args.full else (args.seeds, 1)
     if args.full:
@@ -181,9 +223,15 @@ def main() -> None:
     t0 = time.perf_counter()
     results = {"seeds": seeds, "scale": scale, "tasks": {}}
     for name in args.tasks.split(","):
+        if args.collect:
+            if (Path(args.out) / name / "pbt" / "summary.json").exists():
+                results["tasks"][name] = collect_task(name, TASKS[name], Path(args.out))
+            continue
         results["tasks"][name] = run_task(name, TASKS[name], seeds, scale, Path(args.out))
         print(f"{name}: done after {time.perf_counter() - t0:.0f} s", flush=True)
     results["wall_seconds"] = time.perf_counter() - t0
+    if args.collect:
+        results["wall_seconds"] = sum(sum(r["seconds"].values()) for r in results["tasks"].values())
     RESULTS.mkdir(exist_ok=True)
     atomic_write(RESULTS / "pbt_vs_grid.json", json.dumps(results, indent=2) + "\n")
     md = [

@@ -371,6 +371,7 @@ def run_pbt(
     result.summary["final_best_member_hparams"] = [
         {n: float(m[f"member_{n}"][s, -1, best[s]]) for n in perturb} for s in range(len(best))
     ]
+    result.summary["member_final_returns"] = m["member_eval_return"][:, -1].tolist()
     result.summary["total_env_steps_per_seed"] = result.summary["steps"] * population
     if jax.process_index() == 0:
         jlog.write_json(result.out / "summary.json", result.summary)

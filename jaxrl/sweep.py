@@ -209,7 +209,8 @@ def rank_settings(
 ) -> list[dict[str, Any]]:
     """Per setting the final-return IQM over seeds with a 95% bootstrap CI, best first.
 
-    ``final_returns``: ``[H, S]``. Each row has ``rank`` (1 = best IQM), ``index`` (the
+    ``final_returns``: ``[H, S]``. Each row has ``rank`` (1 = best IQM, ties broken by the
+    mean), ``index`` (the
     setting's position in the grid), ``hparams``, ``iqm``, ``ci_low``, ``ci_high``,
     ``mean`` and ``final_returns``.
     """
@@ -230,7 +231,7 @@ def rank_settings(
                 "final_returns": [float(x) for x in scores],
             }
         )
-    rows.sort(key=lambda r: (-r["iqm"], r["index"]))
+    rows.sort(key=lambda r: (-r["iqm"], -r["mean"], r["index"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
