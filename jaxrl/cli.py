@@ -2,6 +2,8 @@
 
 ``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]
 [--checkpoint-every K] [--resume DIR] [--distributed]``;
+``jaxrl sweep ALGO --grid KEY=V1,V2,... [--grid ...] [train's options]``;
+``jaxrl pbt ALGO --population P --perturb KEY,KEY [--ready K] [train's options]``;
 ``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
 ``jaxrl bench [--quick] [--out DIR] [--cases NAME,...]``.
 
@@ -36,48 +38,105 @@ def algo_names() -> list[str]:
     return sorted(ALGOS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="jaxrl", description="Purely functional RL in JAX.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    train = sub.add_parser("train", help="train an agent over several seeds in one jitted call")
-    train.add_argument("algo", help=f"algorithm: {', '.join(algo_names())} (jaxrl list)")
-    train.add_argument("--env", default=None, help="environment name (default: the algo's own)")
-    train.add_argument("--seeds", type=int, default=4, help="number of seeds, vmapped (default 4)")
-    train.add_argument(
-        "--seed", type=int, default=0, help="base seed the per-seed keys derive from"
-    )
-    train.add_argument("--steps", type=int, default=None, help="env steps per seed")
-    train.add_argument(
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The options ``train``, ``sweep`` and ``pbt`` share."""
+    p.add_argument("algo", help=f"algorithm: {', '.join(algo_names())} (jaxrl list)")
+    p.add_argument("--env", default=None, help="environment name (default: the algo's own)")
+    p.add_argument("--seeds", type=int, default=4, help="number of seeds, vmapped (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="base seed the per-seed keys derive from")
+    p.add_argument("--steps", type=int, default=None, help="env steps per seed")
+    p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a Config field or a hyperparameter; repeatable",
     )
-    train.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-TIME)")
-    train.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
-    train.add_argument(
+    p.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-TIME)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
         "--checkpoint-every",
         type=int,
         default=None,
         metavar="K",
         help="run in chunks of K evaluation periods and checkpoint after each (OUT/checkpoints)",
     )
-    train.add_argument(
+    p.add_argument(
         "--resume",
         default=None,
         metavar="DIR",
         help="continue the run in DIR from its newest checkpoint (same ALGO and options)",
     )
+    # Tests only: stop after N chunks as if the process had been killed.
+    p.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _add_protocol_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--eval-protocol",
+        choices=("standard", "absolute"),
+        default="standard",
+        help="absolute: also re-evaluate the best evaluation's agent with 10x the episodes "
+        "at the end (absolute_return in summary.json)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxrl", description="Purely functional RL in JAX.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    train = sub.add_parser("train", help="train an agent over several seeds in one jitted call")
+    _add_run_args(train)
+    train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
+    _add_protocol_arg(train)
     train.add_argument(
         "--distributed",
         action="store_true",
         help="call jax.distributed.initialize() first (multi-host; see README)",
     )
-    # Tests only: stop after N chunks as if the process had been killed.
-    train.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
+    sweep = sub.add_parser(
+        "sweep", help="a hyperparameter grid x seeds as one compiled program, ranked"
+    )
+    _add_run_args(sweep)
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="values of a hyperparameter; repeatable (the cartesian product is swept)",
+    )
+    _add_protocol_arg(sweep)
+    pbt = sub.add_parser(
+        "pbt", help="population-based training of an agent, one compiled program per run"
+    )
+    _add_run_args(pbt)
+    pbt.add_argument("--population", type=int, default=8, help="members per seed (default 8)")
+    pbt.add_argument(
+        "--perturb",
+        default="lr",
+        metavar="KEY,KEY,...",
+        help="hyperparameters to explore (default lr)",
+    )
+    pbt.add_argument(
+        "--ready",
+        type=int,
+        default=2,
+        metavar="K",
+        help="evaluation periods between exploit/explore steps (default 2)",
+    )
+    pbt.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="KEY=LOW:HIGH",
+        help="initial range of a perturbed hyperparameter (default v/4:4v); repeatable",
+    )
+    pbt.add_argument(
+        "--resample-prob",
+        type=float,
+        default=0.0,
+        help="probability of resampling instead of multiplying by 0.8/1.25 (default 0)",
+    )
     sub.add_parser("list", help="algorithms (action kinds, default env) and env families")
     plot = sub.add_parser("plot", help="learning curves and aggregate metrics of run folders")
     plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by jaxrl train")
@@ -141,12 +200,8 @@ def parse_overrides(items: list[str], config_cls: type, hparams_cls: type) -> tu
     return config_over, hparam_over
 
 
-def train_command(args: argparse.Namespace) -> int:
-    if args.distributed:
-        from jaxrl import sweep
-
-        sweep.init_distributed()  # before anything touches a device
-
+def _checked_run_args(args: argparse.Namespace) -> tuple[Any, dict, dict]:
+    """``(spec, config overrides, hparam overrides)`` of a train/sweep/pbt command, checked."""
     from jaxrl import agents
 
     for flag, value in (("--seeds", args.seeds), ("--steps", args.steps)):
@@ -159,6 +214,95 @@ def train_command(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     config_over, hparam_over = parse_overrides(args.set, spec.config, spec.hparams)
+    return spec, config_over, hparam_over
+
+
+def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "steps": args.steps,
+        "out": args.out,
+        "checkpoint_every": args.checkpoint_every,
+        "resume": args.resume,
+        "tensorboard": args.tensorboard,
+        "progress": not args.no_progress,
+        "stop_after_chunks": args.stop_after_chunks,
+    }
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    spec, config_over, hparam_over = _checked_run_args(args)
+    import jax
+
+    from jaxrl import runner, sweep
+
+    try:
+        grid = sweep.parse_grid(args.grid, spec.config, spec.hparams)
+        result = runner.run_sweep(
+            spec,
+            args.env,
+            grid=grid,
+            eval_protocol=args.eval_protocol,
+            config=config_over,
+            hparams=hparam_over,
+            **_run_kwargs(args),
+        )
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    if result.stopped_early or jax.process_index() != 0:
+        return 0
+    print(runner.sweep_table(result))
+    return 0
+
+
+def pbt_command(args: argparse.Namespace) -> int:
+    spec, config_over, hparam_over = _checked_run_args(args)
+    perturb = [x.strip() for x in args.perturb.split(",") if x.strip()]
+    ranges = {}
+    for item in args.range:
+        name, eq, text = item.partition("=")
+        low, colon, high = text.partition(":")
+        try:
+            if not eq or not colon:
+                raise ValueError
+            ranges[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise UsageError(f"--range expects KEY=LOW:HIGH, got {item!r}") from None
+    import jax
+
+    from jaxrl import runner
+
+    try:
+        result = runner.run_pbt(
+            spec,
+            args.env,
+            population=args.population,
+            perturb=perturb,
+            ready=args.ready,
+            ranges=ranges,
+            resample_prob=args.resample_prob,
+            config=config_over,
+            hparams=hparam_over,
+            **_run_kwargs(args),
+        )
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    if result.stopped_early or jax.process_index() != 0:
+        return 0
+    print(runner.summary_table(result))
+    for s, hp in enumerate(result.summary["final_best_member_hparams"]):
+        print(f"seed {s}: best member's final " + ", ".join(f"{k}={v:.3g}" for k, v in hp.items()))
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    if args.distributed:
+        from jaxrl import sweep
+
+        sweep.init_distributed()  # before anything touches a device
+
+    spec, config_over, hparam_over = _checked_run_args(args)
 
     import jax
 
@@ -179,6 +323,7 @@ def train_command(args: argparse.Namespace) -> int:
             tensorboard=args.tensorboard,
             progress=not args.no_progress,
             debug_nans=args.debug_nans,
+            eval_protocol=args.eval_protocol,
             stop_after_chunks=args.stop_after_chunks,
         )
     except (ValueError, TypeError) as err:
@@ -263,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             return plot_command(args)
         if args.command == "list":
             return list_command(args)
+        if args.command == "sweep":
+            return sweep_command(args)
+        if args.command == "pbt":
+            return pbt_command(args)
         return train_command(args)
     except UsageError as err:
         print(f"jaxrl: error: {err}", file=sys.stderr)

@@ -104,3 +104,203 @@ def over_seeds_and_hparams(train: Train, num_seeds: int, batch_size: int) -> Cal
     """Jitted ``f(keys [S, 2], hparams [H]) -> (states, metrics)`` with leading ``[H, S]``."""
     inner = jax.vmap(train, in_axes=(0, None))
     return _sharded(inner, (None, 0), batch_size)
+
+
+def over_grid(fn: Callable, num_seeds: int, batch_size: int, first_batched: bool) -> Callable:
+    """Jitted ``f(x, hparams [H]) -> out`` with leading ``[H, S]``, one compilation.
+
+    ``x`` is ``[S, ...]`` shared by every setting (``first_batched=False``: keys for
+    ``init``) or ``[H, S, ...]`` (``first_batched=True``: run states for ``run_periods``).
+    """
+    del num_seeds  # the seed axis is a plain vmap; settings are sharded over devices
+    inner = jax.vmap(fn, in_axes=(0, None))
+    return _sharded(inner, (0 if first_batched else None, 0), batch_size)
+
+
+def parse_grid(items: list[str], config_cls: type, hparams_cls: type) -> dict[str, list[float]]:
+    """``["lr=1e-4,1e-3", "ent_coef=0,0.01"]`` -> ``{"lr": [1e-4, 1e-3], ...}``, checked.
+
+    Raises:
+      ValueError: one line for a malformed item, an unknown or repeated key, an empty list,
+        a value that is not a number, or a ``Config`` field (static: it changes shapes or
+        control flow, so each value needs its own compile).
+    """
+    import dataclasses
+
+    hparam_fields = [f.name for f in dataclasses.fields(hparams_cls)]
+    config_fields = {f.name for f in dataclasses.fields(config_cls)}
+    axes: dict[str, list[float]] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise ValueError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        if name in config_fields:
+            raise ValueError(_config_axis_message(name, hparam_fields))
+        if name not in hparam_fields:
+            raise ValueError(
+                f"unknown key {name!r} in --grid; hyperparameters: {', '.join(hparam_fields)}"
+            )
+        if name in axes:
+            raise ValueError(f"--grid {name} given twice")
+        texts = [t.strip() for t in text.split(",") if t.strip()]
+        if not texts:
+            raise ValueError(f"--grid {name}: empty list of values")
+        values = []
+        for t in texts:
+            try:
+                values.append(float(t))
+            except ValueError:
+                raise ValueError(f"--grid {name}={text}: {t!r} is not a number") from None
+        axes[name] = values
+    return check_grid(axes, config_cls, hparams_cls)
+
+
+def check_grid(axes: dict[str, Any], config_cls: type, hparams_cls: type) -> dict[str, list[float]]:
+    """Checks a grid ``{name: values}`` over ``hparams_cls`` fields; returns float lists.
+
+    Raises:
+      ValueError: no axes, a ``Config`` field or unknown name, an empty list, or a value
+        that is not a finite number.
+    """
+    import dataclasses
+
+    hparam_fields = [f.name for f in dataclasses.fields(hparams_cls)]
+    config_fields = {f.name for f in dataclasses.fields(config_cls)}
+    if not axes:
+        raise ValueError("a sweep needs at least one --grid KEY=V1,V2,...")
+    checked = {}
+    for name, values in axes.items():
+        if name in config_fields:
+            raise ValueError(_config_axis_message(name, hparam_fields))
+        if name not in hparam_fields:
+            raise ValueError(
+                f"unknown key {name!r} in --grid; hyperparameters: {', '.join(hparam_fields)}"
+            )
+        values = list(values)
+        if not values:
+            raise ValueError(f"--grid {name}: empty list of values")
+        ok = all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+            for v in values
+        )
+        if not ok:
+            raise ValueError(f"--grid {name}: values must be finite numbers, got {values}")
+        checked[name] = [float(v) for v in values]
+    return checked
+
+
+def _config_axis_message(name: str, hparam_fields: list[str]) -> str:
+    return (
+        f"--grid {name}: {name!r} is a Config field (static: shapes or control flow), "
+        "so each value needs a separate compile; run one sweep per value with "
+        f"--set {name}=VALUE, or grid over hyperparameters: {', '.join(hparam_fields)}"
+    )
+
+
+def setting_name(index: int, setting: dict[str, float]) -> str:
+    """Folder name of a setting: ``03_lr=0.001_ent_coef=0.01``."""
+    parts = "_".join(f"{k}={v:g}" for k, v in setting.items())
+    return f"{index:02d}_{parts}"
+
+
+def rank_settings(
+    settings: list[dict[str, float]], final_returns: np.ndarray, reps: int = 2000
+) -> list[dict[str, Any]]:
+    """Per setting the final-return IQM over seeds with a 95% bootstrap CI, best first.
+
+    ``final_returns``: ``[H, S]``. Each row has ``rank`` (1 = best IQM, ties broken by the
+    mean), ``index`` (the
+    setting's position in the grid), ``hparams``, ``iqm``, ``ci_low``, ``ci_high``,
+    ``mean`` and ``final_returns``.
+    """
+    from jaxrl import report
+
+    final_returns = np.asarray(final_returns, np.float64)
+    rows = []
+    for i, (setting, scores) in enumerate(zip(settings, final_returns, strict=True)):
+        point, low, high = report.stratified_bootstrap_ci([scores], report.iqm, reps=reps)
+        rows.append(
+            {
+                "index": i,
+                "hparams": dict(setting),
+                "iqm": point,
+                "ci_low": low,
+                "ci_high": high,
+                "mean": float(scores.mean()),
+                "final_returns": [float(x) for x in scores],
+            }
+        )
+    rows.sort(key=lambda r: (-r["iqm"], -r["mean"], r["index"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return rows
+
+
+def sweep_markdown(title: str, rows: list[dict[str, Any]]) -> str:
+    """A ranked markdown table of ``rank_settings`` rows."""
+    names = list(rows[0]["hparams"]) if rows else []
+    head = ["rank", *names, "final return IQM", "95% CI", "mean", "seeds"]
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [
+            str(r["rank"]),
+            *(f"{r['hparams'][k]:g}" for k in names),
+            f"{r['iqm']:.1f}",
+            f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+            f"{r['mean']:.1f}",
+            str(len(r["final_returns"])),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(path: Any, title: str, rows: list[dict[str, Any]]) -> None:
+    """Horizontal bars: each setting's IQM with its 95% CI, best at the top."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jaxrl import logging as jlog
+
+    labels = [", ".join(f"{k}={v:g}" for k, v in r["hparams"].items()) for r in rows]
+    iqm = np.array([r["iqm"] for r in rows])
+    low = [r["iqm"] - r["ci_low"] for r in rows]
+    err = np.array([low, [r["ci_high"] - r["iqm"] for r in rows]])
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5), dpi=100)
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, iqm, xerr=err, color="C0", alpha=0.8, capsize=3)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("final evaluation return (IQM over seeds, 95% bootstrap CI)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    jlog.atomic_write(path, buf.getvalue())
+
+
+class CompileCounter:
+    """Counts XLA backend compilations (and their seconds) while active (a context manager)."""
+
+    _EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+
+    def _listen(self, event: str, duration: float, **_: Any) -> None:
+        if event == self._EVENT:
+            self.count += 1
+            self.seconds += duration
+
+    def __enter__(self) -> CompileCounter:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)

@@ -5,8 +5,9 @@ Names: ``cartpole``, ``pendulum``, ``pointmaze`` (built in, pure JAX) and famili
 ``family/<id>`` served by adapter modules: ``gymnax/<id>``, ``minatar/<name>``,
 ``brax/<name>`` (Brax envs on the MJX backend), ``playground/<Name>`` (MuJoCo
 Playground's DM Control suite), ``grasp/<object>`` (the project's MJX multi-fingered
-grasping task, ``jaxrl.envs.grasp``) and ``assist/<name>`` (a pure-JAX assistance game
-with a simulated human, ``jaxrl.envs.assist``). ``known_names()`` lists every id.
+grasping task, ``jaxrl.envs.grasp``), ``assist/<name>`` (a pure-JAX assistance game
+with a simulated human, ``jaxrl.envs.assist``) and ``craftax/<id>`` (Craftax, optional
+extra ``suites``). ``known_names()`` lists every id.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ _FAMILIES: dict[str, str] = {
     "minatar": "jaxrl.envs.minatar_env",
     "grasp": "jaxrl.envs.grasp",
     "assist": "jaxrl.envs.assist",
+    "craftax": "jaxrl.envs.craftax_env",
 }
 
 

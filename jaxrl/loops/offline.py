@@ -39,9 +39,9 @@ def offline(data: Dataset, setup: LoopSetup) -> Trainer:
             metrics = {**metrics, **data.data_metrics(carry.data)}
         return carry.replace(agent_state=agent_state, iteration=it), metrics
 
-    def eval_fn(agent, carry, key):
+    def eval_fn(agent, carry, key, num_envs):
         conditioning = None if data.conditioning is None else data.conditioning(carry.data)
-        return evaluate(agent, carry.agent_state, setup.env, key, setup.num_eval_envs, conditioning)
+        return evaluate(agent, carry.agent_state, setup.env, key, num_envs, conditioning)
 
     return run_loop(
         setup,

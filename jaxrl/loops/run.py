@@ -110,11 +110,14 @@ class Trainer:
     evaluation periods (``num`` static; metrics ``[num]``; keep ``next_period + num <=
     num_evals``, which a jitted call cannot check). Chunks run back to back equal the
     one-shot call bitwise, so a run can stop, checkpoint and resume.
+    ``evaluate(carry, hparams, key, num_envs) -> (mean, std)`` is the loop's evaluation
+    of a ``LoopCarry`` with ``num_envs`` episodes (``None`` for a wrapped trainer).
     """
 
     schedule: Schedule
     init: Callable[[jax.Array, Any], RunState]
     run_periods: Callable[[RunState, Any, int], tuple[RunState, Metrics]]
+    evaluate: Callable[[LoopCarry, Any, jax.Array, int], tuple[jax.Array, jax.Array]] | None = None
 
     def __call__(self, key: jax.Array, hparams: Any) -> tuple[Any, Metrics]:
         state = self.init(key, hparams)
@@ -154,8 +157,8 @@ def zeros_like_shape(tree: Any) -> Any:
 InitCarry = Callable[[jax.Array, Agent, Any], LoopCarry]
 #: ``iteration(carry, agent, hparams, key) -> (carry, metrics)``.
 Iteration = Callable[[LoopCarry, Agent, Any, jax.Array], tuple[LoopCarry, Metrics]]
-#: ``evaluate(agent, carry, key) -> (mean return, std)``.
-EvalFn = Callable[[Agent, LoopCarry, jax.Array], tuple[jax.Array, jax.Array]]
+#: ``evaluate(agent, carry, key, num_envs) -> (mean return, std)`` over ``num_envs`` episodes.
+EvalFn = Callable[[Agent, LoopCarry, jax.Array, int], tuple[jax.Array, jax.Array]]
 #: ``train_return(carry) -> float32``, reported with each evaluation.
 TrainReturnFn = Callable[[LoopCarry], jax.Array]
 
@@ -183,8 +186,8 @@ def run_loop(
     progress_every = max(1, schedule.num_iters // progress_points)
     if eval_fn is None:
 
-        def eval_fn(agent, carry, key):
-            return evaluate(agent, carry.agent_state, setup.env, key, setup.num_eval_envs)
+        def eval_fn(agent, carry, key, num_envs):
+            return evaluate(agent, carry.agent_state, setup.env, key, num_envs)
 
     def init(key: jax.Array, hparams: Any) -> RunState:
         key, init_key = jax.random.split(key)
@@ -212,7 +215,7 @@ def run_loop(
             its = p * schedule.iters_per_eval + jnp.arange(schedule.iters_per_eval)
             carry, metrics = jax.lax.scan(inner, carry, (its, keys[:-1]))
             metrics = mean_metrics(metrics)
-            ret_mean, ret_std = eval_fn(agent, carry, keys[-1])
+            ret_mean, ret_std = eval_fn(agent, carry, keys[-1], setup.num_eval_envs)
             metrics.update(
                 {
                     "env_steps": (p + 1) * schedule.iters_per_eval * schedule.steps_per_iter,
@@ -230,4 +233,7 @@ def run_loop(
         carry, metrics = jax.lax.scan(period, state.carry, (periods, keys))
         return state.replace(carry=carry, next_period=first + num), metrics
 
-    return Trainer(schedule, init, run_periods)
+    def evaluate_carry(carry: LoopCarry, hparams: Any, key: jax.Array, num_envs: int):
+        return eval_fn(make_agent(hparams, schedule), carry, key, num_envs)
+
+    return Trainer(schedule, init, run_periods, evaluate_carry)

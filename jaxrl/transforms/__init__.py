@@ -1,4 +1,5 @@
-"""Agent transforms: each takes an ``Agent`` and returns an ``Agent``."""
+"""Agent transforms (``Agent`` -> ``Agent``) and run transforms (``Trainer`` -> ``Trainer``:
+``pbt.with_pbt``, ``best.with_best``)."""
 
 from jaxrl.transforms.demonstrations import with_demonstrations
 from jaxrl.transforms.dormant import (
