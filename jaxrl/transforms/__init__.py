@@ -1,5 +1,6 @@
 """Agent transforms: each takes an ``Agent`` and returns an ``Agent``."""
 
+from jaxrl.transforms.action_sequences import with_action_sequences
 from jaxrl.transforms.dormant import (
     dormant_ratio,
     perturb,
@@ -13,6 +14,7 @@ __all__ = [
     "dormant_ratio",
     "perturb",
     "perturbation_coefficient",
+    "with_action_sequences",
     "with_dormant_perturbation",
     "with_model_rollouts",
     "with_world_model",

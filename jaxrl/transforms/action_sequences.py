@@ -9,6 +9,8 @@ policy's action is held for ``J`` steps (action repeat). The plan and the positi
 it are the transformed agent's per-env carry (a recurrent agent in the library's
 protocol), which ``act`` returns updated under ``info["carry"]``; the loops reset it at
 episode ends, so every episode starts with a decision and truncation is untouched.
+Transforming an agent this transform made re-times its inner policy (SRL trains at
+interval ``J`` and is evaluated at every ``k``).
 
 The evaluation at decision interval ``k`` (``jaxrl.loops.evaluate(...,
 decision_interval=k)``) is the one evaluation routine run on this transformed agent.
@@ -60,6 +62,8 @@ def with_action_sequences(agent: Agent, interval: int, action_spec: Spec) -> Age
         raise ValueError(f"decision interval must be a positive int, got {interval!r}")
     if action_spec.discrete:
         raise ValueError("with_action_sequences needs a continuous (Box) action spec")
+    # An agent this transform already made is re-timed: its inner policy decides anew.
+    agent = getattr(agent.act, "sequence_policy", agent)
     if agent.recurrent:
         raise ValueError("with_action_sequences needs a feed-forward agent (no carry)")
     act_shape = tuple(action_spec.shape)
@@ -90,4 +94,5 @@ def with_action_sequences(agent: Agent, interval: int, action_spec: Spec) -> Age
         del state, obs, action
         return carry  # ``act`` returned the next carry already
 
+    act.sequence_policy = agent
     return Agent(agent.init, act, agent.update, initial_carry, observe)
