@@ -339,6 +339,11 @@ def summary_table(result: RunResult) -> str:
             f"{s['final_return_mean']:.1f} +- {s['final_return_std']:.1f} "
             f"(min {s['final_return_min']:.1f}, max {s['final_return_max']:.1f})",
         ),
+        *(
+            [("FAS", f"{s['fas']:.3f} (decision intervals {s['fas_intervals']})")]
+            if "fas" in s
+            else []
+        ),
         ("compile", f"{s['compile_seconds']:.1f} s"),
         (
             "run",
