@@ -104,6 +104,11 @@ def test_evaluate_at_interval_one_is_the_plain_evaluation():
     assert float(two) == 0 + 1 + 20 + 21 + 40
     rets = loops.evaluate_intervals(agent, None, env, key, 2, (1, 2, 5))
     np.testing.assert_allclose(rets, [100.0, 82.0, 9.0])  # k=5: 0,1,2,3, then 3 held
+    # An agent already acting every 2 steps is re-timed, to k=1 included.
+    timed = with_action_sequences(agent, 2, Clock.action_spec)
+    assert float(loops.evaluate(timed, None, env, key, 2)[0]) == 82.0
+    rets = loops.evaluate_intervals(timed, None, env, key, 2, (1, 2, 5))
+    np.testing.assert_allclose(rets, [100.0, 82.0, 9.0])
 
 
 def test_bad_intervals_rejected():

@@ -76,22 +76,23 @@ def evaluate(
     key: jax.Array,
     num_envs: int,
     conditioning: Conditioning | None = None,
-    decision_interval: int = 1,
+    decision_interval: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Deterministic return of one episode in each of ``num_envs`` envs.
 
     ``env`` must carry an episode limit (``max_episode_steps``). Recurrent agents carry
     their belief through each episode; ``conditioning`` feeds a loop-tracked input.
-    ``decision_interval = k > 1`` queries a feed-forward continuous-action agent only
-    every ``k`` steps and holds its outputs in between: its sequence
+    ``decision_interval = k`` queries a feed-forward continuous-action agent only every
+    ``k`` steps and holds its outputs in between: its sequence
     (``info["action_sequence"]``) is played, a single action repeated
-    (``jaxrl.transforms.with_action_sequences``).
+    (``jaxrl.transforms.with_action_sequences``; an agent that transform made, such as
+    SRL acting every ``J`` steps, is re-timed to ``k``). ``None``: the agent as it acts.
     Returns ``(mean, std)`` over the episodes, float32 scalars.
     """
     horizon = env.max_episode_steps
     if horizon is None:
         raise ValueError("evaluation needs an env with an episode limit (max_episode_steps)")
-    if decision_interval != 1:
+    if decision_interval is not None:
         from jaxrl.transforms.action_sequences import with_action_sequences
 
         agent = with_action_sequences(agent, decision_interval, env.action_spec)
