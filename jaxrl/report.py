@@ -32,6 +32,50 @@ REFERENCE_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+#: The Frequency-Averaged Score's decision intervals (env steps between decisions):
+#: 1 (full frequency) to 16, the longest action sequence SRL's paper trains (SRL-16).
+FAS_INTERVALS: tuple[int, ...] = (1, 2, 4, 8, 16)
+#: ``(low, high)`` returns that FAS maps to 0 and 1: a uniformly random policy's mean
+#: return (measured with ``jaxrl.loops.evaluate``, 32 episodes) and the best return
+#: reachable (the per-step reward bound times the episode length, or for pendulum the
+#: usual solved return of about -140).
+FAS_RANGES: dict[str, tuple[float, float]] = {
+    "pendulum": (-1277.0, -140.0),
+    "brax/inverted_pendulum": (6.6, 1000.0),
+    "playground/PendulumSwingup": (0.9, 1000.0),
+    "playground/CartpoleSwingup": (24.9, 1000.0),
+}
+
+
+def fas_range(env: str) -> tuple[float, float] | None:
+    """The ``(low, high)`` normalising ``env``'s FAS, or ``None`` when none is known."""
+    return FAS_RANGES.get(env) or REFERENCE_RANGES.get(env)
+
+
+def frequency_averaged_score(
+    returns: np.ndarray, low: float | None = None, high: float | None = None
+) -> np.ndarray:
+    """The Frequency-Averaged Score (Patel & Siegelmann 2024): the mean over decision
+    intervals of the normalised return ``(R_k - low) / (high - low)``.
+
+    ``returns [..., K]``: the return at each of ``K`` decision intervals; without a
+    range (``low``, ``high`` both ``None``) the raw returns are averaged. Returns ``[...]``.
+
+    Raises:
+      ValueError: for no intervals, only one bound, or ``high <= low``.
+    """
+    r = np.asarray(returns, np.float64)
+    if r.ndim == 0 or r.shape[-1] == 0:
+        raise ValueError("frequency_averaged_score needs returns [..., K] with K >= 1")
+    if (low is None) != (high is None):
+        raise ValueError("frequency_averaged_score needs both low and high, or neither")
+    if low is not None:
+        if not high > low:
+            raise ValueError(f"FAS range needs high > low, got ({low}, {high})")
+        r = (r - low) / (high - low)
+    return r.mean(axis=-1)
+
+
 def iqm(scores: np.ndarray) -> np.ndarray:
     """Interquartile mean over the last axis: the mean of the middle 50% of scores.
 

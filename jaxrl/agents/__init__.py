@@ -27,6 +27,7 @@ ALGOS: dict[str, str] = {
     "ppo": "jaxrl.agents.on_policy.ppo",
     "rcsl": "jaxrl.agents.offline.rcsl",
     "sac": "jaxrl.agents.actor_critic.sac",
+    "srl": "jaxrl.agents.actor_critic.srl",
     "stream_ac": "jaxrl.agents.stream.stream_ac",
     "stream_q": "jaxrl.agents.stream.stream_q",
     "stream_td": "jaxrl.agents.stream.stream_td",

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from jaxrl.envs import Env
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
-from jaxrl.loops.evaluate import Conditioning, act_step, evaluate, reset_where
+from jaxrl.loops.evaluate import (
+    CARRY_KEY,
+    Conditioning,
+    act_step,
+    evaluate,
+    evaluate_intervals,
+    reset_where,
+)
 from jaxrl.loops.host import host_sequences
 from jaxrl.loops.off_policy import off_policy
 from jaxrl.loops.offline import offline
@@ -69,6 +76,7 @@ def make_train(
 
 
 __all__ = [
+    "CARRY_KEY",
     "Conditioning",
     "Data",
     "Dataset",
@@ -85,6 +93,7 @@ __all__ = [
     "Trainer",
     "act_step",
     "evaluate",
+    "evaluate_intervals",
     "host_sequences",
     "learners",
     "make_schedule",

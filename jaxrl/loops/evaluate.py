@@ -11,6 +11,10 @@ import jax.numpy as jnp
 from jaxrl.core import Agent
 from jaxrl.envs import Env, EnvState, VmapWrapper
 
+#: A recurrent agent may return its next carry in ``act``'s info under this key (the
+#: loops then skip ``observe``): ``with_action_sequences`` does, for its plan.
+CARRY_KEY = "carry"
+
 
 class Conditioning(NamedTuple):
     """An evaluation hook for policies conditioned on a per-env quantity ``c [B]``
@@ -49,13 +53,18 @@ def act_step(
 
     ``obs`` replaces ``env_state.obs`` as the policy input when given. A recurrent agent's
     ``belief`` observes the step and restarts where an episode ended; for a feed-forward
-    agent it stays ``None``.
+    agent it stays ``None``. An agent whose ``act`` returns ``info[CARRY_KEY]`` gives its
+    next belief that way instead of through ``observe``.
     """
     x = env_state.obs if obs is None else obs
     action, info = agent.act(agent_state, x, key, explore, env_state=env_state, carry=belief)
     nxt = env.step(env_state, action)
     if agent.recurrent:
-        belief = agent.observe(agent_state, belief, x, action)
+        if CARRY_KEY in info:
+            info = dict(info)
+            belief = info.pop(CARRY_KEY)
+        else:
+            belief = agent.observe(agent_state, belief, x, action)
         belief = reset_where(nxt.done, agent.initial_carry(action.shape[0]), belief)
     return action, info, nxt, belief
 
@@ -67,16 +76,26 @@ def evaluate(
     key: jax.Array,
     num_envs: int,
     conditioning: Conditioning | None = None,
+    decision_interval: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Deterministic return of one episode in each of ``num_envs`` envs.
 
     ``env`` must carry an episode limit (``max_episode_steps``). Recurrent agents carry
     their belief through each episode; ``conditioning`` feeds a loop-tracked input.
+    ``decision_interval = k`` queries a feed-forward continuous-action agent only every
+    ``k`` steps and holds its outputs in between: its sequence
+    (``info["action_sequence"]``) is played, a single action repeated
+    (``jaxrl.transforms.with_action_sequences``; an agent that transform made, such as
+    SRL acting every ``J`` steps, is re-timed to ``k``). ``None``: the agent as it acts.
     Returns ``(mean, std)`` over the episodes, float32 scalars.
     """
     horizon = env.max_episode_steps
     if horizon is None:
         raise ValueError("evaluation needs an env with an episode limit (max_episode_steps)")
+    if decision_interval is not None:
+        from jaxrl.transforms.action_sequences import with_action_sequences
+
+        agent = with_action_sequences(agent, decision_interval, env.action_spec)
     eval_env = VmapWrapper(env, num_envs)
     # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
     keys = jax.random.split(key, num_envs + horizon)
@@ -98,3 +117,19 @@ def evaluate(
     init = (state, belief, cond, jnp.zeros(num_envs), jnp.ones(num_envs, jnp.bool_))
     (_, _, _, returns, _), _ = jax.lax.scan(body, init, keys[num_envs:])
     return jnp.mean(returns), jnp.std(returns)
+
+
+def evaluate_intervals(
+    agent: Agent,
+    agent_state: Any,
+    env: Env,
+    key: jax.Array,
+    num_envs: int,
+    intervals: tuple[int, ...],
+) -> jax.Array:
+    """``[len(intervals)]`` mean deterministic returns at each decision interval (the
+    same ``key`` for each, so the intervals see the same initial states)."""
+    returns = [
+        evaluate(agent, agent_state, env, key, num_envs, decision_interval=k)[0] for k in intervals
+    ]
+    return jnp.stack(returns)

@@ -9,6 +9,7 @@ from jaxrl.core import Transition, mean_metrics
 from jaxrl.data.replay import replay_add, replay_init, replay_sample
 from jaxrl.envs import AutoReset, VmapWrapper
 from jaxrl.loops.data import Replay
+from jaxrl.loops.evaluate import CARRY_KEY, reset_where
 from jaxrl.loops.on_policy import transition
 from jaxrl.loops.run import (
     LoopCarry,
@@ -25,7 +26,10 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
     (with the declared ``extras`` of ``act``'s info); once ``warmup_steps`` env steps are
     stored (taken with uniformly random actions, zero extras) it runs
     ``updates_per_iter`` updates on flat batches ``[batch_size, ...]``.
-    Update-to-data ratio = ``updates_per_iter / num_envs``.
+    Update-to-data ratio = ``updates_per_iter / num_envs``. A recurrent agent that returns
+    its next carry in ``act``'s info (``CARRY_KEY``; e.g. ``with_action_sequences``) has
+    it carried per env and reset at episode ends; it stays at its initial value during
+    the warm-up.
     """
     env, schedule = setup.env, setup.schedule
     if data.updates_per_iter <= 0:
@@ -44,14 +48,20 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
         return {k: info[k] for k in data.extras}
 
     def init_carry(key, agent, hparams):
-        if agent.recurrent:
-            raise ValueError("the replay loop does not carry a recurrent agent's belief")
         agent_key, env_key = jax.random.split(key)
         agent_state = agent.init(agent_key)
         env_state = train_env.reset(env_key)
+        belief = agent.initial_carry(num_envs) if agent.recurrent else None
         info = jax.eval_shape(
-            lambda: agent.act(agent_state, env_state.obs, key, True, env_state=env_state)[1]
+            lambda: agent.act(
+                agent_state, env_state.obs, key, True, env_state=env_state, carry=belief
+            )[1]
         )
+        if agent.recurrent and CARRY_KEY not in info:
+            raise ValueError(
+                "the replay loop carries a recurrent agent's belief only when act returns "
+                f"it in info[{CARRY_KEY!r}]"
+            )
         example = Transition(
             obs=env_state.obs[0],
             action=env.action_spec.sample(jax.random.PRNGKey(0)),
@@ -62,7 +72,7 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
             extras={k: jnp.zeros(s.shape[1:], s.dtype) for k, s in kept(info).items()},
         )
         buffer = replay_init(example, min(data.buffer_size, schedule.total_steps))
-        return LoopCarry(agent_state, env_state, buffer)
+        return LoopCarry(agent_state, env_state, buffer, belief)
 
     def update_many(agent, agent_state, buffer, key, context):
         def one(state, keys):  # keys [2]: sample key, update key
@@ -80,18 +90,23 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
         act_key, update_key = jax.random.split(key)
 
         def policy_action():
-            action, info = agent.act(agent_state, env_state.obs, act_key, True, env_state=env_state)
-            return action, kept(info)
+            action, info = agent.act(
+                agent_state, env_state.obs, act_key, True, env_state=env_state, carry=belief
+            )
+            return action, kept(info), info.get(CARRY_KEY)
 
         def random_action():
             keys = jax.random.split(act_key, num_envs)
             action = jax.vmap(env.action_spec.sample)(keys)
             shape = jax.eval_shape(policy_action)
-            return action.astype(shape[0].dtype), zeros_like_shape(shape[1])
+            return action.astype(shape[0].dtype), zeros_like_shape(shape[1]), belief
 
+        belief = carry.belief
         # A cond, not a select: only one of the two is computed each step.
-        action, extras = jax.lax.cond(it < warmup_iters, random_action, policy_action)
+        action, extras, belief = jax.lax.cond(it < warmup_iters, random_action, policy_action)
         nxt = train_env.step(env_state, action)
+        if agent.recurrent:
+            belief = reset_where(nxt.done, agent.initial_carry(num_envs), belief)
         buffer = replay_add(carry.data, transition(env_state, action, nxt, extras))
         context = env_context(nxt, (it + 1) * num_envs)
         metrics_shape = jax.eval_shape(
@@ -102,6 +117,6 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
             lambda: update_many(agent, agent_state, buffer, update_key, context),
             lambda: (agent_state, zeros_like_shape(metrics_shape)),
         )
-        return LoopCarry(agent_state, nxt, buffer, None, it + 1), metrics
+        return LoopCarry(agent_state, nxt, buffer, belief, it + 1), metrics
 
     return run_loop(setup, init_carry, iteration)
