@@ -3,7 +3,8 @@
 ``make(name)`` returns a single (unbatched) env with its episode limit applied.
 Names: ``cartpole``, ``pendulum`` (built in, pure JAX), ``gymnax/<id>``,
 ``brax/<name>`` (Brax envs on the MJX backend) and ``playground/<Name>``
-(MuJoCo Playground's DM Control suite).
+(MuJoCo Playground's DM Control suite) and ``linear/<name>`` (finite linear MDPs with
+known features and a test-time ``shift``, ``jaxrl.envs.linear``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ _FAMILIES: dict[str, str] = {
     "brax": "jaxrl.envs.brax_env",
     "playground": "jaxrl.envs.playground_env",
     "minatar": "jaxrl.envs.minatar_env",
+    "linear": "jaxrl.envs.linear",
 }
 
 
