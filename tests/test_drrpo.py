@@ -11,9 +11,9 @@ import pytest
 from scipy.optimize import linprog
 
 from jaxrl import agents, envs, runner
+from jaxrl.agents.linear import drrpo as D
 from jaxrl.core import Transition
 from jaxrl.envs import linear as L
-from jaxrl.agents.linear import drrpo as D
 
 
 def lp_worst(q: np.ndarray, v: np.ndarray, rho: float) -> float:
@@ -76,7 +76,7 @@ def test_robust_backup_matches_exact_dp(name):
     env = envs.make(f"linear/{name}")
     mdp = env.unwrapped
     settings = ((0.0, 0.0), (0.1, 0.0), (0.3, 0.05))
-    rho, kl = (jnp.array(x) for x in zip(*settings))
+    rho, kl = (jnp.array(x) for x in zip(*settings, strict=True))
     hp = D.HParams(rho=rho, beta=jnp.zeros(3), kl_coef=kl, ridge=jnp.ones(3))
     state = exact_stats_state(D.make_agent(D.Config(), env, D.HParams(), None), mdp, 1e6)
 

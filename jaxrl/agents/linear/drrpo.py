@@ -45,7 +45,6 @@ regularisation), ``beta = 0`` (no optimism).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import chex
 import jax
