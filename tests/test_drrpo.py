@@ -46,45 +46,31 @@ def test_robust_nu_dual_matches_float64_primal():
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def exact_stats_state(agent, mdp, n: float):
-    """An agent state whose statistics are ``n`` visits of every (s, a) at every step with
-    the expected next-state counts, so ``Lambda^{-1} M -> mu`` as ``n`` grows."""
-    state = agent.init(jax.random.PRNGKey(0))
+def exact_stats(mdp, n: float) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Statistics of ``n`` visits of every (s, a) at every step with the expected
+    next-state counts, so that ``Lambda^{-1} M -> mu`` as ``n`` grows."""
     phi = mdp.features_np.reshape(-1, mdp.dim)
-    k = state.gram.shape[0]
     gram = np.eye(mdp.dim) + n * phi.T @ phi
     counts = n * phi.T @ (phi @ mdp.nominal_mu)
     rsum = n * phi.T @ mdp.reward_np.reshape(-1)
-
-    def tile(x):
-        return jnp.asarray(np.broadcast_to(x, (k, *x.shape)), jnp.float32)
-
-    return state.replace(gram=tile(gram), next_counts=tile(counts), reward_sum=tile(rsum))
-
-
-def last_step(mdp) -> Transition:
-    obs = mdp.observe(jnp.int32(mdp.start), jnp.int32(mdp.horizon - 1))
-    zero = jnp.zeros((), jnp.bool_)
-    return Transition(obs, jnp.int32(0), jnp.float32(0.0), zero, zero, obs)
+    return tuple(jnp.asarray(x[None], jnp.float32) for x in (gram, counts, rsum))
 
 
 @pytest.mark.parametrize("name", ["tabular", "drect"])
 def test_robust_backup_matches_exact_dp(name):
-    """Plans made from exact statistics equal float64 robust DP for several radii, with
-    and without the KL regularisation (the added transition is negligible at n = 1e6);
-    one jitted update vmapped over the settings."""
-    env = envs.make(f"linear/{name}")
-    mdp = env.unwrapped
+    """Plans from exact statistics (n = 1e6) equal float64 robust DP for several radii,
+    with and without the KL regularisation; one jitted plan vmapped over the settings."""
+    mdp = envs.make(f"linear/{name}").unwrapped
     settings = ((0.0, 0.0), (0.1, 0.0), (0.3, 0.05))
     rho, kl = (jnp.array(x) for x in zip(*settings, strict=True))
     hp = D.HParams(rho=rho, beta=jnp.zeros(3), kl_coef=kl, ridge=jnp.ones(3))
-    state = exact_stats_state(D.make_agent(D.Config(), env, D.HParams(), None), mdp, 1e6)
+    stats = exact_stats(mdp, 1e6)
+    log_ref = jnp.full((mdp.horizon, mdp.num_states, mdp.num_actions), -np.log(mdp.num_actions))
 
-    def replanned(hp):
-        agent = D.make_agent(D.Config(), env, hp, None)
-        return agent.update(state, last_step(mdp), jax.random.PRNGKey(0))[0].greedy
+    def planned(hp):
+        return D.backward_plan(stats, mdp.features, hp, jnp.float32(0.0), log_ref, True)
 
-    plans = jax.jit(jax.vmap(replanned))(hp)
+    plans = jax.jit(jax.vmap(planned))(hp)
     values = []
     for i, (r, k) in enumerate(settings):
         q, v = L.robust_dp(mdp.features_np, mdp.nominal_mu, mdp.reward_np, mdp.horizon, r,
@@ -95,6 +81,7 @@ def test_robust_backup_matches_exact_dp(name):
     assert values[1] < values[0]  # robustness costs value
 
 
+@pytest.mark.slow
 def test_learned_values_match_exact_robust_dp_vmapped_over_seeds_and_rho():
     """Tabular case, jit + vmap over 2 seeds x 2 radii: the learned bonus-free robust value
     at the start state is within 0.2 (6% of the value) of exact robust DP at each radius,
@@ -185,3 +172,40 @@ def test_bad_configs_raise_clear_errors():
         envs.make("linear/windy", shift=1.5)
     with pytest.raises(ValueError, match="unknown environment"):
         envs.make("linear/nope")
+
+
+def test_update_keeps_ridge_statistics_and_replans_at_episode_end():
+    env = envs.make("linear/windy")
+    mdp = env.unwrapped
+    agent = D.make_agent(D.Config(), env, D.SPEC.default_hparams(), None)
+    state = agent.init(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
+    zero = jnp.zeros((), jnp.bool_)
+
+    def transition(s, h, a, s_next, r):
+        return Transition(mdp.observe(s, h), jnp.int32(a), jnp.float32(r), zero, zero,
+                          mdp.observe(s_next, h + 1))  # fmt: skip
+
+    start = L.WINDY_START
+    new, _ = update(state, transition(start, 0, 1, start + 1, 0.0), jax.random.PRNGKey(1))
+    x = mdp.features_np[start, 1]
+    np.testing.assert_allclose(new.gram[0] - state.gram[0], np.outer(x, x), atol=1e-6)
+    np.testing.assert_allclose(
+        new.next_counts[0, :, start + 1] - state.next_counts[0, :, start + 1], x
+    )
+    np.testing.assert_array_equal(new.gram[1:], state.gram[1:])
+    np.testing.assert_array_equal(new.act.q, state.act.q)  # no re-plan mid-episode
+    assert int(new.episodes) == 0
+    h_last = mdp.horizon - 1
+    end, _ = update(new, transition(7, h_last, 2, 7, 1.0), jax.random.PRNGKey(2))
+    assert int(end.episodes) == 1
+    np.testing.assert_allclose(end.reward_sum[h_last], mdp.features_np[7, 2], atol=1e-6)
+    assert not np.array_equal(np.asarray(end.act.q), np.asarray(new.act.q))
+    # acting: explore samples from the optimistic softmax, evaluation is deterministic
+    obs = jnp.stack([mdp.observe(start, 0)] * 64)
+    act = jax.jit(agent.act, static_argnames="explore")
+    a1, _ = act(end, obs, jax.random.PRNGKey(3), explore=False)
+    a2, _ = act(end, obs, jax.random.PRNGKey(4), explore=False)
+    np.testing.assert_array_equal(a1, a2)
+    sampled, _ = act(end, obs, jax.random.PRNGKey(5))
+    assert sampled.shape == (64,) and sampled.dtype == jnp.int32

@@ -153,6 +153,47 @@ def regularised_policy(
     return log_pi, jnp.where(soft, lam * lse, jnp.max(q, axis=-1))
 
 
+def backward_plan(
+    stats: tuple[jax.Array, jax.Array, jax.Array],
+    phi: jax.Array,
+    hparams: HParams,
+    bonus: jax.Array,
+    log_ref: jax.Array,
+    share_steps: bool = False,
+) -> Plan:
+    """Robust regularised LSVI backwards from ``V_H = 0`` (module docstring).
+
+    Args:
+      stats: ``(gram [Hs, d, d], next_counts [Hs, d, S], reward_sum [Hs, d])``.
+      phi: ``[S, A, d]`` features.
+      hparams: ``rho``, ``beta``, ``kl_coef`` are read.
+      bonus: scales ``beta`` (1: optimistic plan, 0: bonus-free).
+      log_ref: ``[H, S, A]`` log-probabilities of ``pi_ref``.
+      share_steps: one set of statistics for every step (``Hs = 1``).
+    """
+    gram, next_counts, reward_sum = stats
+    horizon, num_s, _ = log_ref.shape
+    dim = phi.shape[-1]
+    chex.assert_shape(next_counts, (gram.shape[0], dim, num_s))
+
+    def backward(v_next, xs):
+        h, log_ref_h = xs
+        k = 0 if share_steps else h
+        chol = jnp.linalg.cholesky(gram[k])
+        lam_inv = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(dim))
+        coef = lam_inv @ jnp.concatenate([reward_sum[k][:, None], next_counts[k]], axis=1)
+        nu = robust_nu(coef[:, 1:], v_next, hparams.rho)
+        width = jnp.sqrt(jnp.maximum(jnp.einsum("sad,de,sae->sa", phi, lam_inv, phi), 0.0))
+        q = phi @ (coef[:, 0] + nu) + bonus * hparams.beta * width
+        q = jnp.clip(q, 0.0, (horizon - h).astype(jnp.float32))
+        log_pi, v = regularised_policy(q, log_ref_h, hparams.kl_coef)
+        return v, (q, v, log_pi)
+
+    hs = jnp.arange(horizon)
+    _, (q, v, log_pi) = jax.lax.scan(backward, jnp.zeros(num_s), (hs, log_ref), reverse=True)
+    return Plan(q, jnp.concatenate([v, jnp.zeros((1, num_s))], axis=0), log_pi)
+
+
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """DR-RPO's (init, act, update); ``update`` takes one unbatched transition."""
     mdp = env.unwrapped
@@ -165,26 +206,8 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     num_stats = 1 if config.share_steps else horizon
 
     def plan(state: DRRPOState, bonus: jax.Array, log_ref: jax.Array) -> Plan:
-        """Backward robust regularised LSVI; ``bonus`` scales ``beta`` (1 or 0)."""
-
-        def backward(v_next, xs):
-            h, log_ref_h = xs
-            k = 0 if config.share_steps else h
-            chol = jnp.linalg.cholesky(state.gram[k])
-            lam_inv = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(dim))
-            rhs = jnp.concatenate([state.reward_sum[k][:, None], state.next_counts[k]], axis=1)
-            coef = lam_inv @ rhs  # [d, 1 + S]
-            nu = robust_nu(coef[:, 1:], v_next, hparams.rho)
-            width = jnp.sqrt(jnp.maximum(jnp.einsum("sad,de,sae->sa", phi, lam_inv, phi), 0.0))
-            q = phi @ (coef[:, 0] + nu) + bonus * hparams.beta * width
-            q = jnp.clip(q, 0.0, (horizon - h).astype(jnp.float32))
-            log_pi, v = regularised_policy(q, log_ref_h, hparams.kl_coef)
-            return v, (q, v, log_pi)
-
-        hs = jnp.arange(horizon)
-        _, (q, v, log_pi) = jax.lax.scan(backward, jnp.zeros(num_s), (hs, log_ref), reverse=True)
-        v = jnp.concatenate([v, jnp.zeros((1, num_s))], axis=0)
-        return Plan(q, v, log_pi)
+        stats = (state.gram, state.next_counts, state.reward_sum)
+        return backward_plan(stats, phi, hparams, bonus, log_ref, config.share_steps)
 
     def replan(state: DRRPOState) -> DRRPOState:
         if config.reference == "previous":
