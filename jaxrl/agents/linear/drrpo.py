@@ -98,13 +98,13 @@ class Plan(struct.PyTreeNode):
 class DRRPOState(struct.PyTreeNode):
     """Ridge statistics ``gram [Hs, d, d]``, ``next_counts [Hs, d, S]``, ``reward_sum
     [Hs, d]`` (``Hs = 1`` when shared, else ``H``), the optimistic plan that acts
-    (``act``) and the bonus-free one that is evaluated (``greedy``), episodes finished."""
+    (``act``) and the number of episodes finished. The bonus-free plan that is evaluated
+    is made from the statistics when needed (``greedy_plan``)."""
 
     gram: jax.Array
     next_counts: jax.Array
     reward_sum: jax.Array
     act: Plan
-    greedy: Plan
     episodes: jax.Array
 
 
@@ -194,6 +194,26 @@ def backward_plan(
     return Plan(q, jnp.concatenate([v, jnp.zeros((1, num_s))], axis=0), log_pi)
 
 
+def plan_of(
+    config: Config, phi: jax.Array, hparams: HParams, state: DRRPOState, bonus: jax.Array
+) -> Plan:
+    """The plan from ``state``'s statistics: optimistic (``bonus = 1``, the acting plan) or
+    bonus-free (``bonus = 0``, the evaluated policy, ``greedy_plan``). The reference policy
+    is uniform, or with ``reference="previous"`` the acting policy of the last episode."""
+    horizon, num_s, num_a = state.act.log_pi.shape
+    if config.reference == "previous":
+        log_ref = state.act.log_pi
+    else:
+        log_ref = jnp.full((horizon, num_s, num_a), -jnp.log(num_a))
+    stats = (state.gram, state.next_counts, state.reward_sum)
+    return backward_plan(stats, phi, hparams, bonus, log_ref, config.share_steps)
+
+
+def greedy_plan(config: Config, env: Env, hparams: HParams, state: DRRPOState) -> Plan:
+    """The bonus-free robust plan of one learner's ``state`` (what evaluation acts on)."""
+    return plan_of(config, env.unwrapped.features, hparams, state, jnp.float32(0.0))
+
+
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """DR-RPO's (init, act, update); ``update`` takes one unbatched transition."""
     mdp = env.unwrapped
@@ -205,19 +225,8 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     horizon = mdp.horizon
     num_stats = 1 if config.share_steps else horizon
 
-    def plan(state: DRRPOState, bonus: jax.Array, log_ref: jax.Array) -> Plan:
-        stats = (state.gram, state.next_counts, state.reward_sum)
-        return backward_plan(stats, phi, hparams, bonus, log_ref, config.share_steps)
-
     def replan(state: DRRPOState) -> DRRPOState:
-        if config.reference == "previous":
-            ref_act, ref_greedy = state.act.log_pi, state.greedy.log_pi
-        else:
-            ref_act = ref_greedy = jnp.full((horizon, num_s, num_a), -jnp.log(num_a))
-        return state.replace(
-            act=plan(state, jnp.float32(1.0), ref_act),
-            greedy=plan(state, jnp.float32(0.0), ref_greedy),
-        )
+        return state.replace(act=plan_of(config, phi, hparams, state, jnp.float32(1.0)))
 
     def init(key: jax.Array) -> DRRPOState:
         del key
@@ -231,7 +240,6 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
             next_counts=jnp.zeros((num_stats, dim, num_s)),
             reward_sum=jnp.zeros((num_stats, dim)),
             act=empty,
-            greedy=empty,
             episodes=jnp.zeros((), jnp.int32),
         )
         return replan(state)
@@ -247,7 +255,8 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         if explore:
             action = jax.random.categorical(key, state.act.log_pi[h, s])
         else:
-            action = jnp.argmax(state.greedy.log_pi[h, s], axis=-1)
+            greedy = plan_of(config, phi, hparams, state, jnp.float32(0.0))
+            action = jnp.argmax(greedy.log_pi[h, s], axis=-1)
         return action.astype(jnp.int32), {}
 
     def update(state: DRRPOState, t: Transition, key: jax.Array):
@@ -269,7 +278,6 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         state = jax.lax.cond(last, replan, lambda st: st, state)
         state = state.replace(episodes=state.episodes + last.astype(jnp.int32))
         metrics = {
-            "value_start": state.greedy.v[0, mdp.start],
             "optimistic_value_start": state.act.v[0, mdp.start],
             "episodes": state.episodes.astype(jnp.float32),
         }
