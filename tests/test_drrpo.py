@@ -125,16 +125,16 @@ def test_env_features_and_dynamics(name):
     np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
     assert np.all((mdp.reward_np >= 0) & (mdp.reward_np <= 1))
     assert env.max_episode_steps == mdp.horizon
-    # sampled next states follow phi^T mu (vmapped steps from the start state, action 1)
-    n = 4000
-    keys = jax.random.split(jax.random.PRNGKey(0), n)
-    states = jax.vmap(env.reset)(keys)
-    nxt = jax.jit(jax.vmap(env.step))(states, jnp.ones(n, jnp.int32))
-    freq = np.bincount(np.argmax(np.asarray(nxt.obs[:, :s_count]), -1), minlength=s_count) / n
-    np.testing.assert_allclose(freq, p[mdp.start, 1], atol=0.03)
-    np.testing.assert_allclose(np.asarray(nxt.reward), mdp.reward_np[mdp.start, 1], atol=1e-6)
-    assert nxt.obs.shape == (n, s_count + mdp.horizon)
-    np.testing.assert_array_equal(np.asarray(nxt.obs[:, s_count + 1]), 1.0)  # h = 1
+    if name == "drect":  # sampled next states follow phi^T mu (one compile: the env code is shared)
+        n = 4000
+        keys = jax.random.split(jax.random.PRNGKey(0), n)
+        states = jax.vmap(env.reset)(keys)
+        nxt = jax.jit(jax.vmap(env.step))(states, jnp.ones(n, jnp.int32))
+        counts = np.bincount(np.argmax(np.asarray(nxt.obs[:, :s_count]), -1), minlength=s_count)
+        np.testing.assert_allclose(counts / n, p[mdp.start, 1], atol=0.03)
+        np.testing.assert_allclose(np.asarray(nxt.reward), mdp.reward_np[mdp.start, 1], atol=1e-6)
+        assert nxt.obs.shape == (n, s_count + mdp.horizon)
+        np.testing.assert_array_equal(np.asarray(nxt.obs[:, s_count + 1]), 1.0)  # h = 1
     # the shift moves probability `shift` of the shifted factors onto the trap
     shifted = envs.make(f"linear/{name}", shift=0.3).unwrapped
     moved = shifted.mu_np - mdp.nominal_mu
