@@ -93,7 +93,7 @@ class HParams:
     ``beta``: bonus scale; ``kl_coef``: KL weight ``lambda`` toward ``pi_ref``; ``ridge``."""
 
     rho: float = 0.1
-    beta: float = 3.0
+    beta: float = 6.0
     kl_coef: float = 0.02
     ridge: float = 1.0
 
