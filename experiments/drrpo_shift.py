@@ -12,7 +12,7 @@ method's own ``rho``) of the policy that acts gives the regret
 period, the mean of its values at the period's two ends), fitted as ``log R ~ a log K``
 against the paper's ``sqrt(K)`` rate.
 
-    python experiments/drrpo_shift.py --env linear/windy --seeds 10 --steps 21000
+    python experiments/drrpo_shift.py --env linear/windy --seeds 10 --steps 12000
 
 Writes ``drrpo_shift.json`` (per method and seed: returns per shift, exact and Monte
 Carlo; regret curve), ``drrpo_shift.md`` (IQM with 95% stratified bootstrap CIs) and
@@ -69,8 +69,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="linear/windy")
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=21_000)
-    parser.add_argument("--periods", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=12_000)
+    parser.add_argument("--periods", type=int, default=20)
     parser.add_argument("--eval-episodes", type=int, default=256)
     parser.add_argument("--out", default="experiments/results")
     parser.add_argument("--from-json", help="re-render the table and plot from this JSON")
