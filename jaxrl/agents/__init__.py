@@ -19,6 +19,7 @@ ALGOS: dict[str, str] = {
     "bc": "jaxrl.agents.offline.bc",
     "drama": "jaxrl.agents.model_based.drama",
     "drm": "jaxrl.agents.actor_critic.drm",
+    "drrpo": "jaxrl.agents.linear.drrpo",
     "dsac_t": "jaxrl.agents.actor_critic.dsac_t",
     "gpayn": "jaxrl.agents.actor_critic.gpayn",
     "iql": "jaxrl.agents.offline.iql",

@@ -6,8 +6,9 @@ Names: ``cartpole``, ``pendulum``, ``pointmaze`` (built in, pure JAX) and famili
 ``brax/<name>`` (Brax envs on the MJX backend), ``playground/<Name>`` (MuJoCo
 Playground's DM Control suite), ``grasp/<object>`` (the project's MJX multi-fingered
 grasping task, ``jaxrl.envs.grasp``), ``assist/<name>`` (a pure-JAX assistance game
-with a simulated human, ``jaxrl.envs.assist``) and ``craftax/<id>`` (Craftax, optional
-extra ``suites``). ``known_names()`` lists every id.
+with a simulated human, ``jaxrl.envs.assist``), ``linear/<name>`` (finite linear MDPs
+with known features and a test-time ``shift``, ``jaxrl.envs.linear``) and
+``craftax/<id>`` (Craftax, optional extra ``suites``). ``known_names()`` lists every id.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ _FAMILIES: dict[str, str] = {
     "grasp": "jaxrl.envs.grasp",
     "assist": "jaxrl.envs.assist",
     "craftax": "jaxrl.envs.craftax_env",
+    "linear": "jaxrl.envs.linear",
 }
 
 

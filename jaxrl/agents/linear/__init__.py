@@ -1,0 +1,1 @@
+"""Learners for linear MDPs with known features (``jaxrl.envs.linear``): DR-RPO."""
