@@ -16,7 +16,7 @@ Tasks: PPO on cartpole and on gymnax Acrobot (lr x ent_coef) by default; SAC on
 pendulum (critic_lr x tau) with ``--tasks sac/pendulum`` or ``--full`` (SAC's updates
 per env step make it several times costlier on the shared CPU machine).
 
-    python experiments/pbt_vs_grid.py            # ~20-30 min on the contended 2-core machine
+    python experiments/pbt_vs_grid.py            # 41 min on the busy 2-core machine (load ~15-20)
     python experiments/pbt_vs_grid.py --full     # 4x the env steps, 8 seeds, all three tasks
 
 Writes experiments/results/pbt_vs_grid.{json,md,png}.
