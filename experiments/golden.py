@@ -32,6 +32,7 @@ BUDGETS: dict[str, dict] = {
     "ppo": {"total_steps": 8192, "num_evals": 2},
     "gpayn": {"total_steps": 400, "num_evals": 2, "demo_episodes": 8},
     "sac": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2},
+    "srl": {"total_steps": 1200, "warmup_steps": 1000, "num_evals": 2},
     "td3": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2},
     "dsac_t": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2},
     "drm": {"total_steps": 1600, "warmup_steps": 1000, "num_evals": 2, "perturb_every": 200},
