@@ -20,7 +20,9 @@ def run_notebook(path: Path, tmp_path: Path) -> None:
     client.execute()
 
 
-@pytest.mark.parametrize("name", ["01_quickstart", "02_sweeps", "03_mjx", "04_model_based"])
+@pytest.mark.parametrize(
+    "name", ["01_quickstart", "02_sweeps", "03_mjx", "04_model_based", "05_results"]
+)
 def test_notebook_runs(name, tmp_path):
     run_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path)
 
