@@ -32,6 +32,24 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         raise
 
 
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """``(Figure, axes)`` built outside pyplot: no backend switch and no global figure
+    registry, so run files written from a notebook leave its inline plots alone.
+    ``kwargs`` go to ``Figure`` (``figsize``, ``dpi``) except ``squeeze``."""
+    from matplotlib.figure import Figure
+
+    squeeze = kwargs.pop("squeeze", True)
+    fig = Figure(**kwargs)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> None:
+    """Writes ``fig`` to ``path`` as a PNG, atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write(path, buf.getvalue())
+
+
 def metric_rows(metrics: dict[str, Any], seeds: list[int] | None = None) -> list[dict]:
     """One row per (seed, evaluation point): ``{"seed", "env_steps", name: value, ...}``."""
     arrays = {k: np.asarray(v) for k, v in metrics.items()}
@@ -97,15 +115,10 @@ def plot_curve(
     (a normal 95% confidence interval of the mean, clipped to the observed range);
     the faint band is the min-max range over seeds.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     returns = np.asarray(returns, np.float64)
     mean = returns.mean(0)
     sem = returns.std(0, ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else 0 * mean
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = new_figure(figsize=(6, 4), dpi=100)
     ax.fill_between(env_steps, returns.min(0), returns.max(0), alpha=0.12, color="C0", lw=0)
     low = np.maximum(mean - 1.96 * sem, returns.min(0))
     high = np.minimum(mean + 1.96 * sem, returns.max(0))
@@ -117,7 +130,4 @@ def plot_curve(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    save_figure(fig, path)

@@ -14,7 +14,6 @@ for algo and env, ``metrics.jsonl`` for one row per seed and evaluation point).
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxrl.logging import atomic_write
+from jaxrl.logging import atomic_write, new_figure, save_figure
 
 #: Known (random, best) return ranges for normalising scores; other envs use the
 #: range of every evaluation return observed for them in the runs being reported.
@@ -237,29 +236,10 @@ def aggregate_table(
     }
 
 
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(runs: Sequence[Run], path: Path) -> None:
     """Mean evaluation return vs env steps with 95% bootstrap bands, one panel per env."""
-    plt = _pyplot()
     env_names = list(dict.fromkeys(r.env for r in runs))
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         1, len(env_names), figsize=(5 * len(env_names), 3.6), dpi=100, squeeze=False
     )
     names = method_names(runs)
@@ -276,15 +256,14 @@ def plot_curves(runs: Sequence[Run], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_aggregates(table: dict[str, dict[str, tuple[float, float, float]]], path: Path) -> None:
     """One panel per metric: a 95% CI bar and the point estimate for each method."""
-    plt = _pyplot()
     methods = list(table)
     metrics = list(next(iter(table.values())))
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         1, len(metrics), figsize=(3.2 * len(metrics), 0.6 * len(methods) + 1.4), dpi=100
     )
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
@@ -297,15 +276,14 @@ def plot_aggregates(table: dict[str, dict[str, tuple[float, float, float]]], pat
         ax.set_xlabel("normalised score")
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_profiles(scores: dict[str, list[np.ndarray]], path: Path, reps: int = 1000) -> None:
     """Performance profiles: fraction of runs with normalised score > tau, 95% bands."""
-    plt = _pyplot()
     everything = np.concatenate([np.concatenate(t) for t in scores.values()])
     taus = np.linspace(min(0.0, everything.min()), max(1.0, everything.max()), 101)
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=100)
+    fig, ax = new_figure(figsize=(5, 3.6), dpi=100)
     rng = np.random.default_rng(0)
     for i, (method, tasks) in enumerate(scores.items()):
         curve = performance_profile(np.concatenate(tasks), taus)
@@ -319,7 +297,7 @@ def plot_profiles(scores: dict[str, list[np.ndarray]], path: Path, reps: int = 1
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def markdown(

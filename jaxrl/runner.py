@@ -392,15 +392,8 @@ def run_pbt(
 def plot_population(path: Path, metrics: dict[str, np.ndarray], names: list[str]) -> None:
     """One panel per perturbed hyperparameter (and the members' returns): a line per
     member of seed 0 over env steps, from ``member_*`` metrics ``[S, E, P]``."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = [*names, "eval_return"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), dpi=100)
+    fig, axes = jlog.new_figure(1, len(panels), figsize=(4.5 * len(panels), 3.6), dpi=100)
     steps = metrics["env_steps"][0]
     for ax, name in zip(np.atleast_1d(axes), panels, strict=True):
         values = np.asarray(metrics[f"member_{name}"][0], np.float64)  # [E, P]
@@ -414,10 +407,7 @@ def plot_population(path: Path, metrics: dict[str, np.ndarray], names: list[str]
     np.atleast_1d(axes)[0].legend(fontsize=7, loc="best")
     fig.suptitle("PBT population (seed 0): hyperparameters in use and evaluation returns")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    jlog.atomic_write(path, buf.getvalue())
+    jlog.save_figure(fig, path)
 
 
 @dataclasses.dataclass

@@ -257,20 +257,13 @@ def sweep_markdown(title: str, rows: list[dict[str, Any]]) -> str:
 
 def plot_sweep(path: Any, title: str, rows: list[dict[str, Any]]) -> None:
     """Horizontal bars: each setting's IQM with its 95% CI, best at the top."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from jaxrl import logging as jlog
 
     labels = [", ".join(f"{k}={v:g}" for k, v in r["hparams"].items()) for r in rows]
     iqm = np.array([r["iqm"] for r in rows])
     low = [r["iqm"] - r["ci_low"] for r in rows]
     err = np.array([low, [r["ci_high"] - r["iqm"] for r in rows]])
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5), dpi=100)
+    fig, ax = jlog.new_figure(figsize=(7, 0.45 * len(rows) + 1.5), dpi=100)
     y = np.arange(len(rows))[::-1]
     ax.barh(y, iqm, xerr=err, color="C0", alpha=0.8, capsize=3)
     ax.set_yticks(y, labels)
@@ -278,10 +271,7 @@ def plot_sweep(path: Any, title: str, rows: list[dict[str, Any]]) -> None:
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    jlog.atomic_write(path, buf.getvalue())
+    jlog.save_figure(fig, path)
 
 
 class CompileCounter:
