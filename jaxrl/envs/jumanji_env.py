@@ -15,11 +15,17 @@ JobShop's, raises ``ValueError``). Continuous action specs (MultiCVRP, SearchAnd
 raise ``ValueError`` naming the env. Sokoban downloads its levels on first use.
 
 Termination vs truncation: Jumanji ends an episode with a ``LAST`` timestep;
-``discount == 0`` there is termination, ``discount > 0`` is Jumanji's own time limit,
-reported as ``truncated``. Where the env exposes its limit (``time_limit``, e.g. Snake,
-Maze), it is also ``max_episode_steps``, so ``jaxrl.envs.make``'s ``EpisodeLimit``
-fires at the same step (truncation either way); envs without one get
-``max_episode_steps=None`` (pass ``episode_length`` to ``make`` for evaluation).
+``discount == 0`` there is termination and ``discount > 0`` truncation. But most
+Jumanji envs (Snake, Maze, Cleaner, Tetris, PacMan, ...) end at their own
+``time_limit`` with ``discount == 0`` too. So where the env exposes ``time_limit``, the
+adapter counts steps itself and reports a ``LAST`` timestep at or past that limit as
+``truncated`` (a genuine end on exactly the limit step is then also called a
+truncation, the one ambiguity), and any other ``LAST`` with ``discount == 0`` as
+``terminated``. ``time_limit`` also becomes ``max_episode_steps``, so
+``jaxrl.envs.make``'s ``EpisodeLimit`` truncates at the same step. Envs without a
+``time_limit`` get ``max_episode_steps=None`` (pass ``episode_length`` to ``make``,
+which evaluation needs). Multi-agent envs (LevelBasedForaging, RobotWarehouse) are
+served as one agent choosing the joint action; their per-agent rewards are summed.
 The adapter never auto-resets (``AutoReset`` does).
 """
 
@@ -37,6 +43,7 @@ from jumanji.types import StepType
 from jaxrl.envs.core import Box, Discrete, Env, EnvState, cast_like, first_state
 
 _MAX_ACTIONS = 2**31 - 1
+_NO_LIMIT = 2**30
 
 
 def names() -> list[str]:
@@ -86,6 +93,7 @@ class JumanjiEnv(Env):
         self.observation_spec = Box(shape)
         limit = getattr(env, "time_limit", None)
         self.max_episode_steps = int(limit) if isinstance(limit, int) else None
+        self._limit = _NO_LIMIT if self.max_episode_steps is None else self.max_episode_steps
 
     def __repr__(self) -> str:
         return f"JumanjiEnv({self.env_id})"
@@ -106,16 +114,21 @@ class JumanjiEnv(Env):
     def reset(self, key: jax.Array) -> EnvState:
         key, sub = jax.random.split(key)
         inner, ts = self.env.reset(sub)
-        return first_state(jax.tree.map(jnp.asarray, inner), self._obs(ts.observation), key)
+        inner = (jax.tree.map(jnp.asarray, inner), jnp.zeros((), jnp.int32))
+        return first_state(inner, self._obs(ts.observation), key)
 
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
-        inner, ts = self.env.step(state.inner, self._action(action))
-        inner = jax.tree.map(cast_like, inner, state.inner)
-        last = ts.step_type == StepType.LAST
+        """``state.inner`` is ``(jumanji_state, steps since reset)``."""
+        inner, steps = state.inner
+        new, ts = self.env.step(inner, self._action(action))
+        new = jax.tree.map(cast_like, new, inner)
+        steps = steps + 1
+        last = jnp.all(ts.step_type == StepType.LAST)
+        timeout = jnp.logical_or(jnp.any(ts.discount > 0), steps >= self._limit)
         return state.replace(
-            inner=inner,
+            inner=(new, steps),
             obs=self._obs(ts.observation),
-            reward=jnp.asarray(ts.reward, jnp.float32).reshape(()),
-            terminated=jnp.logical_and(last, ts.discount == 0).reshape(()),
-            truncated=jnp.logical_and(last, ts.discount > 0).reshape(()),
+            reward=jnp.sum(jnp.asarray(ts.reward, jnp.float32)),
+            terminated=jnp.logical_and(last, jnp.logical_not(timeout)),
+            truncated=jnp.logical_and(last, timeout),
         )
