@@ -140,3 +140,19 @@ def test_known_names_lists_both_suites_and_skips_a_missing_one(monkeypatch):
         assert {"jumanji/Snake-v1", "jumanji/Maze-v0", "jumanji/Tetris-v0"} <= set(names)
     if importlib.util.find_spec("navix"):
         assert {"navix/Navix-Empty-5x5-v0", "navix/Navix-DoorKey-8x8-v0"} <= set(names)
+
+
+@pytest.mark.slow
+def test_ppo_learns_navix_empty_8x8():
+    # Sparse reward 1 at the goal within 100 steps. A uniform random policy reaches it
+    # in 3.9% of 512 episodes (mean return 0.039); PPO solves every evaluation episode
+    # after 50k steps (measured: eval returns [0, 1] at 50k and 100k steps, ~30 s).
+    pytest.importorskip("navix")
+    from jaxrl.agents.on_policy import ppo
+
+    cfg = ppo.Config(total_steps=100_000, num_envs=16, rollout_len=64, num_evals=2)
+    train = jax.jit(ppo.SPEC.make_train(cfg, E.make("navix/Navix-Empty-8x8-v0")))
+    _, m = train(jax.random.PRNGKey(0), ppo.SPEC.default_hparams())
+    print("ppo navix Empty-8x8 eval returns:", m["eval_return"])
+    assert bool(m["finite"].all())
+    assert float(m["eval_return"][-1]) >= 0.9, m["eval_return"]
