@@ -29,9 +29,8 @@ def _check_jit_vmap(env, obs_shape, num_actions):
     assert env.observation_spec.shape == obs_shape
     assert env.action_spec.discrete and env.action_spec.num_actions == num_actions
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
-    state = jax.jit(jax.vmap(env.reset))(keys)
     actions = jnp.arange(3, dtype=jnp.int32) % num_actions
-    state = jax.jit(jax.vmap(env.step))(state, actions)
+    state = jax.jit(jax.vmap(lambda k, a: env.step(env.reset(k), a)))(keys, actions)
     assert state.obs.shape == (3, *obs_shape) and state.obs.dtype == jnp.float32
     assert state.reward.shape == (3,) and state.reward.dtype == jnp.float32
     assert state.terminated.dtype == jnp.bool_ and state.truncated.dtype == jnp.bool_
