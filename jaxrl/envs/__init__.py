@@ -7,8 +7,9 @@ Names: ``cartpole``, ``pendulum``, ``pointmaze`` (built in, pure JAX) and famili
 Playground's DM Control suite), ``grasp/<object>`` (the project's MJX multi-fingered
 grasping task, ``jaxrl.envs.grasp``), ``assist/<name>`` (a pure-JAX assistance game
 with a simulated human, ``jaxrl.envs.assist``), ``linear/<name>`` (finite linear MDPs
-with known features and a test-time ``shift``, ``jaxrl.envs.linear``) and
-``craftax/<id>`` (Craftax, optional extra ``suites``). ``known_names()`` lists every id.
+with known features and a test-time ``shift``, ``jaxrl.envs.linear``), and the
+optional extra ``suites``: ``craftax/<id>`` (Craftax), ``jumanji/<id>`` (any Jumanji
+env) and ``navix/<id>`` (any NAVIX MiniGrid env). ``known_names()`` lists every id.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ _FAMILIES: dict[str, str] = {
     "grasp": "jaxrl.envs.grasp",
     "assist": "jaxrl.envs.assist",
     "craftax": "jaxrl.envs.craftax_env",
+    "jumanji": "jaxrl.envs.jumanji_env",
+    "navix": "jaxrl.envs.navix_env",
     "linear": "jaxrl.envs.linear",
 }
 
