@@ -58,6 +58,9 @@ BUDGETS: dict[str, dict] = {
         "num_keep": 32,
     },
     "drama": {"total_steps": 1280, "warmup_steps": 512, "num_evals": 2},
+    "drrpo": {"total_steps": 600, "num_evals": 2},
+    "alphazero": {"total_steps": 640, "warmup_steps": 256, "num_evals": 2},
+    "assistancezero": {"total_steps": 640, "warmup_steps": 256, "num_evals": 2},
 }
 
 

@@ -155,6 +155,7 @@ def test_search_reward_model_hand_case():
 # ---- mctx under jit and vmap ----------------------------------------------------------
 
 
+@pytest.mark.slow  # ~30 s of compiles on 2 cores
 def test_search_under_jit_and_vmap_over_seeds():
     algo, search = "assistancezero", "gumbel"
     spec = agents.get(algo)

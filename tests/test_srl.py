@@ -159,6 +159,7 @@ def test_temporal_recall_with_a_perfect_model_scores_true_states():
     np.testing.assert_allclose(g[..., 0], 10.0 * actions[..., 0], rtol=1e-5)
 
 
+@pytest.mark.slow  # ~1 minute of compiles on 2 cores
 def test_update_jit_vmap_and_sequence_shapes():
     agent = srl.make_sequence_agent(SMALL, PENDULUM, srl.SPEC.default_hparams())
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
@@ -196,6 +197,7 @@ def test_train_vmapped_seeds_deterministic_and_distinct():
     assert bool(jnp.all(m1["finite"]))
 
 
+@pytest.mark.slow  # CEM over the learned model: a long compile
 def test_planner_returns_a_sequence_in_bounds():
     hp = srl.SPEC.default_hparams()
     plan = srl.planner(SMALL, PENDULUM, hp, horizon=3, population=8, elites=2, iterations=2)
