@@ -31,6 +31,7 @@ def _check_contender(record: dict, seeds: bool) -> None:
         assert record["compile_seconds"] is None or _number(record["compile_seconds"])
 
 
+@pytest.mark.slow  # ~6 CPU-minutes: every bench case at tiny size (the largest default test)
 def test_bench_tiny_end_to_end(tmp_path, capsys):
     assert main(["bench", "--tiny", "--out", str(tmp_path)]) == 0
     bench = json.loads((tmp_path / "bench.json").read_text())
