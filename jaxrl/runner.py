@@ -7,6 +7,10 @@ folder (metrics JSONL/CSV, summary JSON, curve, optional TensorBoard).
     from jaxrl import runner
     result = runner.run("sac", env="pendulum", seeds=4, steps=20_000, out="runs/sac")
     result.summary["final_return_mean"], result.metrics["eval_return"]  # [seeds, evals]
+
+A host env (``atari/<game>``, ``jaxrl.envs.is_host``) cannot run inside a compiled
+program: ``run`` then steps it from Python, one seed after another, through
+``jaxrl.loops.host_sequences`` (sequence-replay agents only) and writes the same folder.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrl import agents, checkpoint, envs, sweep
+from jaxrl import agents, checkpoint, envs, loops, sweep
 from jaxrl import logging as jlog
 from jaxrl.core.spec import AlgoSpec
 from jaxrl.transforms import best
@@ -117,6 +121,11 @@ def resolve(
     except TypeError as err:
         raise ValueError(f"{spec.name}: {err}") from None
     hp = spec.default_hparams(**(hparams or {}))
+    if envs.is_host(env_name) and not isinstance(spec.data(cfg, env_obj), loops.Sequences):
+        raise ValueError(
+            f"{env_name} is a host env (stepped from Python); only sequence-replay agents "
+            f"(drama) train on it, not {spec.name}"
+        )
     spec.validate(cfg, env_obj)
     return spec, env_name, env_obj, cfg, hp
 
@@ -190,6 +199,15 @@ def run(
         "hparams": hparams_dict,
         **(transform_meta or {}),
     }
+    if envs.is_host(env_name):
+        if checkpoint_every or resume or transform or eval_protocol != "standard":
+            raise ValueError(
+                f"{env_name} is a host env (stepped from Python): checkpoints, resume, pbt "
+                "and the absolute protocol need a compiled run"
+            )
+        return run_host(
+            spec, env_name, env_obj, cfg, hp, seeds, seed, out, env_kwargs, progress, tensorboard
+        )
     schedule = spec.schedule(cfg, env_obj)
     bar = ProgressBar(schedule.total_steps, enabled=progress)
     trainer = spec.make_train(cfg, env_obj, progress=bar)
@@ -251,6 +269,75 @@ def run(
         summary.update(
             fas_summary(agent, done.state.agent_state, env_obj, env_name, cfg, seed, intervals)
         )
+    if jax.process_index() == 0:
+        write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
+    return RunResult(summary, metrics, out)
+
+
+def run_host(
+    spec: AlgoSpec,
+    env_name: str,
+    env_obj: Any,
+    cfg: Any,
+    hp: Any,
+    seeds: int,
+    seed: int,
+    out: Path,
+    env_kwargs: dict[str, Any] | None,
+    progress: bool,
+    tensorboard: bool,
+) -> RunResult:
+    """``run`` on a host env: each seed steps its own env instance (env seed ``seed + i``)
+    from Python and is evaluated every ``total_steps / num_evals`` steps on a second
+    instance for ``num_eval_envs`` whole episodes. Writes the same run folder as ``run``.
+
+    ``cfg`` comes from ``resolve``, which refuses agents that do not learn from
+    sequence replay.
+    """
+    data = spec.data(cfg, env_obj)
+    schedule = spec.schedule(cfg, env_obj)
+    config_dict = {k: _plain(v) for k, v in dataclasses.asdict(cfg).items()}
+    hparams_dict = {k: float(v) for k, v in dataclasses.asdict(hp).items()}
+    keys = sweep.seed_keys(seed, seeds)
+    per_seed, first_calls = [], 0.0
+    start = time.perf_counter()
+    for i in range(seeds):
+        kwargs = {"seed": seed + i, **(env_kwargs or {})}
+        env = envs.make(env_name, **kwargs)
+        eval_env = envs.make(env_name, **{**kwargs, "seed": seed + i + 10_000})
+        bar = ProgressBar(cfg.total_steps, enabled=progress, desc=f"training (seed {i})")
+        agent = spec.make_agent(cfg, env, hp, schedule)
+        _, metrics, first_call = loops.host_sequences(
+            data,
+            agent,
+            env,
+            keys[i],
+            cfg.total_steps,
+            num_evals=cfg.num_evals,
+            eval_env=eval_env,
+            eval_episodes=cfg.num_eval_envs,
+            progress=bar,
+        )
+        bar.close()
+        per_seed.append(metrics)
+        first_calls += first_call
+    wall = time.perf_counter() - start
+    metrics = {k: np.stack([m[k] for m in per_seed]) for k in per_seed[0]}
+    summary = make_summary(
+        spec.name,
+        env_name,
+        seeds,
+        seed,
+        cfg.total_steps,
+        metrics,
+        steps_per_second=cfg.total_steps * seeds / max(wall - first_calls, 1e-9),
+        compile_s=first_calls,
+        run_s=wall - first_calls,
+        resumed_from=None,
+        config_dict=config_dict,
+        hparams_dict=hparams_dict,
+    )
+    summary["host_env"] = True
     if jax.process_index() == 0:
         write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
     return RunResult(summary, metrics, out)
@@ -463,6 +550,10 @@ def run_sweep(
     spec = agents.get(algo) if isinstance(algo, str) else algo
     grid = sweep.check_grid(grid, spec.config, spec.hparams)
     spec, env_name, env_obj, cfg, hp = resolve(spec, env, config, hparams, steps, env_kwargs)
+    if envs.is_host(env_name):
+        raise ValueError(
+            f"{env_name} is a host env (stepped from Python): sweep one train at a time"
+        )
     stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
     out = Path(out or resume or f"runs/sweep-{spec.name}-{env_name.replace('/', '_')}-{stamp}")
     batched_hp, settings = sweep.grid(hp, **grid)

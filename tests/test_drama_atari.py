@@ -109,36 +109,101 @@ def test_missing_ale_gives_install_hint():
         make_atari100k("Pong")
 
 
+TINY = dict(
+    encoder="cnn",
+    channels=(8, 16),
+    stoch=4,
+    classes=4,
+    d_model=16,
+    head_dim=16,
+    chunk_size=8,
+    hidden=32,
+    ac_hidden=32,
+    num_bins=15,
+    wm_batch=2,
+    wm_seq_len=8,
+    img_batch=4,
+    context_len=4,
+    horizon=3,
+)
+
+
 @pytest.mark.slow  # compiles the whole agent (~40 s on 2 cores)
 def test_drama_trains_on_a_host_env():
+    from jaxrl import loops
     from jaxrl.agents.model_based import drama
 
     env = Atari100k(FakeALE(length=40), frame_skip=4, size=16, noop_max=0)
-    config = drama.Config(
-        total_steps=24,
-        warmup_steps=12,
-        train_every=4,
-        encoder="cnn",
-        channels=(8, 16),
-        stoch=4,
-        classes=4,
-        d_model=16,
-        head_dim=16,
-        chunk_size=8,
-        hidden=32,
-        ac_hidden=32,
-        num_bins=15,
-        wm_batch=2,
-        wm_seq_len=8,
-        img_batch=4,
-        context_len=4,
-        horizon=3,
-        num_evals=1,
-    )
+    eval_env = Atari100k(FakeALE(length=20), frame_skip=4, size=16, noop_max=0)
+    config = drama.Config(total_steps=24, warmup_steps=12, train_every=4, num_evals=2, **TINY)
+    agent = drama.make_agent(config, env, drama.SPEC.default_hparams())
     seen = []
-    state, returns = drama.train_host(
-        config, env, jax.random.PRNGKey(0), log=lambda t, r: seen.append((t, r))
+    state, metrics, _ = loops.host_sequences(
+        drama.data(config, env),
+        agent,
+        env,
+        jax.random.PRNGKey(0),
+        24,
+        num_evals=2,
+        eval_env=eval_env,
+        eval_episodes=2,
+        log=lambda t, r: seen.append((t, r)),
     )
-    assert returns == [40.0, 40.0] and [t for t, _ in seen] == [10, 20]
+    assert [t for t, _ in seen] == [10, 20] and all(r == 40.0 for _, r in seen)
     assert int(state.step) == 4  # updates after steps 12, 16, 20, 24
+    np.testing.assert_array_equal(metrics["env_steps"], [12, 24])
+    np.testing.assert_array_equal(metrics["eval_return"], [20.0, 20.0])  # 5 steps x 4 frames
+    np.testing.assert_array_equal(metrics["episodes"], [1, 1])
+    assert metrics["finite"].all()
     assert all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(state))
+
+
+ale = pytest.mark.skipif(importlib.util.find_spec("ale_py") is None, reason="needs ale-py")
+
+
+@ale
+def test_atari_names_and_make_through_the_registry():
+    from jaxrl import envs
+
+    assert envs.is_host("atari/Pong") and not envs.is_host("pendulum")
+    assert {"Pong", "Breakout", "MsPacman"} <= set(envs.families()["atari"])
+    env = envs.make("atari/Pong", seed=3)
+    assert env.host and env.action_spec.num_actions == 6
+    obs = env.reset()
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    with pytest.raises(ValueError, match="unknown environment"):
+        envs.make("atari/NotAGame")
+    with pytest.raises(ValueError, match="host env"):
+        envs.make("atari/Pong", episode_length=100)
+
+
+@ale
+def test_host_env_refuses_compiled_only_features():
+    from jaxrl import runner
+
+    with pytest.raises(ValueError, match="only sequence-replay agents"):
+        runner.run("ppo", "atari/Pong", seeds=1, steps=64, progress=False, log=None)
+    with pytest.raises(ValueError, match="checkpoints, resume"):
+        runner.run("drama", "atari/Pong", seeds=1, steps=64, checkpoint_every=1, log=None)
+
+
+@ale
+def test_cli_trains_drama_on_a_real_pong_rom(tmp_path):
+    """End to end on the real ROM: ``jaxrl train drama --env atari/Pong`` (tiny model)."""
+    import json
+
+    from jaxrl import cli
+
+    sets = [f"--set={k}={v}" for k, v in TINY.items() if k != "channels"]
+    args = ["train", "drama", "--env", "atari/Pong", "--seeds", "1", "--steps", "160"]
+    args += ["--set=warmup_steps=64", "--set=train_every=16", "--set=num_evals=2"]
+    args += ["--set=num_eval_envs=1", "--set=channels=8,16", *sets]
+    assert cli.main([*args, "--no-progress", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["env"] == "atari/Pong" and summary["host_env"] and summary["finite"]
+    assert summary["config"]["encoder"] == "cnn"  # the atari preset
+    # A Pong episode ends at 21 points for one side: return in [-21, 21], an integer.
+    assert -21 <= summary["final_return_mean"] <= 21
+    assert summary["final_return_mean"] == round(summary["final_return_mean"])
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["env_steps"] for r in rows] == [80, 160]

@@ -36,7 +36,8 @@ class AlgoSpec:
       data: ``(config, env) -> Rollout | Replay | Stream | Sequences | Dataset``.
       action_kinds: subset of ``("discrete", "continuous")``.
       default_env: the env ``jaxrl train NAME`` uses when none is given.
-      presets: env name -> ``Config`` overrides tuned for it (applied before the user's).
+      presets: env name -> ``Config`` overrides tuned for it (applied before the user's);
+        a family key (``"atari"``) covers every ``family/<id>`` without its own entry.
       positive: ``Config`` fields that must be > 0 (checked before compilation).
       check: ``(config, env) -> None``, raising ``ValueError`` for other bad settings
         (``validate`` prefixes the message with the algorithm's name).
@@ -60,8 +61,10 @@ class AlgoSpec:
             raise ValueError(f"{self.name}: action_kinds must be from {ACTION_KINDS}, got {bad}")
 
     def make_config(self, env_name: str | None = None, **overrides: Any) -> Any:
-        """``Config`` with ``env_name``'s preset (default env's if ``None``), then ``overrides``."""
-        preset = self.presets.get(env_name or self.default_env, {})
+        """``Config`` with ``env_name``'s preset (default env's if ``None``; else its
+        family's), then ``overrides``."""
+        name = env_name or self.default_env
+        preset = self.presets.get(name, self.presets.get(name.partition("/")[0], {}))
         return self.config(**{**preset, **overrides})
 
     def default_hparams(self, **overrides: Any) -> Any:

@@ -10,6 +10,12 @@ with a simulated human, ``jaxrl.envs.assist``), ``linear/<name>`` (finite linear
 with known features and a test-time ``shift``, ``jaxrl.envs.linear``), and the
 optional extra ``suites``: ``craftax/<id>`` (Craftax), ``jumanji/<id>`` (any Jumanji
 env) and ``navix/<id>`` (any NAVIX MiniGrid env). ``known_names()`` lists every id.
+
+``atari/<game>`` (extra ``atari``: any ALE game under the Atari100k protocol,
+``jaxrl.envs.atari``) is a *host* env: C++ stepped from Python, not the functional
+protocol. ``is_host(name)`` tells; ``make`` returns it without the ``EpisodeLimit``
+wrapper (it truncates itself at 108k frames), and only ``jaxrl.runner.run`` with a
+sequence-replay agent (Drama) trains on it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ __all__ = [
     "Wrapper",
     "families",
     "first_state",
+    "is_host",
     "known_names",
     "make",
     "register",
@@ -81,7 +88,11 @@ _FAMILIES: dict[str, str] = {
     "jumanji": "jaxrl.envs.jumanji_env",
     "navix": "jaxrl.envs.navix_env",
     "linear": "jaxrl.envs.linear",
+    "atari": "jaxrl.envs.atari",
 }
+#: Families whose envs are stepped from Python (``reset() -> obs``, ``step(a) -> (obs,
+#: reward, terminated, truncated)``) rather than by the jitted loops.
+HOST_FAMILIES = ("atari",)
 
 
 def register(name: str, builder: Callable[..., Env]) -> None:
@@ -122,6 +133,11 @@ def _unknown(name: str) -> ValueError:
     )
 
 
+def is_host(name: str) -> bool:
+    """Whether ``name`` is a host env (``HOST_FAMILIES``), stepped from Python."""
+    return isinstance(name, str) and name.partition("/")[0] in HOST_FAMILIES
+
+
 def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
     """Builds environment ``name`` wrapped in its episode limit.
 
@@ -146,6 +162,10 @@ def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
         if env_id not in adapter.names():
             raise _unknown(name)
         env = adapter.make(env_id, **kwargs)
+        if family in HOST_FAMILIES:
+            if episode_length != -1:
+                raise ValueError(f"{name} is a host env with its own limit; drop episode_length")
+            return env
     limit = env.max_episode_steps if episode_length == -1 else episode_length
     if limit is not None:
         env = EpisodeLimit(env, limit)

@@ -1,5 +1,8 @@
 """Atari 2600 games through Gymnasium + ale-py under the Atari100k protocol (host env).
 
+``jaxrl.envs.make("atari/Pong")`` (any ALE game: ``names()``) builds one; ``jaxrl train
+drama --env atari/Pong`` trains on it through ``jaxrl.runner``.
+
 ALE runs in C++ on the host, so this env is *not* the functional jaxrl protocol: it
 is stepped from Python (``reset() -> obs``, ``step(action) -> (obs, reward,
 terminated, truncated)``) while the learner stays jitted
@@ -55,12 +58,16 @@ def resize_bilinear(frame: np.ndarray, size: int) -> np.ndarray:
 class Atari100k:
     """A Gymnasium ALE env (or any env with the same ``reset``/``step``) under the protocol.
 
+    ``host = True`` marks it as stepped from Python (``jaxrl.envs.is_host``).
+
     Args:
       env: a Gymnasium env emitting ``[H, W, 3]`` uint8 frames, built with
         ``frameskip=1`` and ``repeat_action_probability=0`` (``make_atari100k`` does).
       frame_skip, size, noop_max, max_frames: see the module docstring.
       seed: seeds the env's first reset and the no-op counts.
     """
+
+    host = True
 
     def __init__(
         self,
@@ -120,18 +127,35 @@ class Atari100k:
         return self._obs(pooled), total, bool(terminated), truncated
 
 
-def make_atari100k(game: str, **kwargs: Any) -> Atari100k:
-    """``Atari100k`` over ``ALE/<game>-v5`` (e.g. ``"Pong"``); kwargs go to ``Atari100k``.
-
-    Raises:
-      ImportError: gymnasium or ale-py is missing, with the install command.
-    """
+def _gym() -> Any:
+    """Gymnasium with the ALE envs registered; ImportError with the install command."""
     try:
         import ale_py
         import gymnasium as gym
     except ImportError as err:
         raise ImportError(f"Atari needs gymnasium and ale-py: {INSTALL_HINT}") from err
     gym.register_envs(ale_py)
+    return gym
+
+
+def names() -> list[str]:
+    """Every ALE game with a ``ALE/<game>-v5`` id (``"Pong"``, ``"Breakout"``, ...)."""
+    gym = _gym()
+    return sorted(k[4:-3] for k in gym.envs.registry if k.startswith("ALE/") and k.endswith("-v5"))
+
+
+def make(game: str, **kwargs: Any) -> Atari100k:
+    """The ``jaxrl.envs`` family adapter: ``atari/<game>`` -> ``make_atari100k(game)``."""
+    return make_atari100k(game, **kwargs)
+
+
+def make_atari100k(game: str, **kwargs: Any) -> Atari100k:
+    """``Atari100k`` over ``ALE/<game>-v5`` (e.g. ``"Pong"``); kwargs go to ``Atari100k``.
+
+    Raises:
+      ImportError: gymnasium or ale-py is missing, with the install command.
+    """
+    gym = _gym()
     env = gym.make(
         f"ALE/{game}-v5",
         frameskip=1,

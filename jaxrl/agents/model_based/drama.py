@@ -46,7 +46,7 @@ from jaxrl.models.world_model import (
 )
 from jaxrl.nets.dense import Dense
 from jaxrl.returns import lambda_returns
-from jaxrl.transforms.world_model import Imagined, WorldModelState, with_world_model
+from jaxrl.transforms.world_model import Imagined, with_world_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,24 +388,24 @@ POSITIVE = tuple(
     "ac_layers".split()
 )
 
+#: ``atari/<game>`` (Atari100k frames, 64x64x3): the CNN encoder, and a few whole-episode
+#: evaluations (one Atari episode is ~1-27k agent steps stepped from Python).
+PRESETS: dict[str, dict[str, Any]] = {
+    "atari": {"encoder": "cnn", "num_evals": 4, "num_eval_envs": 4}
+}
+
 SUMMARY = "Drama: Mamba-2 world model, imagination actor-critic, DFS replay (Wang et al. 2024)"
 ENV = "minatar/breakout"
 SPEC = AlgoSpec(
-    "drama", SUMMARY, Config, HParams, make_agent, data, ("discrete",), ENV, {}, POSITIVE, check
+    "drama",
+    SUMMARY,
+    Config,
+    HParams,
+    make_agent,
+    data,
+    ("discrete",),
+    ENV,
+    PRESETS,
+    POSITIVE,
+    check,
 )
-
-
-def train_host(
-    config: Config,
-    env: Any,
-    key: jax.Array,
-    hparams: HParams | None = None,
-    log: Any = None,
-) -> tuple[WorldModelState, list[float]]:
-    """Drama on a host env (``jaxrl.envs.atari.Atari100k``) through ``loops.host_sequences``:
-    Python steps the env, every agent computation is jitted. One env (``config.num_envs``
-    is ignored); returns the final state and every finished episode's return."""
-    check(config, env)
-    hparams = SPEC.default_hparams() if hparams is None else hparams
-    agent = make_agent(config, env, hparams)
-    return loops.host_sequences(data(config, env), agent, env, key, config.total_steps, log)
