@@ -72,8 +72,9 @@ def test_dead_relu_units_of_an_mlp_are_dormant_after_the_activation():
     overall, layers = jax.jit(lambda p, x: dormant.dormant_ratio(net, p, x))(params, x)
     assert set(layers) == {"MLP_0/Dense_0", "MLP_0/Dense_1", "Dense_0", "Dense_1"}
     f = jax.tree.map(np.float64, params)["params"]
-    h0 = np.maximum(np.float64(x) @ f["MLP_0"]["Dense_0"]["kernel"] + f["MLP_0"]["Dense_0"]["bias"], 0)
-    h1 = np.maximum(h0 @ f["MLP_0"]["Dense_1"]["kernel"] + f["MLP_0"]["Dense_1"]["bias"], 0)
+    d0, d1 = f["MLP_0"]["Dense_0"], f["MLP_0"]["Dense_1"]
+    h0 = np.maximum(np.float64(x) @ d0["kernel"] + d0["bias"], 0)
+    h1 = np.maximum(h0 @ d1["kernel"] + d1["bias"], 0)
     heads = [h1 @ f[k]["kernel"] + f[k]["bias"] for k in ("Dense_0", "Dense_1")]  # pre-tanh
     s = [np.abs(h).mean(0) for h in (h0, h1, *heads)]
     dead = [np.sum(si <= 0.025 * si.mean()) for si in s]
