@@ -52,10 +52,38 @@ def test_dormant_ratio_of_constructed_network_equals_known_fraction():
     h2 = np.maximum(h1, 0) @ p["Dense_2"]["kernel"] + p["Dense_2"]["bias"]
     for tau in (0.025, 0.5):
         s = [np.abs(h).mean(0) for h in (h0, h1, h2)]
-        ref = [np.mean(si < tau * si.mean()) for si in s]
+        ref = [np.mean(si <= tau * si.mean()) for si in s]
         got = dormant.dormant_ratio(Net(), params, x, tau=tau)[1]
         np.testing.assert_allclose([got[f"Dense_{i}"] for i in range(3)], ref, rtol=1e-6)
     assert ref[1] > 0.25  # the weakened unit counts as dormant at tau = 0.5
+
+
+def test_dead_relu_units_of_an_mlp_are_dormant_after_the_activation():
+    # DrM's definition measures activations: a ReLU unit pushed far negative outputs 0
+    # (dormant) although its pre-activation is large. Float64 reference on post-ReLU values.
+    from jaxrl.nets import TanhGaussian
+
+    net = TanhGaussian(2, hidden=(8, 6))
+    x = jax.random.normal(jax.random.PRNGKey(0), (256, 5))
+    p = jax.tree.map(np.array, jax.jit(net.init)(jax.random.PRNGKey(1), x))["params"]
+    p["MLP_0"]["Dense_0"]["bias"][:3] = -100.0  # 3 of 8 dead: pre-activation ~ -100
+    p["MLP_0"]["Dense_1"]["kernel"][:, 0] *= 1e-4  # 1 of 6 tiny
+    params = {"params": p}
+    overall, layers = jax.jit(lambda p, x: dormant.dormant_ratio(net, p, x))(params, x)
+    assert set(layers) == {"MLP_0/Dense_0", "MLP_0/Dense_1", "Dense_0", "Dense_1"}
+    f = jax.tree.map(np.float64, params)["params"]
+    d0, d1 = f["MLP_0"]["Dense_0"], f["MLP_0"]["Dense_1"]
+    h0 = np.maximum(np.float64(x) @ d0["kernel"] + d0["bias"], 0)
+    h1 = np.maximum(h0 @ d1["kernel"] + d1["bias"], 0)
+    heads = [h1 @ f[k]["kernel"] + f[k]["bias"] for k in ("Dense_0", "Dense_1")]  # pre-tanh
+    s = [np.abs(h).mean(0) for h in (h0, h1, *heads)]
+    dead = [np.sum(si <= 0.025 * si.mean()) for si in s]
+    assert dead[0] == 3 and dead[1] >= 1
+    np.testing.assert_allclose(layers["MLP_0/Dense_0"], 3 / 8)
+    np.testing.assert_allclose(layers["MLP_0/Dense_1"], dead[1] / 6)
+    np.testing.assert_allclose(overall, sum(dead) / (8 + 6 + 2 + 2), rtol=1e-6)
+    # A layer that is all zeros is all dormant (<= tau * 0).
+    np.testing.assert_array_equal(dormant.layer_dormant(jnp.zeros((4, 3)), 0.025), (3.0, 3.0))
 
 
 def test_dormant_ratio_needs_a_dense_layer():
@@ -82,6 +110,12 @@ def test_perturb_endpoints_and_coefficient():
     np.testing.assert_allclose(
         dormant.perturbation_coefficient(jnp.array([0.0, 0.1, 0.5])), [0.9, 0.8, 0.2], rtol=1e-6
     )
+    # LayerNorm parameters stay (DrM perturbs only the Linear layers).
+    ln = {"params": {"LayerNorm_0": {"scale": jnp.full(3, 2.0)}, "Dense_0": {"bias": jnp.ones(3)}}}
+    zero = jax.tree.map(jnp.zeros_like, ln)
+    out = dormant.perturb(ln, zero, 0.5)["params"]
+    np.testing.assert_array_equal(out["LayerNorm_0"]["scale"], 2.0)
+    np.testing.assert_array_equal(out["Dense_0"]["bias"], 0.5)
 
 
 def test_schedules_hand_computed():

@@ -71,7 +71,7 @@ def test_output_shape_and_aux_loss_against_numpy():
     params = _params_with_biases(moe, x)
     y, state = jax.jit(lambda p, x: moe.apply(p, x, mutable=["losses", "intermediates"]))(params, x)
     assert y.shape == (7, 4)
-    assert state["intermediates"]["preact"][0].shape == (7, 5 * 3)
+    assert state["intermediates"]["activated:experts"][0].shape == (7, 5 * 3)
     g = params["params"]["gate"]
     logits = np.float64(x) @ np.float64(g["kernel"]) + np.float64(g["bias"])
     probs = np.exp(logits - logits.max(-1, keepdims=True))

@@ -24,6 +24,18 @@ _ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+#: Prefix of the ``"intermediates"`` entry a module sows with a layer's activated output
+#: (``sow_activated``); ``jaxrl.transforms.dormant`` measures it in place of the Dense output.
+ACTIVATED = "activated:"
+
+
+def sow_activated(module: nn.Module, layer: str, x: jax.Array) -> None:
+    """Sow ``x [..., units]``, the output of ``module``'s child layer ``layer`` after its
+    activation, into ``"intermediates"`` as ``ACTIVATED + layer`` (a no-op unless that
+    collection is mutable, so plain ``apply`` calls are unchanged)."""
+    module.sow("intermediates", ACTIVATED + layer, x)
+
+
 def activation(name: str) -> Callable:
     if name not in _ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTIVATIONS)}")
@@ -34,7 +46,8 @@ class MLP(nn.Module):
     """Dense layers ``[..., in] -> [..., hidden[-1]]`` with an activation after each.
 
     ``layer_norm`` adds LayerNorm before each activation; ``ortho`` uses orthogonal
-    init with gain sqrt(2) (PPO style) instead of flax's lecun-normal.
+    init with gain sqrt(2) (PPO style) instead of flax's lecun-normal. Each layer's
+    activated output is sowed (``sow_activated``) for the tau-dormant ratio.
     """
 
     hidden: Sequence[int] = (256, 256)
@@ -47,10 +60,12 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         init = orthogonal(np.sqrt(2)) if self.ortho else nn.initializers.lecun_normal()
         for width in self.hidden:
-            x = Dense(width, kernel_init=init, dtype=self.dtype)(x)
+            dense = Dense(width, kernel_init=init, dtype=self.dtype)
+            x = dense(x)
             if self.layer_norm:
                 x = nn.LayerNorm(dtype=self.dtype)(x)
             x = activation(self.act)(x)
+            sow_activated(self, dense.name, x)
         return x
 
 

@@ -7,7 +7,7 @@ are kept and renormalised to sum to one (the others weigh zero). The auxiliary l
 ``var_e(load_e) + mean_x H(gate(x))`` (load: each expert's mean routed weight over the
 batch) balances experts and sharpens the gate; the layer sows it into the ``"losses"``
 collection as ``"moe_aux"`` (collect with ``aux_losses``), and sows the experts'
-pre-activations ``"preact"`` into ``"intermediates"`` for ``dormant_ratio``.
+activated hidden units as layer ``"experts"`` (``sow_activated``) for ``dormant_ratio``.
 All experts run densely (one batched einsum): simple, vmappable and fast for the
 small expert counts used here.
 """
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from jaxrl.nets.dense import Dense
-from jaxrl.nets.mlp import MLP, activation
+from jaxrl.nets.mlp import MLP, activation, sow_activated
 
 
 def top_k_weights(probs: jax.Array, k: int) -> jax.Array:
@@ -67,8 +67,9 @@ class MoE(nn.Module):
         w2 = self.param("w2", init, (e, h, self.features))
         b2 = self.param("b2", nn.initializers.zeros, (e, self.features))
         pre = jnp.einsum("...i,eih->...eh", x, w1) + b1  # [..., E, H]
-        self.sow("intermediates", "preact", pre.reshape(*pre.shape[:-2], e * h))
-        y = jnp.einsum("...eh,ehd->...ed", f(pre), w2) + b2  # [..., E, features]
+        hidden = f(pre)
+        sow_activated(self, "experts", hidden.reshape(*pre.shape[:-2], e * h))
+        y = jnp.einsum("...eh,ehd->...ed", hidden, w2) + b2  # [..., E, features]
         self.sow("losses", "moe_aux", moe_aux_loss(probs, weights))
         return jnp.einsum("...e,...ed->...d", weights, y)
 
@@ -111,6 +112,7 @@ class MoETanhGaussian(nn.Module):
             self.act,
         )
         x = activation(self.act)(moe(x))
+        sow_activated(self, moe.name, x)
         mean = Dense(self.action_dim)(x)
         log_std = jnp.tanh(Dense(self.action_dim)(x))
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)

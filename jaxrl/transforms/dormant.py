@@ -1,11 +1,15 @@
 """DrM's dormant-ratio machinery (Xu et al., 2023) and MENTOR's task-oriented perturbation.
 
-* ``dormant_ratio``: the tau-dormant ratio of any flax network on a batch. A unit
-  (output of a Dense layer, pre-activation) is dormant when its mean absolute output
-  over the batch is below ``tau`` times its layer's average; the ratio is dormant units
-  over all units, per layer and overall. Modules whose units are not Dense outputs
-  (the experts of ``jaxrl.nets.MoE``) take part by sowing ``[..., units]`` arrays
-  named ``"preact"`` into the ``"intermediates"`` collection.
+* ``dormant_ratio``: the tau-dormant ratio of any flax network on a batch (DrM's
+  Definition 1, after ReDo): unit i of a layer is dormant when its activation's mean
+  absolute value over the batch, divided by the layer's average of those means, is
+  ``<= tau``; the ratio is dormant units over all units, per layer and overall. A
+  unit's activation is its layer's output after the nonlinearity: modules sow it with
+  ``jaxrl.nets.mlp.sow_activated`` (``MLP`` does for every hidden layer, ``MoE`` for its
+  experts), and that replaces the Dense output of the same name. A Dense layer with
+  nothing sowed (an output head) is measured at its output. (DrM's code hooks each
+  ``nn.Linear``'s output, but its ``ReLU(inplace=True)`` overwrites that tensor, so it
+  too measures hidden units after the ReLU and heads before their tanh.)
 * ``with_dormant_perturbation``: a transform that, every ``perturb_every`` updates,
   moves chosen parameter fields of the agent state toward a prior,
   ``theta <- a theta + (1 - a) phi`` with ``a = clip(1 - rate * beta, min, max)``
@@ -27,6 +31,7 @@ import jax.numpy as jnp
 from flax import struct, traverse_util
 
 from jaxrl.core import Agent, Transition
+from jaxrl.nets.mlp import ACTIVATED
 
 Measure = Callable[[Any, Transition], jax.Array]
 _PRIORS = ("fresh", "snapshots")
@@ -46,30 +51,37 @@ def _is_dense(module: nn.Module, method: str) -> bool:
     return isinstance(module, nn.Dense) and method == "__call__"
 
 
-def preactivations(module: nn.Module, params: Any, *inputs: Any) -> dict[str, jax.Array]:
-    """Each Dense layer's output (and each sowed ``"preact"``), ``{layer path: [..., units]}``."""
+def layer_outputs(module: nn.Module, params: Any, *inputs: Any) -> dict[str, jax.Array]:
+    """Each layer's unit activations on a batch, ``{layer path: [..., units]}``.
+
+    Every Dense layer's output, replaced by its activated output where the parent module
+    sowed one (``jaxrl.nets.mlp.sow_activated``), plus sowed layers that are not Dense.
+    """
     _, state = module.apply(
         params, *inputs, capture_intermediates=_is_dense, mutable=["intermediates"]
     )
-    out = {}
+    dense, activated = {}, {}
     for path, values in traverse_util.flatten_dict(dict(state.get("intermediates", {}))).items():
-        if path[-1] in ("__call__", "preact"):
-            for i, h in enumerate(values):
-                name = "/".join(str(p) for p in path[:-1]) or "out"
-                if path[-1] == "preact":
-                    name += "/preact"
-                out[name if len(values) == 1 else f"{name}#{i}"] = h
+        if path[-1] == "__call__":
+            dense[path[:-1]] = values
+        elif isinstance(path[-1], str) and path[-1].startswith(ACTIVATED):
+            activated[(*path[:-1], path[-1][len(ACTIVATED) :])] = values
+    out = {}
+    for path, values in {**dense, **activated}.items():
+        name = "/".join(str(p) for p in path) or "out"
+        for i, h in enumerate(values):
+            out[name if len(values) == 1 else f"{name}#{i}"] = h
     return out
 
 
 def layer_dormant(h: jax.Array, tau: float | jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(dormant units, units)`` of one layer's outputs ``h [..., units]`` (counts as float32).
+    """``(dormant units, units)`` of one layer's activations ``h [..., units]`` (float32 counts).
 
     ``s_i = mean |h_i|`` over every leading (batch) axis; unit i is dormant when
-    ``s_i < tau * mean_j s_j``.
+    ``s_i <= tau * mean_j s_j`` (so a layer whose units are all 0 is all dormant).
     """
     s = jnp.mean(jnp.abs(h.reshape(-1, h.shape[-1])).astype(jnp.float32), axis=0)
-    dormant = jnp.sum((s < tau * jnp.mean(s)).astype(jnp.float32))
+    dormant = jnp.sum((s <= tau * jnp.mean(s)).astype(jnp.float32))
     return dormant, jnp.asarray(h.shape[-1], jnp.float32)
 
 
@@ -79,13 +91,13 @@ def dormant_ratio(
     """tau-dormant ratio of ``module`` on a batch: ``(overall, {layer: ratio})``.
 
     ``inputs`` are ``module``'s call arguments with a leading batch axis (e.g. obs
-    ``[N, obs_dim]``). Overall = dormant units / all units over every Dense layer
-    (output heads included, as in DrM's code). Pure; jit/vmap friendly.
+    ``[N, obs_dim]``). Overall = dormant units / all units over every layer of
+    ``layer_outputs`` (output heads included, as in DrM's code). Pure; jit/vmap friendly.
 
     Raises:
-      ValueError: when the module has no Dense layer (nothing to measure).
+      ValueError: when the module has no Dense or sowed layer (nothing to measure).
     """
-    layers = preactivations(module, params, *inputs)
+    layers = layer_outputs(module, params, *inputs)
     if not layers:
         raise ValueError(f"dormant_ratio: {type(module).__name__} has no Dense layer to measure")
     counts = {k: layer_dormant(h, tau) for k, h in layers.items()}
@@ -94,11 +106,23 @@ def dormant_ratio(
     return dormant / total, {k: d / n for k, (d, n) in counts.items()}
 
 
+def _in_layer_norm(path: tuple) -> bool:
+    return any(str(getattr(k, "key", "")).startswith("LayerNorm") for k in path)
+
+
 def perturb(params: Any, prior: Any, coefficient: float | jax.Array) -> Any:
-    """Shrink-and-perturb: ``a * params + (1 - a) * prior`` leafwise (``a = coefficient``)."""
-    return jax.tree.map(
-        lambda p, q: (coefficient * p + (1.0 - coefficient) * q).astype(p.dtype), params, prior
-    )
+    """Shrink-and-perturb: ``a * params + (1 - a) * prior`` leafwise (``a = coefficient``).
+
+    LayerNorm parameters (leaves under a module named ``LayerNorm*``) are kept: DrM's
+    code perturbs only the ``nn.Linear`` weights and biases.
+    """
+
+    def mix(path, p, q):
+        if _in_layer_norm(path):
+            return p
+        return (coefficient * p + (1.0 - coefficient) * q).astype(p.dtype)
+
+    return jax.tree_util.tree_map_with_path(mix, params, prior)
 
 
 def perturbation_coefficient(

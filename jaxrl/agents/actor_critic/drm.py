@@ -19,8 +19,19 @@ code with this package. DrM's three mechanisms on top of it:
   action while training.
 
 ``beta`` is the actor's tau-dormant ratio (tau 0.025) on each update's batch, before
-the update (as in DrM's code); it is logged as ``dormant_ratio``. ``make_agent``
+the update (as in DrM's code); it is logged as ``dormant_ratio``. As in the paper (and,
+through its in-place ReLU, DrM's code) hidden units are measured after their activation
+(``jaxrl.transforms.dormant.dormant_ratio``); a dead ReLU unit is dormant. ``make_agent``
 takes any tanh-Gaussian actor module, which MENTOR uses for its MoE actor.
+
+Checked against DrM's code (github.com/XuGW-Kevin/DrM, ``agents/drm.py``, ``utils.py``):
+the ratio, ``a = clip(1 - 2 beta, 0.2, a_max)``, the optimiser resets, LayerNorm
+parameters left out of the perturbation, the awakened-exploration schedule (awake at the
+first update after warm-up with ``beta < 0.2``) and the expectile value and its lambda
+agree. Left different on purpose: the target critics move toward the same fresh draw as
+the critics (DrM's code draws a separate one, which opens a gap of ``(1 - a)`` times two
+independent inits between critic and target); one-step SAC targets keep the entropy
+term; schedules count updates, not env steps.
 """
 
 from __future__ import annotations
