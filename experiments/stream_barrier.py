@@ -180,8 +180,9 @@ def markdown(results: dict, meta: dict) -> str:
     lines = [
         "# Stream barrier: stream-x vs classic streaming learners (batch = 1, no replay)",
         "",
-        f"Command: `{meta['command']}`; {meta['seeds']} seeds; wall {meta['wall_min']:.1f} min "
-        "on the shared 2-core CPU. Final return = mean of a seed's last "
+        f"Command: `{meta['command']}`; {meta['seeds']} seeds; {meta['wall_min']:.1f} min of "
+        "compile + training (sum over the rows) on the shared 2-core CPU. "
+        "Final return = mean of a seed's last "
         f"{FINAL_EVALS} evaluations (greedy policy); IQM [95% stratified bootstrap CI] over "
         "seeds. Rows: `stream-x` = the paper's learner (ObGD, sparse init, LayerNorm, "
         "observation normalisation, reward scaling); `classic` = the same learner and "
@@ -199,7 +200,7 @@ def markdown(results: dict, meta: dict) -> str:
             c = report.stratified_bootstrap_ci([scores], report.iqm)
             per_seed = ", ".join(f"{s:.0f}" for s in scores)
             lines.append(
-                f"| {task} | {meta['budgets'][task]} | {learner} | {describe(row, r)} | "
+                f"| {task} | {int(r['env_steps'][-1])} | {learner} | {describe(row, r)} | "
                 f"{fmt(c)} | {per_seed} | {PAPER[row]} |"
             )
     lines += ["", "Classic rows at every Adam rate (mean final return over seeds):", ""]
@@ -241,6 +242,28 @@ def plot(results: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def meta(command: str, args, budgets: dict, lrs: list[float], results: dict) -> dict:
+    seconds = sum(r["seconds"] for rows in results.values() for r in rows.values())
+    return {
+        "command": command,
+        "seeds": args.seeds,
+        "budgets": budgets,
+        "lrs": lrs,
+        "final_evals": FINAL_EVALS,
+        "classic_settings": CLASSIC,
+        "tasks": {t: TASKS[t] for t in results},
+        "wall_min": seconds / 60,
+    }
+
+
+def write(out: Path, results: dict, info: dict) -> None:
+    """JSON, markdown and plot of every row so far (called after each row)."""
+    record = {"meta": info, "results": results}
+    atomic_write(out / "stream_barrier.json", (json.dumps(record, indent=1) + "\n").encode())
+    atomic_write(out / "stream_barrier.md", markdown(results, info).encode())
+    plot(results, out / "stream_barrier.png")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"any of {', '.join(TASKS)}")
@@ -250,6 +273,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lrs", default="1e-4,3e-4,1e-3", help="Adam rates for the baseline")
     parser.add_argument("--no-sac1", action="store_true", help="skip SAC1 on continuous tasks")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows already in OUT/stream_barrier.json"
+    )
     args = parser.parse_args(argv)
     tasks = (args.env or args.tasks).split(",")
     unknown = [t for t in tasks if t not in TASKS]
@@ -258,39 +284,31 @@ def main(argv: list[str] | None = None) -> dict:
     lrs = [float(x) for x in args.lrs.split(",")]
     budgets = {t: args.steps or TASKS[t]["steps"] for t in tasks}
     out = Path(args.out)
-    given = sys.argv[1:] if argv is None else argv
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
     command = " ".join(["python experiments/stream_barrier.py", *given])
-    t0 = time.perf_counter()
     results: dict = {}
+    done: dict = {}
+    if args.resume and (out / "stream_barrier.json").exists():
+        done = json.loads((out / "stream_barrier.json").read_text())["results"]
     for task in tasks:
         results[task] = {}
         for learner, row in rows_for(task, not args.no_sac1):
+            key = f"{learner} | {row}"
+            if key in done.get(task, {}):  # --resume: a row an earlier run finished
+                results[task][key] = done[task][key]
+                continue
             r = run_row(task, learner, row, budgets[task], args.seeds, lrs)
-            results[task][f"{learner} | {row}"] = r
+            results[task][key] = r
             print(
                 f"{task} {learner} {describe(row, r)}: final {np.mean(r['final']):.1f} "
                 f"(per seed {np.round(r['final'], 1).tolist()}), {r['seconds']:.0f}s",
                 flush=True,
             )
-            meta = {
-                "command": command,
-                "seeds": args.seeds,
-                "budgets": budgets,
-                "lrs": lrs,
-                "final_evals": FINAL_EVALS,
-                "classic_settings": CLASSIC,
-                "tasks": {t: TASKS[t] for t in tasks},
-                "wall_min": (time.perf_counter() - t0) / 60,
-            }
-            # Written after every row, so a partial run still leaves its numbers.
-            record = {"meta": meta, "results": results}
-            atomic_write(
-                out / "stream_barrier.json", (json.dumps(record, indent=1) + "\n").encode()
-            )
-            atomic_write(out / "stream_barrier.md", markdown(results, meta).encode())
-            plot(results, out / "stream_barrier.png")
-    print(markdown(results, meta))
-    return record
+            write(out, results, meta(command, args, budgets, lrs, results))
+    info = meta(command, args, budgets, lrs, results)
+    write(out, results, info)
+    print(markdown(results, info))
+    return {"meta": info, "results": results}
 
 
 if __name__ == "__main__":
