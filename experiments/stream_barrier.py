@@ -19,7 +19,7 @@ several times more on a CPU) for AC. The final return of a seed is the mean of i
 ``FINAL_EVALS`` evaluations; IQM and 95% stratified bootstrap CI over seeds
 (``jaxrl.report``).
 
-    python experiments/stream_barrier.py                        # every task (~35 min, 2 cores)
+    python experiments/stream_barrier.py    # every task: 48 min (compile + train) on 2 busy cores
     python experiments/stream_barrier.py --tasks cartpole --steps 100000
 
 Writes experiments/results/stream_barrier.json (per-seed curves of every row and, for
@@ -141,18 +141,34 @@ def run_row(task: str, learner: str, row: str, steps: int, seeds: int, lrs: list
         rates = lrs if row == "classic" else [1.0]
         cfg = algo.Config(**common, **extra)
         x, returns, finite = train_grid(algo, cfg, env, spec["hparams"], rates, seeds, ("lr",))
-    per_rate = [float(final_scores(r).mean()) for r in returns]
-    best = int(np.argmax(per_rate))
+    return select_rate(
+        {
+            "env_steps": x.tolist(),
+            "lrs": rates,
+            "returns_per_lr": returns.tolist(),
+            "finite_per_lr": finite.tolist(),
+            "seconds": time.perf_counter() - t0,
+        }
+    )
+
+
+def select_rate(r: dict) -> dict:
+    """Adds the chosen rate of row ``r``, its curves ``returns [S, E]`` and ``final [S]``.
+
+    A rate's score is its mean final return over seeds; a rate with a non-finite
+    evaluation on any seed (a diverged seed) ranks below every finite one.
+    """
+    returns = np.asarray(r["returns_per_lr"], dtype=np.float64)  # [H, S, E]
+    scores = np.asarray([final_scores(x).mean() for x in returns])
+    ok = np.all(np.isfinite(returns), axis=(1, 2))
+    best = int(np.argmax(np.where(ok, scores, -np.inf))) if ok.any() else 0
     return {
-        "env_steps": x.tolist(),
+        **r,
+        "lr": r["lrs"][best],
+        "final_mean_per_lr": scores.tolist(),
+        "diverged_seeds_per_lr": (~np.all(np.isfinite(returns), axis=2)).sum(axis=1).tolist(),
         "returns": returns[best].tolist(),
         "final": final_scores(returns[best]).tolist(),
-        "lr": rates[best],
-        "lrs": rates,
-        "final_mean_per_lr": per_rate,
-        "returns_per_lr": returns.tolist(),
-        "finite_per_lr": finite.tolist(),
-        "seconds": time.perf_counter() - t0,
     }
 
 
@@ -209,14 +225,20 @@ def markdown(results: dict, meta: dict) -> str:
                 f"| {task} | {int(r['env_steps'][-1])} | {learner} | {describe(row, r)} | "
                 f"{fmt(c)} | {fmt(c_auc)} | {per_seed} | {PAPER[row]} |"
             )
-    lines += ["", "Classic rows at every Adam rate (mean final return over seeds):", ""]
+    lines += [
+        "",
+        "Classic rows at every Adam rate (mean final return over seeds; a rate with a "
+        "diverged seed (a non-finite evaluation) ranks last):",
+        "",
+    ]
     for task, rows in results.items():
         for key, r in rows.items():
             if key.endswith("classic"):
                 per = ", ".join(
-                    f"{lr:g}: {m:.1f}{'' if ok else ' (non-finite)'}"
-                    for lr, m, ok in zip(
-                        r["lrs"], r["final_mean_per_lr"], r["finite_per_lr"], strict=True
+                    f"{lr:g}: {m:.1f}"
+                    + (f" ({n} of {len(r['final'])} seeds diverged)" if n else "")
+                    for lr, m, n in zip(
+                        r["lrs"], r["final_mean_per_lr"], r["diverged_seeds_per_lr"], strict=True
                     )
                 )
                 lines.append(f"- {task} {key.split(' | ')[0]}: {per}")
@@ -301,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
         for learner, row in rows_for(task, args.sac1):
             key = f"{learner} | {row}"
             if key in done.get(task, {}):  # --resume: a row an earlier run finished
-                results[task][key] = done[task][key]
+                results[task][key] = select_rate(done[task][key])
                 continue
             r = run_row(task, learner, row, budgets[task], args.seeds, lrs)
             results[task][key] = r
