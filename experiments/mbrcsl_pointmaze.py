@@ -31,12 +31,19 @@ from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
 from jaxrl.data.datasets import record
 from jaxrl.envs import pointmaze
 
-#: The paper's Point Maze numbers (Zhou et al., 2023, Table 1: mean +- std of the return
-#: over 4 seeds, gymnasium-robotics MuJoCo U-maze, horizon 200), as (paper row, value).
-#: RECALLED, NOT VERIFIED: the paper's PDF could not be retrieved from this machine, so
-#: these were written from memory of the table; check them against arXiv 2310.19308
-#: before citing. The paper has no plain-MLP RCSL or IQL row: RCSL is set beside the
-#: paper's return-conditioned baseline (DT) and IQL beside its DP baseline (CQL).
+#: The paper's Point Maze numbers (Zhou et al., 2023, its Point Maze table, believed to
+#: be Table 1: mean +- std of the return over 4 seeds, MuJoCo point maze, horizon 200),
+#: as (paper row, value). RECALLED, NOT VERIFIED: written from memory of the table; check
+#: them against arXiv 2310.19308 before citing. Searched for the table without success:
+#: the search corpora (pages, docs, code) hold only the abstract and introduction of
+#: arxiv.org/html/2310.19308v2 and of its markdown mirrors; the official repository
+#: (github.com/zhaoyizhou1123/mbrcsl, fetched whole) has the run scripts
+#: (scripts/pointmaze/run.sh: 4 seeds, horizon 200, MBRCSL, COMBO, MOPO, CQL, ...) but no
+#: results table or logs; the project page (zhaoyizhou1123.github.io/mbrcsl_website)
+#: states only that MBRCSL outperforms every baseline on Point Maze. The repository's
+#: Point Maze baselines are MBRCSL, COMBO, MOPO, CQL, DT and %BC; there is no plain-MLP
+#: RCSL or IQL row: RCSL is set beside the paper's return-conditioned baseline (DT) and
+#: IQL beside its DP baseline (CQL).
 PAPER = {
     "MBRCSL": ("MBRCSL", "91.5 +- 7.1"),
     "MBRCSL-diffusion": ("MBRCSL", "91.5 +- 7.1"),

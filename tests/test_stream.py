@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jaxrl.envs as E
-from jaxrl import agents, loops, sweep
+from jaxrl import agents, core, loops, sweep
 from jaxrl.agents.stream import common as sx
 from jaxrl.agents.stream import stream_ac, stream_q, stream_td
 from jaxrl.nets import StreamMLP
@@ -200,6 +200,22 @@ def test_vmapped_seeds_equal_separate_runs_and_learners_batch():
     # The two learners of one seed are independent: their parameters differ.
     w = states.params["params"]["Dense_2"]["kernel"]
     assert not np.allclose(w[0, 0], w[0, 1])
+
+
+def test_learners_act_groups_env_states_with_zero_size_leaves():
+    """Brax env states hold empty arrays (no contacts); each learner gets its own rows."""
+
+    def act(state, obs, key, explore=True, *, env_state=None, carry=None):
+        assert env_state["contacts"].shape == (2, 0, 3)
+        return obs.sum(-1) + state, {}
+
+    agent = core.Agent(init=lambda key: jnp.float32(0.0), act=act, update=None)
+    many = loops.learners(agent, 3)
+    states = jnp.arange(3.0) * 10
+    obs = jnp.arange(12.0).reshape(6, 2)
+    env_state = {"contacts": jnp.zeros((6, 0, 3))}
+    action, _ = many.act(states, obs, jax.random.PRNGKey(0), env_state=env_state)
+    np.testing.assert_allclose(action, obs.sum(-1) + jnp.repeat(states, 2))
 
 
 # --- learning ------------------------------------------------------------------------------

@@ -25,7 +25,14 @@ def learners(agent: Agent, num_learners: int) -> Agent:
     """
 
     def group(tree: Any) -> Any:
-        return jax.tree.map(lambda x: x.reshape((num_learners, -1, *x.shape[1:])), tree)
+        # The row count is explicit (not -1): env states can hold zero-size leaves
+        # (brax's empty contact arrays), which ``reshape`` cannot infer a -1 for.
+        return jax.tree.map(
+            lambda x: x.reshape((num_learners, x.shape[0] // num_learners, *x.shape[1:])), tree
+        )
+
+    def ungroup(x: jax.Array) -> jax.Array:
+        return x.reshape((x.shape[0] * x.shape[1], *x.shape[2:]))
 
     def init(key: jax.Array) -> Any:
         return jax.vmap(agent.init)(jax.random.split(key, num_learners))
@@ -37,7 +44,7 @@ def learners(agent: Agent, num_learners: int) -> Agent:
             return agent.act(s, o, k, explore, env_state=e, carry=c)
 
         out = jax.vmap(one)(states, group(obs), keys, group(env_state), group(carry))
-        return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), out)
+        return jax.tree.map(ungroup, out)
 
     def update(states: Any, batch: Transition, key: jax.Array):
         keys = jax.random.split(key, num_learners)
@@ -49,7 +56,7 @@ def learners(agent: Agent, num_learners: int) -> Agent:
 
     def observe(states, carry, obs, action):
         grouped = jax.vmap(agent.observe)(states, group(carry), group(obs), group(action))
-        return jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), grouped)
+        return jax.tree.map(ungroup, grouped)
 
     if agent.recurrent:
         return Agent(init, act, update, agent.initial_carry, observe)
