@@ -10,8 +10,13 @@ critic step on the imagined rollouts (DreamerV3-style: lambda-returns, two-hot s
 critic with a slow-critic regulariser, advantages divided by ``max(1, S)`` with ``S``
 an EMA of the 95th-5th percentile range of returns, REINFORCE actor with entropy bonus).
 
-Acting in the real env keeps a belief per env: the Mamba state and the last output
-``h``; the actor sees ``[z_t, h_{t-1}]`` with ``z_t`` the mode of the encoder's latent.
+``Config.sequence_model="transformer"`` swaps the Mamba for a causal Transformer of
+about the same size (``jaxrl.nets.transformer``: parallel form for training, a
+sliding-window KV cache for imagination and acting), for the Mamba-vs-attention
+comparison inside the same agent.
+
+Acting in the real env keeps a belief per env: the sequence model's state and the last
+output ``h``; the actor sees ``[z_t, h_{t-1}]`` with ``z_t`` the mode of the encoder's latent.
 The loop is ``jaxrl.loops.sequences`` with the ``DFSSampler``.
 """
 
