@@ -299,3 +299,69 @@ def test_drama_learns_cartpole_over_seeds():
     final = np.asarray(metrics["eval_return"])[:, -1]
     assert np.all(np.asarray(metrics["finite"]))
     assert final.min() > 60.0, final
+
+
+@pytest.mark.parametrize("rope", [False, True])
+def test_transformer_steps_equal_its_causal_parallel_form(rope):
+    from jaxrl.nets.transformer import TransformerStack
+
+    model = TransformerStack(d_model=32, num_layers=2, num_heads=4, window=6, rope=rope)
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 10, 32))
+    params = model.init(jax.random.PRNGKey(1), x)
+    h, cache = model.apply(params, x)
+    step = jax.jit(lambda s, xt: model.apply(params, xt, s, method=TransformerStack.step))
+    # From an empty cache: equal while the window holds every step so far (t < 6).
+    state = model.initial_state(3)
+    outs = []
+    for t in range(10):
+        y, state = step(state, x[:, t])
+        outs.append(y)
+    np.testing.assert_allclose(np.stack(outs, 1)[:, :6], h[:, :6], atol=1e-5)
+    assert not np.allclose(np.stack(outs, 1)[:, 6:], h[:, 6:], atol=1e-3)  # window slid
+    # The parallel form's cache is the ring buffer (slot = step % window): layer 1's keys
+    # see no context, so they equal the last 6 steps' in slots 4, 5, 0, 1, 2, 3.
+    np.testing.assert_allclose(cache.keys[0], state.keys[0], atol=1e-5)
+    assert cache.pos.tolist() == state.pos.tolist() == [10] * 3
+    _, cache6 = model.apply(params, x[:, :6])
+    state6 = model.initial_state(3)
+    for t in range(6):
+        state6 = step(state6, x[:, t])[1]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), cache6, state6)
+    # A parallel context of 4 steps, then steps: equal to the parallel form throughout.
+    _, state = model.apply(params, x[:, :4])
+    outs = []
+    for t in range(4, 6):
+        y, state = step(state, x[:, t])
+        outs.append(y)
+    np.testing.assert_allclose(np.stack(outs, 1), h[:, 4:6], atol=1e-5)
+
+
+def test_drama_with_a_transformer_updates_under_jit():
+    env = envs.make("cartpole")
+    config = drama.Config(**TINY, sequence_model="transformer", num_attention_heads=2)
+    assert config.world_model.attention_window == 9  # max(wm_seq_len, context + horizon)
+    agent = drama.make_agent(config, env, drama.SPEC.default_hparams())
+    state = agent.init(jax.random.PRNGKey(0))
+    obs_dim = env.observation_spec.shape[0]
+
+    def seqs(key, b, t):
+        k1, k2 = jax.random.split(key)
+        return {
+            "obs": jax.random.normal(k1, (b, t, obs_dim)),
+            "action": jax.random.randint(k2, (b, t), 0, 2),
+            "reward": jnp.ones((b, t)),
+            "terminated": jnp.zeros((b, t), jnp.bool_),
+        }
+
+    batch = SequenceBatch(
+        wm=seqs(jax.random.PRNGKey(1), 4, 8), img=seqs(jax.random.PRNGKey(2), 8, 4)
+    )
+    new, info = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(3))
+    assert all(np.isfinite(float(v)) for v in info.values())
+    assert new.step == 1
+    # Acting: the belief is a KV cache that the recurrent form advances.
+    carry = agent.initial_carry(2)
+    obs = jnp.zeros((2, obs_dim))
+    action, _ = agent.act(new, obs, jax.random.PRNGKey(4), carry=carry)
+    carry = jax.jit(agent.observe)(new, carry, obs, action)
+    assert carry[0].pos.tolist() == [1, 1] and carry[1].shape == (2, 32)

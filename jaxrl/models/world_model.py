@@ -8,7 +8,8 @@ Shapes, batch-major ``[B, T, ...]`` inside the model (the sequence model scans t
   ``[H, W, C]`` observations, MLP for vectors); a latent ``z [..., stoch * classes]`` is
   one one-hot sample per group with straight-through gradients and 1% unimix.
 - sequence model: ``(z_t, a_t)`` for ``t < T`` -> ``h_t [B, T, d_model]`` (Mamba-2 stack,
-  parallel over a sequence, or one step with an explicit state).
+  or a causal Transformer with a sliding-window KV cache; parallel over a sequence, or
+  one step with an explicit state).
 - heads on ``h_t``: prior logits of ``z_{t+1}``, reward ``r_t`` (two-hot over symlog
   bins), termination logit of step ``t``; decoder ``z_t -> obs_t``.
 
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 
 from jaxrl.nets.dense import Dense
 from jaxrl.nets.mamba import MambaStack, MambaState
-from jaxrl.nets.transformer import TransformerStack
+from jaxrl.nets.transformer import KVCache, TransformerStack
 
 # --- symlog two-hot -------------------------------------------------------------------
 
@@ -199,11 +200,14 @@ class WorldModelConfig:
     num_bins: int = 255
     unimix: float = 0.01
     encoder: str = "cnn"
-    #: "mamba" (Drama), or "transformer" (causal attention of about equal size; parallel
-    #: form only, for the training-cost benchmark ``jaxrl.bench.drama_case``).
+    #: "mamba" (Drama), or "transformer" (causal attention of about equal size with a
+    #: sliding-window KV cache of ``attention_window`` steps for the recurrent form;
+    #: ``attention_rope``: rotary positions instead of additive sinusoids).
     sequence_model: str = "mamba"
     num_attention_heads: int = 4
     ff_mult: int = 1
+    attention_window: int = 64
+    attention_rope: bool = False
 
     @staticmethod
     def paper() -> WorldModelConfig:
@@ -231,11 +235,11 @@ class WorldModelConfig:
         return self.latent_dim + self.d_model
 
 
-SeqState = tuple[MambaState, ...]
+SeqState = tuple[MambaState, ...] | KVCache
 
 
 class WorldModel(nn.Module):
-    """Encoder, decoder, Mamba sequence model and heads (see the module docstring).
+    """Encoder, decoder, sequence model (Mamba or Transformer) and heads (module docstring).
 
     Methods (call with ``apply(..., method=...)``): ``__call__`` (every submodule, for
     ``init``), ``encode``, ``decode``, ``sequence`` (parallel), ``seq_step`` (recurrent),
@@ -256,26 +260,7 @@ class WorldModel(nn.Module):
         )
         self.decoder = Decoder(self.obs_shape, c.channels, c.hidden, c.mlp_layers, cnn)
         self.input_proj = Dense(c.d_model)
-        if c.sequence_model == "mamba":
-            self.mamba = MambaStack(
-                d_model=c.d_model,
-                num_layers=c.num_layers,
-                d_state=c.d_state,
-                expand=c.expand,
-                head_dim=c.head_dim,
-                chunk_size=c.chunk_size,
-            )
-        elif c.sequence_model == "transformer":
-            self.mamba = TransformerStack(
-                d_model=c.d_model,
-                num_layers=c.num_layers,
-                num_heads=c.num_attention_heads,
-                ff_mult=c.ff_mult,
-            )
-        else:
-            raise ValueError(
-                f"sequence_model must be 'mamba' or 'transformer', got {c.sequence_model!r}"
-            )
+        self.mamba = sequence_stack(c)  # the attribute name keeps the params' paths
         self.prior_mlp = MLPBlock(c.hidden, c.mlp_layers)
         self.prior_out = Dense(c.latent_dim)
         self.reward_mlp = MLPBlock(c.hidden, c.mlp_layers)
@@ -311,10 +296,6 @@ class WorldModel(nn.Module):
         self, z: jax.Array, action: jax.Array, state: SeqState
     ) -> tuple[jax.Array, SeqState]:
         """Recurrent form: ``z [B, latent]``, ``action [B]`` -> ``(h [B, d], state)``."""
-        if self.config.sequence_model != "mamba":
-            raise ValueError(
-                "seq_step needs sequence_model='mamba' (the Transformer is parallel only)"
-            )
         return self.mamba.step(self._inputs(z, action), state)
 
     def prior(self, h: jax.Array) -> jax.Array:
@@ -330,16 +311,35 @@ class WorldModel(nn.Module):
         return self.prior(h), reward, term
 
 
+def sequence_stack(config: WorldModelConfig) -> MambaStack | TransformerStack:
+    """The (unbound) sequence model ``config.sequence_model`` names."""
+    if config.sequence_model == "mamba":
+        return MambaStack(
+            d_model=config.d_model,
+            num_layers=config.num_layers,
+            d_state=config.d_state,
+            expand=config.expand,
+            head_dim=config.head_dim,
+            chunk_size=config.chunk_size,
+        )
+    if config.sequence_model == "transformer":
+        return TransformerStack(
+            d_model=config.d_model,
+            num_layers=config.num_layers,
+            num_heads=config.num_attention_heads,
+            ff_mult=config.ff_mult,
+            window=config.attention_window,
+            rope=config.attention_rope,
+        )
+    raise ValueError(
+        f"sequence_model must be 'mamba' or 'transformer', got {config.sequence_model!r}"
+    )
+
+
 def initial_seq_state(config: WorldModelConfig, batch: int) -> SeqState:
-    """Zero recurrent state of the sequence model for ``batch`` sequences."""
-    return MambaStack(
-        d_model=config.d_model,
-        num_layers=config.num_layers,
-        d_state=config.d_state,
-        expand=config.expand,
-        head_dim=config.head_dim,
-        chunk_size=config.chunk_size,
-    ).initial_state(batch)
+    """Zero recurrent state of the sequence model for ``batch`` sequences (Mamba states,
+    or an empty KV cache)."""
+    return sequence_stack(config).initial_state(batch)
 
 
 def world_model_loss(

@@ -10,8 +10,13 @@ critic step on the imagined rollouts (DreamerV3-style: lambda-returns, two-hot s
 critic with a slow-critic regulariser, advantages divided by ``max(1, S)`` with ``S``
 an EMA of the 95th-5th percentile range of returns, REINFORCE actor with entropy bonus).
 
-Acting in the real env keeps a belief per env: the Mamba state and the last output
-``h``; the actor sees ``[z_t, h_{t-1}]`` with ``z_t`` the mode of the encoder's latent.
+``Config.sequence_model="transformer"`` swaps the Mamba for a causal Transformer of
+about the same size (``jaxrl.nets.transformer``: parallel form for training, a
+sliding-window KV cache for imagination and acting), for the Mamba-vs-attention
+comparison inside the same agent.
+
+Acting in the real env keeps a belief per env: the sequence model's state and the last
+output ``h``; the actor sees ``[z_t, h_{t-1}]`` with ``z_t`` the mode of the encoder's latent.
 The loop is ``jaxrl.loops.sequences`` with the ``DFSSampler``.
 """
 
@@ -74,6 +79,14 @@ class Config:
     num_bins: int = 255
     wm_batch: int = 16
     wm_seq_len: int = 32
+    # sequence model: "mamba" (Drama) or "transformer" (causal attention of about equal
+    # size: ff_mult=1; rotary positions; a KV cache of attention_window steps for acting
+    # and imagination, 0 = max(wm_seq_len, context_len + horizon))
+    sequence_model: str = "mamba"
+    num_attention_heads: int = 4
+    ff_mult: int = 1
+    attention_window: int = 0
+    attention_rope: bool = True
     # behaviour
     img_batch: int = 128
     context_len: int = 8
@@ -102,6 +115,12 @@ class Config:
             mlp_layers=self.mlp_layers,
             num_bins=self.num_bins,
             encoder=self.encoder,
+            sequence_model=self.sequence_model,
+            num_attention_heads=self.num_attention_heads,
+            ff_mult=self.ff_mult,
+            attention_window=self.attention_window
+            or max(self.wm_seq_len, self.context_len + self.horizon),
+            attention_rope=self.attention_rope,
         )
 
 
@@ -366,6 +385,21 @@ def check(config: Config, env: Env | None = None) -> None:
             f"expand * d_model = {config.expand * config.d_model} must be a multiple "
             f"of head_dim = {config.head_dim}"
         )
+    if config.sequence_model not in ("mamba", "transformer"):
+        raise ValueError(
+            f"sequence_model must be 'mamba' or 'transformer', got {config.sequence_model!r}"
+        )
+    if config.sequence_model == "transformer":
+        if config.d_model % config.num_attention_heads:
+            raise ValueError(
+                f"d_model = {config.d_model} must be a multiple of "
+                f"num_attention_heads = {config.num_attention_heads}"
+            )
+        if 0 < config.attention_window < config.context_len + config.horizon:
+            raise ValueError(
+                f"attention_window = {config.attention_window} must be >= context_len + "
+                f"horizon = {config.context_len + config.horizon} (or 0 for automatic)"
+            )
     if config.dfs_temperature <= 0:
         raise ValueError(f"dfs_temperature must be positive, got {config.dfs_temperature}")
     if env is not None and len(env.observation_spec.shape) not in (1, 3):
@@ -385,7 +419,7 @@ def check(config: Config, env: Env | None = None) -> None:
 POSITIVE = tuple(
     "num_envs train_every updates_per_iter stoch classes d_model num_layers d_state head_dim "
     "expand chunk_size hidden mlp_layers num_bins wm_batch img_batch horizon ac_hidden "
-    "ac_layers".split()
+    "ac_layers num_attention_heads ff_mult".split()
 )
 
 #: ``atari/<game>`` (Atari100k frames, 64x64x3): the CNN encoder, and a few whole-episode
