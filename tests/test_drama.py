@@ -336,6 +336,7 @@ def test_transformer_steps_equal_its_causal_parallel_form(rope):
     np.testing.assert_allclose(np.stack(outs, 1), h[:, 4:6], atol=1e-5)
 
 
+@pytest.mark.slow  # compiles a whole Drama update (~40 s quiet, 140 s under load)
 def test_drama_with_a_transformer_updates_under_jit():
     env = envs.make("cartpole")
     config = drama.Config(**TINY, sequence_model="transformer", num_attention_heads=2)
