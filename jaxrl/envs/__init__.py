@@ -24,6 +24,7 @@ from jaxrl.envs.wrappers import (
     AutoReset,
     EpisodeLimit,
     NormalizeObservation,
+    RewardScale,
     VmapWrapper,
     Wrapper,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "EnvState",
     "EpisodeLimit",
     "NormalizeObservation",
+    "RewardScale",
     "Spec",
     "VmapWrapper",
     "Wrapper",
@@ -122,13 +124,21 @@ def _unknown(name: str) -> ValueError:
     )
 
 
-def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
+def make(
+    name: str,
+    *,
+    episode_length: int | None = -1,
+    reward_scale: float | None = None,
+    **kwargs: Any,
+) -> Env:
     """Builds environment ``name`` wrapped in its episode limit.
 
     Args:
       name: a registered name or ``family/id``.
       episode_length: steps before truncation; ``-1`` uses the env's default,
         ``None`` applies no limit.
+      reward_scale: multiply every reward by it (``RewardScale``); ``None`` leaves the
+        env unwrapped.
       **kwargs: passed to the env's constructor.
 
     Raises:
@@ -146,6 +156,8 @@ def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
         if env_id not in adapter.names():
             raise _unknown(name)
         env = adapter.make(env_id, **kwargs)
+    if reward_scale is not None:
+        env = RewardScale(env, reward_scale)
     limit = env.max_episode_steps if episode_length == -1 else episode_length
     if limit is not None:
         env = EpisodeLimit(env, limit)
