@@ -39,9 +39,9 @@ RESULTS = Path(__file__).parent / "results"
 ALGOS = {"SAC": sac, "DSAC-T": dsac_t}
 #: Env steps per task: sized so the whole run fits ~45 min on the shared 2-core CPU.
 BUDGETS = {
-    "pendulum": 12_000,
-    "brax/inverted_pendulum": 6_000,
-    "playground/CartpoleSwingup": 6_000,
+    "pendulum": 6_000,
+    "brax/inverted_pendulum": 3_000,
+    "brax/inverted_double_pendulum": 3_000,
 }
 SCALE_TASKS = ("pendulum", "brax/inverted_pendulum")
 SCALES = (0.1, 1.0, 10.0)
@@ -141,8 +141,14 @@ def markdown(results: dict, meta: dict) -> str:
         if k not in results:
             continue
         cells = [fmt(ci(results[k][a]["final"])) if a in results[k] else "-" for a in ALGOS]
-        lines.append(f"| {task} | {steps:,} | " + " | ".join(cells) + f" | {PAPER_A} |")
+        row = " | ".join([task, f"{steps:,}", *cells, "no number at this scale"])
+        lines.append(f"| {row} |")
+    missing = [t for t in meta["budgets"] if key(t, 1.0) not in results]
+    if missing:
+        lines += ["", f"Not run (the run was stopped for time before them): {', '.join(missing)}."]
     lines += [
+        "",
+        f"Paper: {PAPER_A}.",
         "",
         "## (b) Reward scale (final return in the unscaled reward)",
         "",
@@ -159,8 +165,9 @@ def markdown(results: dict, meta: dict) -> str:
             lines.append(
                 f"| {task} | {a} | "
                 + " | ".join(cells)
-                + f" | {fmt(spread_ci(finals))} | {PAPER_B} |"
+                + f" | {fmt(spread_ci(finals))} | no number at this scale |"
             )
+    lines += ["", f"Paper: {PAPER_B}."]
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +185,8 @@ def plot(results: dict, meta: dict, path: Path) -> None:
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("eval return (IQM, min-max)")
-    axes[0][0].legend(fontsize=8)
+    if axes[0][0].has_data():
+        axes[0][0].legend(fontsize=8)
     for ax, task in zip(axes[1], meta["scale_tasks"], strict=False):
         for i, a in enumerate(ALGOS):
             ks = [key(task, s) for s in meta["scales"]]
@@ -193,7 +201,8 @@ def plot(results: dict, meta: dict, path: Path) -> None:
         ax.set_xlabel("reward scale")
         ax.grid(alpha=0.3)
     axes[1][0].set_ylabel("final return, unscaled (IQM, 95% CI)")
-    axes[1][0].legend(fontsize=8)
+    if axes[1][0].has_data():
+        axes[1][0].legend(fontsize=8)
     for row in axes:
         for ax in row:
             if not ax.has_data():
@@ -208,10 +217,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scale-tasks", default=",".join(SCALE_TASKS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="one budget for every task")
-    parser.add_argument("--evals", type=int, default=6)
-    parser.add_argument("--hidden", default="128,128")
+    parser.add_argument("--evals", type=int, default=4)
+    parser.add_argument("--hidden", default="64,64")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--replot", action="store_true", help="rewrite the .md and .png from the .json only"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        record = json.loads((Path(args.out) / "dsac_vs_sac.json").read_text())
+        atomic_write(Path(args.out) / "dsac_vs_sac.md", markdown(record["results"], record["meta"]))
+        plot(record["results"], record["meta"], Path(args.out) / "dsac_vs_sac.png")
+        return record
     tasks = args.tasks.split(",")
     scale_tasks = [t for t in args.scale_tasks.split(",") if t]
     budgets = {t: args.steps or BUDGETS.get(t, 10_000) for t in dict.fromkeys(tasks + scale_tasks)}
@@ -227,9 +244,10 @@ def main(argv: list[str] | None = None) -> dict:
         "scales": list(SCALES),
         "evaluation": "scaled env, returns divided by the scale",
     }
-    # Scale 1 of every task first (part a), then the other scales (part b).
-    jobs = [(t, 1.0) for t in tasks] + [(t, s) for t in scale_tasks for s in SCALES if s != 1.0]
-    jobs += [(t, 1.0) for t in scale_tasks if t not in tasks]
+    # Scale 1 of the scale tasks, their other scales, then the remaining tasks at scale 1.
+    jobs = [(t, 1.0) for t in scale_tasks]
+    jobs += [(t, s) for t in scale_tasks for s in SCALES if s != 1.0]
+    jobs += [(t, 1.0) for t in tasks if t not in scale_tasks]
     t0 = time.perf_counter()
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
