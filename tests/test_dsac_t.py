@@ -72,6 +72,30 @@ def test_critic_loss_and_gradients_match_float64_reference():
     assert gs[3] > 0 and gs[1] < 0
 
 
+def test_value_std_is_softplus_and_policy_log_std_clipped():
+    """DSAC-v2: ``sigma = softplus(.)`` of the critic's 2nd output; the policy's log-std is
+    clamped into [-20, 0.5]."""
+    env = E.make("pendulum")
+    cfg = dsac_t.Config(hidden=(8,))
+    state = dsac_t.make_agent(cfg, env, dsac_t.SPEC.default_hparams()).init(jax.random.PRNGKey(0))
+    q_params = jax.tree.map(lambda x: x[0], state.critic_params)
+    obs, act = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 3))
+    act = act[:, :1]
+    mean, std = dsac_t.GaussianQ((8,), "relu").apply(q_params, obs, act)
+    w, c = q_params["params"]["MLP_0"]["Dense_0"], q_params["params"]["Dense_0"]
+    h = np.maximum(np.concatenate([obs, act], -1) @ w["kernel"] + w["bias"], 0.0)
+    out = h @ c["kernel"] + c["bias"]
+    np.testing.assert_allclose(mean, out[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, np.log1p(np.exp(out[:, 1])), rtol=1e-5, atol=1e-6)
+    big = jax.tree.map(lambda x: 100.0 * x, state.actor_params)
+    from jaxrl.nets import TanhGaussian
+
+    actor = TanhGaussian(1, (8,), "relu", log_std_min=-20.0, log_std_max=0.5, clip_log_std=True)
+    _, a_std = actor.apply(big, 10.0 * obs)
+    assert float(jnp.max(a_std)) <= np.exp(0.5) * (1 + 1e-6)
+    assert float(jnp.max(a_std)) >= np.exp(0.5) * (1 - 1e-6)  # saturates at the bound
+
+
 def _batch(n=16):
     return Transition(
         obs=jnp.ones((n, 3)),
@@ -103,8 +127,18 @@ def test_update_delays_policy_and_target():
     # Step 0 is a policy step (actor and targets move); step 1 is not; critics always move.
     assert moved(s1.actor_params, s0.actor_params) > 0
     assert moved(s1.target_critic_params, s0.target_critic_params) > 0
+    assert moved(s1.target_actor_params, s0.target_actor_params) > 0
     assert moved(s2.actor_params, s1.actor_params) == 0
     assert moved(s2.target_critic_params, s1.target_critic_params) == 0
+    assert moved(s2.target_actor_params, s1.target_actor_params) == 0
+    # The target policy is a Polyak average (tau 0.005) of the policy, not the policy.
+    tau = 0.005
+    for t0, t1, a1 in zip(
+        *map(jax.tree.leaves, (s0.target_actor_params, s1.target_actor_params, s1.actor_params)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(t1, (1 - tau) * t0 + tau * a1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jnp.exp(s0.log_alpha), np.e, rtol=1e-6)  # log_alpha starts at 1
     assert moved(s2.critic_params, s1.critic_params) > 0
     assert float(s0.mean_std[0]) == -1.0 and bool(jnp.all(s1.mean_std > 0))
 

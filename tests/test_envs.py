@@ -123,6 +123,31 @@ def test_action_repeat_sums_rewards():
     assert float(s1.reward) == 3.0
 
 
+@pytest.mark.parametrize("name", ["pendulum", "cartpole"])
+def test_reward_scale_multiplies_rewards_only(name):
+    """``make(name, reward_scale=c)``: rewards times ``c``, the rest bitwise the same, under
+    jit and a vmap over keys, through auto-reset."""
+    plain = E.AutoReset(E.make(name))
+    scaled = E.AutoReset(E.make(name, reward_scale=10.0))
+    assert isinstance(scaled.env.env, E.RewardScale)
+    assert scaled.action_spec == plain.action_spec
+    assert scaled.observation_spec == plain.observation_spec
+    assert scaled.max_episode_steps == plain.max_episode_steps
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+
+    def run(env):
+        def one(key):
+            return rollout(env, key, 250, lambda k, s: env.action_spec.sample(k))
+
+        return jax.jit(jax.vmap(one))(keys)
+
+    a, b = run(plain), run(scaled)
+    np.testing.assert_allclose(b[1], 10.0 * np.asarray(a[1]), rtol=1e-6)
+    for x, y in zip(a[:1] + a[2:], b[:1] + b[2:], strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not isinstance(E.make(name, reward_scale=None).env, E.RewardScale)
+
+
 def test_normalize_observation_tracks_batch_statistics():
     env = E.NormalizeObservation(E.VmapWrapper(E.AutoReset(E.make("pendulum")), 64))
     state = env.reset(jax.random.PRNGKey(0))

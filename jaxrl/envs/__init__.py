@@ -30,6 +30,7 @@ from jaxrl.envs.wrappers import (
     AutoReset,
     EpisodeLimit,
     NormalizeObservation,
+    RewardScale,
     VmapWrapper,
     Wrapper,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "EnvState",
     "EpisodeLimit",
     "NormalizeObservation",
+    "RewardScale",
     "Spec",
     "VmapWrapper",
     "Wrapper",
@@ -138,13 +140,21 @@ def is_host(name: str) -> bool:
     return isinstance(name, str) and name.partition("/")[0] in HOST_FAMILIES
 
 
-def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
+def make(
+    name: str,
+    *,
+    episode_length: int | None = -1,
+    reward_scale: float | None = None,
+    **kwargs: Any,
+) -> Env:
     """Builds environment ``name`` wrapped in its episode limit.
 
     Args:
       name: a registered name or ``family/id``.
       episode_length: steps before truncation; ``-1`` uses the env's default,
         ``None`` applies no limit.
+      reward_scale: multiply every reward by it (``RewardScale``); ``None`` leaves the
+        env unwrapped.
       **kwargs: passed to the env's constructor.
 
     Raises:
@@ -163,9 +173,13 @@ def make(name: str, *, episode_length: int | None = -1, **kwargs: Any) -> Env:
             raise _unknown(name)
         env = adapter.make(env_id, **kwargs)
         if family in HOST_FAMILIES:
-            if episode_length != -1:
-                raise ValueError(f"{name} is a host env with its own limit; drop episode_length")
+            if episode_length != -1 or reward_scale is not None:
+                raise ValueError(
+                    f"{name} is a host env: it takes neither episode_length nor reward_scale"
+                )
             return env
+    if reward_scale is not None:
+        env = RewardScale(env, reward_scale)
     limit = env.max_episode_steps if episode_length == -1 else episode_length
     if limit is not None:
         env = EpisodeLimit(env, limit)

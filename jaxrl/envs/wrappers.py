@@ -84,6 +84,24 @@ class EpisodeLimit(Wrapper):
         return nxt.replace(truncated=truncated, info={**nxt.info, "episode_step": steps})
 
 
+class RewardScale(Wrapper):
+    """Multiplies every reward by ``scale`` (a constant); observations, done flags, keys
+    and info are the wrapped env's. Evaluation returns come out scaled too: divide by
+    ``scale`` to read them in the env's own reward."""
+
+    def __init__(self, env: Env, scale: float):
+        super().__init__(env)
+        self.scale = float(scale)
+
+    def reset(self, key: jax.Array) -> EnvState:
+        state = self.env.reset(key)
+        return state.replace(reward=state.reward * self.scale)
+
+    def step(self, state: EnvState, action: jax.Array) -> EnvState:
+        nxt = self.env.step(state, action)
+        return nxt.replace(reward=nxt.reward * self.scale)
+
+
 class AutoReset(Wrapper):
     """Resets an env as soon as its episode ends (terminated or truncated).
 

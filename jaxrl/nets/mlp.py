@@ -125,7 +125,8 @@ class TanhGaussian(nn.Module):
     """Tanh-squashed Gaussian with state-dependent std (SAC style).
 
     Returns ``(mean, std)`` of the pre-tanh Gaussian, each ``[..., act_dim]``;
-    ``log_std`` is squashed into ``[log_std_min, log_std_max]``.
+    ``log_std`` is squashed into ``[log_std_min, log_std_max]`` by a tanh, or with
+    ``clip_log_std`` clipped into it (DSAC-v2's hard clamp).
     """
 
     action_dim: int
@@ -134,11 +135,15 @@ class TanhGaussian(nn.Module):
     layer_norm: bool = False
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    clip_log_std: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden, self.act, self.layer_norm)(x)
         mean = Dense(self.action_dim)(x)
+        if self.clip_log_std:
+            log_std = jnp.clip(Dense(self.action_dim)(x), self.log_std_min, self.log_std_max)
+            return mean, jnp.exp(log_std)
         log_std = jnp.tanh(Dense(self.action_dim)(x))
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
         return mean, jnp.exp(log_std)

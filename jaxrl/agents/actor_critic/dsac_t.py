@@ -12,25 +12,39 @@ three refinements:
 * variance-based critic gradient adjustment: ``b <- (1 - tau_b) b + tau_b mean(sigma)``
   per critic and ``omega = clip(b^2 / (sg(sigma)^2 + 0.1), 0.1, 10)``.
 
-Critic loss per critic (the form in PAPERS.md; DSAC-v2's code writes the same
-gradients as a Gaussian NLL scaled by ``b^2 + 0.1``)::
+Critic loss per critic (the form of DSAC-v2's ``dsac_v2.py`` since its July 2025
+commit c5105eb, lines 279-287)::
 
     L = mean(omega [Huber(Q, y) + sigma (sg(sigma)^2 - Huber(sg(Q), y_b)) / (sg(sigma) + 0.1)])
 
-The actor (``alpha log pi - min(Q1, Q2)`` over the critics' means), temperature and
-action scaling are SAC's (``jaxrl.agents.actor_critic.sac``); the actor, temperature and target
-critics update every ``policy_delay`` critic updates. Runs on ``loops.off_policy``.
+As in the official code (``dsac_v2.py``, ``networks/mlp.py``, the example configs):
+
+* ``sigma = softplus(.)`` of the critic's second output;
+* the next action of the targets comes from a Polyak-averaged *target policy*, updated
+  with the target critics every ``policy_delay`` steps (rate ``tau``);
+* the actor's loss ``alpha log pi - min(Q1, Q2)`` uses the critics as they were before
+  this step's critic update (DSAC-v2 computes every gradient, then steps);
+* log-probabilities are of the env-scaled action (``- sum(log half_range)``), which
+  enters the soft targets and the temperature's loss;
+* the policy's log-std is clipped (not tanh-squashed) into ``[-20, 0.5]``;
+* ``log_alpha`` starts at 1 (``alpha = e``); lrs 1e-4 (actor, critics), 3e-4 (alpha).
+
+The actor, temperature and target networks update every ``policy_delay`` critic
+updates. Runs on ``loops.off_policy``. Kept from SAC here: ReLU (DSAC-v2 uses GELU),
+flax's default initialisers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -49,6 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {"pendulum": {"hidden": (128, 128)}}
 
 HUBER_DELTA = 50.0
 OMEGA_EPS = 0.1  # the 0.1 in omega's and the std term's denominators
+POLICY_LOG_STD = (-20.0, 0.5)  # DSAC-v2's policy_min_log_std, policy_max_log_std
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,17 +82,19 @@ class HParams(sac.HParams):
 
     actor_lr: float = 1e-4
     critic_lr: float = 1e-4
+    init_alpha: float = math.e  # DSAC-v2 starts log_alpha at 1
     tau_b: float = 0.005  # step size of the running mean std ``b``
 
 
 class DSACTState(ac.SoftActorCritic):
+    target_actor_params: Any  # Polyak-averaged policy that picks the targets' next actions
     mean_std: jax.Array  # [2] running mean of each critic's sigma (b); -1 before the first update
 
 
 class GaussianQ(nn.Module):
     """Value distribution ``(Q, sigma)``: ``[N, obs] x [N, act] -> ([N], [N])``.
 
-    ``sigma = exp(clip(log_sigma, -8, 8))``.
+    ``sigma = softplus(.)`` of the second output (DSAC-v2's ``ActionValueDistri``).
     """
 
     hidden: tuple[int, ...]
@@ -88,7 +105,7 @@ class GaussianQ(nn.Module):
     def __call__(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden, self.act, self.layer_norm)(jnp.concatenate([obs, action], -1))
         out = Dense(2)(x)
-        return out[..., 0], jnp.exp(jnp.clip(out[..., 1], -8.0, 8.0))
+        return out[..., 0], jax.nn.softplus(out[..., 1])
 
 
 def twin_targets(
@@ -158,17 +175,28 @@ def make_agent(
     """DSAC-T's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
     act_dim, center, half = ac.box_action_scale(env, "dsac_t")
     obs_shape = env.observation_spec.shape
-    actor = TanhGaussian(act_dim, config.hidden, config.activation)
+    lo, hi = POLICY_LOG_STD
+    actor = TanhGaussian(
+        act_dim, config.hidden, config.activation, log_std_min=lo, log_std_max=hi, clip_log_std=True
+    )
+    # log pi of the env action = log pi of the [-1, 1] action - sum(log half).
+    log_jac = float(np.sum(np.log(half)))
     critic = ac.twin(GaussianQ(config.hidden, config.activation, config.critic_layer_norm))
     critic_apply = critic.apply
     txs = ac.soft_txs(hparams)
     actor_tx, critic_tx, alpha_tx = txs
     target_entropy = -hparams.target_entropy_scale * act_dim
+    # The temperature's loss on env-action log-probs, written on [-1, 1]-action ones.
+    alpha_target = target_entropy - log_jac
 
     def init(key: jax.Array) -> DSACTState:
         shapes = (obs_shape, act_dim)
         parts = ac.init_soft(key, actor, critic, txs, shapes, hparams.init_alpha)
-        return DSACTState(**parts, mean_std=-jnp.ones((2,), jnp.float32))
+        return DSACTState(
+            **parts,
+            target_actor_params=parts["actor_params"],
+            mean_std=-jnp.ones((2,), jnp.float32),
+        )
 
     def act(state: DSACTState, obs: jax.Array, key: jax.Array, explore=True, **_):
         mean, std = actor.apply(state.actor_params, obs)
@@ -185,8 +213,9 @@ def make_agent(
         alpha = jnp.exp(state.log_alpha)
         action = (batch.action - center) / half
 
-        mean, std = actor.apply(state.actor_params, batch.next_obs)
+        mean, std = actor.apply(state.target_actor_params, batch.next_obs)
         next_action, next_log_prob = tanh_gaussian(mean, std, next_eps)
+        next_log_prob = next_log_prob - log_jac
         next_mean, next_std = critic_apply(state.target_critic_params, batch.next_obs, next_action)
         y, y_sample = twin_targets(
             batch.reward,
@@ -219,13 +248,15 @@ def make_agent(
                 state,
                 batch.obs,
                 actor_eps,
-                lambda a: jnp.min(critic_apply(critic_params, batch.obs, a)[0], axis=0),
-                target_entropy,
+                lambda a: jnp.min(critic_apply(state.critic_params, batch.obs, a)[0], axis=0),
+                alpha_target,
             )
-            target = optax.incremental_update(
-                critic_params, state.target_critic_params, hparams.tau
+            targets = optax.incremental_update(
+                (critic_params, policy["actor_params"]),
+                (state.target_critic_params, state.target_actor_params),
+                hparams.tau,
             )
-            return policy, target, metrics
+            return policy, targets, metrics
 
         def skip():
             policy = {
@@ -236,13 +267,14 @@ def make_agent(
             }
             zero = jnp.zeros((), jnp.float32)
             metrics = {"actor_loss": zero, "alpha_loss": zero, "entropy": zero}
-            return policy, state.target_critic_params, metrics
+            return policy, (state.target_critic_params, state.target_actor_params), metrics
 
         is_policy_step = state.step % config.policy_delay == 0
-        policy, target, policy_metrics = jax.lax.cond(is_policy_step, policy_update, skip)
+        policy, targets, policy_metrics = jax.lax.cond(is_policy_step, policy_update, skip)
         new_state = state.replace(
             critic_params=critic_params,
-            target_critic_params=target,
+            target_critic_params=targets[0],
+            target_actor_params=targets[1],
             mean_std=mean_std,
             critic_opt=critic_opt,
             step=state.step + 1,
