@@ -113,7 +113,7 @@ def main() -> None:
     ref = REFERENCE.get(args.game)
     lines = [
         f"Drama on `atari/{args.game}` (Atari100k protocol), {args.steps:,} agent steps "
-        f"({4 * args.steps:,} frames, {args.steps / 1000:.0f}% of the 100k budget), "
+        f"({4 * args.steps:,} frames, {args.steps / 1000:.1f}% of the 100k budget), "
         f"{args.seeds} seed(s); wall {wall / 60:.1f} min on the shared 2-core CPU.",
         "",
         "| method | final return (mean of eval episodes) | HNS | Atari100k reference |",
