@@ -28,17 +28,9 @@ RESULTS = Path(__file__).parent / "results"
 #: Random and human reference scores used by Atari100k papers (DQN, Mnih et al. 2015;
 #: the Atari100k tables of SimPLe, DreamerV3, STORM and Drama use the same values).
 REFERENCE = {"Pong": (-20.7, 14.6), "Breakout": (1.7, 30.5), "Boxing": (0.1, 12.1)}
-#: CPU-sized Drama for 64x64x3 frames (the ``atari`` preset adds the CNN encoder).
-CONFIG = {
-    "channels": (16, 32),
-    "wm_batch": 8,
-    "wm_seq_len": 32,
-    "img_batch": 64,
-    "train_every": 8,
-    "warmup_steps": 1000,
-    "num_evals": 4,
-    "num_eval_envs": 4,
-}
+#: On top of the ``atari`` preset (CNN 16/32, wm_batch 8, img_batch 64, 2 x 3 evaluation
+#: episodes): one update per 8 agent steps after 1,000 random ones.
+CONFIG = {"train_every": 8, "warmup_steps": 1000}
 
 
 def random_returns(game: str, episodes: int, seed: int) -> list[float]:

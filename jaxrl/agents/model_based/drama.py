@@ -422,10 +422,18 @@ POSITIVE = tuple(
     "ac_layers num_attention_heads ff_mult".split()
 )
 
-#: ``atari/<game>`` (Atari100k frames, 64x64x3): the CNN encoder, and a few whole-episode
-#: evaluations (one Atari episode is ~1-27k agent steps stepped from Python).
+#: ``atari/<game>`` (Atari100k frames, 64x64x3): the CNN encoder at a CPU size (one update
+#: ~4 s on 2 cores) and a few whole-episode evaluations (an Atari episode is ~1-27k agent
+#: steps stepped from Python); ``paper_config()`` gives the paper's sizes.
 PRESETS: dict[str, dict[str, Any]] = {
-    "atari": {"encoder": "cnn", "num_evals": 4, "num_eval_envs": 4}
+    "atari": {
+        "encoder": "cnn",
+        "channels": (16, 32),
+        "wm_batch": 8,
+        "img_batch": 64,
+        "num_evals": 2,
+        "num_eval_envs": 3,
+    }
 }
 
 SUMMARY = "Drama: Mamba-2 world model, imagination actor-critic, DFS replay (Wang et al. 2024)"
