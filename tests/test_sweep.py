@@ -60,8 +60,13 @@ def test_hparam_grid_is_one_compilation_and_matches_single_runs(train):
     idx = settings.index({"lr": 1e-3, "ent_coef": 0.01})
     # Batched and single runs round differently (batched matmuls sum in another order)
     # and RL amplifies that over time, so only the first evaluation period is compared.
+    # The policy loss is a mean of O(1) terms (normalised advantages) near 0, so its
+    # tolerance is absolute: 16 updates of float32 reordering moved it by 7e-5 on an
+    # AVX-512 CPU; another setting of the grid is off by far more (checked below).
     for name in ("value_loss", "policy_loss", "entropy", "approx_kl"):
-        np.testing.assert_allclose(m[name][idx][0], ref[name][0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(m[name][idx][0], ref[name][0], rtol=1e-4, atol=2e-4)
+    other = settings.index({"lr": 1e-4, "ent_coef": 0.0})
+    assert abs(m["entropy"][other][0] - ref["entropy"][0]) > 1e-3
     # Changing only a traced hyperparameter does not recompile.
     before = single._cache_size()
     single(key, hp.replace(lr=jnp.float32(3e-4)))
