@@ -402,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("missing command; try: jaxrl train ppo")
+        if args.command in ("train", "sweep", "pbt", "bench"):
+            from jaxrl import sweep
+
+            sweep.use_cpu_cores()  # seeds and settings shard over every CPU core
         if args.command == "bench":
             return bench_command(args)
         if args.command == "plot":

@@ -39,6 +39,38 @@ def init_distributed() -> None:
     jax.distributed.initialize(**kwargs)
 
 
+def cpu_cores() -> int:
+    """The number of CPU cores this process may run on (its affinity mask where known)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def use_cpu_cores(num_devices: int | None = None) -> int | None:
+    """Exposes the CPU cores as JAX CPU devices, so that ``over_seeds`` runs seeds on all of them.
+
+    One XLA:CPU device runs a vmapped program on one core (its small matmuls already run
+    near one core's peak), so on a CPU-only machine extra seeds cost almost their full
+    price. With one device per core, the batch mesh splits the seeds over the cores.
+    A single-device computation is unchanged. Sets ``jax_num_cpu_devices`` to
+    ``num_devices`` (default: ``cpu_cores()``) and returns it; returns ``None`` and
+    changes nothing when the user already chose (``JAX_NUM_CPU_DEVICES``,
+    ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, or the config) or when
+    JAX's backends are already initialised. Call it before any JAX computation.
+    """
+    n = cpu_cores() if num_devices is None else num_devices
+    if n < 1:
+        raise ValueError(f"num_devices must be positive, got {n}")
+    chosen = jax.config.jax_num_cpu_devices != -1
+    if chosen or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return None
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # backends already initialised: too late to add devices
+        return None
+    return n
+
+
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
     """``[num_seeds, 2]`` independent keys derived from one integer seed."""
     if num_seeds <= 0:

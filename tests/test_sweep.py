@@ -1,5 +1,6 @@
 """Seeds and hyperparameter sweeps: vmap equals separate runs, bitwise determinism, sharding."""
 
+import json
 import os
 import subprocess
 import sys
@@ -115,3 +116,60 @@ def test_sharded_over_four_host_devices_equals_unsharded():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK" in out.stdout
+
+
+def _cli(args: list[str]) -> None:
+    """``python -m jaxrl ARGS`` in a fresh process that leaves the CPU device count to jaxrl."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxrl", *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def _final_state(run_dir) -> dict[str, np.ndarray]:
+    path = sorted(run_dir.glob("checkpoints/*/state.npz"))[-1]
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_spreads_seeds_over_cpu_cores_and_resumes_exactly(tmp_path):
+    """The CLI runs seeds on one device per CPU core. Sharded, a run cut and resumed
+    equals the uninterrupted one bitwise, and both equal a one-device run of this
+    process to float error (one seed per device sums its matmuls in another order)."""
+    from jaxrl.cli import main
+
+    args = ["train", "ppo", "--seeds", "2", "--steps", "2048", "--no-progress"]
+    args += ["--set", "num_evals=2", "--set", "num_envs=4", "--set", "num_epochs=2"]
+    args += ["--checkpoint-every", "1"]
+    one, full, cut = tmp_path / "one", tmp_path / "full", tmp_path / "cut"
+    assert len(jax.devices()) == 1  # tests/conftest.py pins this process to one device
+    assert main([*args, "--out", str(one)]) == 0
+    _cli([*args, "--out", str(full)])
+    _cli([*args, "--out", str(cut), "--stop-after-chunks", "1"])
+    _cli([*args, "--resume", str(cut)])
+    summary = json.loads((cut / "summary.json").read_text())
+    assert summary["num_devices"] == min(sweep.cpu_cores(), 2)  # the most devices dividing 2
+    assert summary["resumed_from_period"] == 1
+    assert (full / "metrics.jsonl").read_text() == (cut / "metrics.jsonl").read_text()
+    resumed, uninterrupted, one_device = (_final_state(d) for d in (cut, full, one))
+    for k in resumed:
+        np.testing.assert_array_equal(resumed[k], uninterrupted[k], err_msg=k)
+    assert resumed.keys() == one_device.keys()
+    for k in resumed:
+        np.testing.assert_allclose(resumed[k], one_device[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    for a, b in zip(_metrics(one), _metrics(cut), strict=True):
+        assert a["env_steps"] == b["env_steps"] and a["seed"] == b["seed"]
+        np.testing.assert_allclose(a["eval_return"], b["eval_return"], rtol=1e-4)
+
+
+def test_use_cpu_cores_leaves_an_initialised_backend_alone():
+    jax.devices()  # backend initialised
+    assert sweep.use_cpu_cores(3) is None
+    with pytest.raises(ValueError, match="positive"):
+        sweep.use_cpu_cores(0)
+    assert sweep.cpu_cores() >= 1
