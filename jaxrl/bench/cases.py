@@ -21,6 +21,7 @@ from jaxrl.bench import harness
 from jaxrl.bench.drama_case import drama_world_model
 from jaxrl.bench.mjx_case import ppo_mjx
 from jaxrl.bench.sac_case import sac_pendulum
+from jaxrl.bench.solve import ppo_cartpole_solve
 from jaxrl.bench.stream_case import stream_cartpole
 
 #: rejax's own CartPole-v1 PPO settings, used for both JAX contenders.
@@ -78,6 +79,12 @@ class Budget:
     mjx_steps: int  # PPO on each MJX task, jaxrl and Brax
     mjx_tasks: tuple[str, ...]
     stream_steps: int  # streaming learners, per seed
+    solve_steps: int  # time to solve: env steps per seed of each JAX contender's run
+    solve_seeds: int  # ... and the vmapped seed count it is timed at (besides 1)
+    solve_eval_every: int  # env steps between evaluations
+    solve_sb3_seeds: int  # SB3 seeds, one after another
+    solve_sb3_steps: int  # SB3's cap when it does not get there
+    cartpole_threshold: float  # 475 (CartPole-v1's "solved"); tiny: low, to reach it
 
 
 def budget_for(mode: str) -> Budget:
@@ -97,6 +104,12 @@ def budget_for(mode: str) -> Budget:
             mjx_steps=2_000_000,
             mjx_tasks=("inverted_pendulum", "hopper"),
             stream_steps=100_000,
+            solve_steps=200_000,
+            solve_seeds=16,
+            solve_eval_every=2_500,
+            solve_sb3_seeds=5,
+            solve_sb3_steps=200_000,
+            cartpole_threshold=475.0,
         ),
         "quick": Budget(
             "quick",
@@ -112,6 +125,12 @@ def budget_for(mode: str) -> Budget:
             mjx_steps=300_000,
             mjx_tasks=("inverted_pendulum",),
             stream_steps=20_000,
+            solve_steps=100_000,
+            solve_seeds=16,
+            solve_eval_every=2_500,
+            solve_sb3_seeds=3,
+            solve_sb3_steps=100_000,
+            cartpole_threshold=475.0,
         ),
         "tiny": Budget(
             "tiny",
@@ -127,6 +146,12 @@ def budget_for(mode: str) -> Budget:
             mjx_steps=2_000,
             mjx_tasks=("fast",),  # Brax's physics-free test env
             stream_steps=500,
+            solve_steps=4_096,
+            solve_seeds=2,
+            solve_eval_every=500,
+            solve_sb3_seeds=1,
+            solve_sb3_steps=1_000,
+            cartpole_threshold=15.0,
         ),
     }
     if mode not in budgets:
@@ -137,12 +162,44 @@ def budget_for(mode: str) -> Budget:
 # --- contenders -------------------------------------------------------------------------
 
 
-def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
-    """jaxrl PPO on ``cartpole`` with ``REJAX_CARTPOLE``: ``(train, hparams)``."""
+#: jaxrl's own CartPole settings for time to solve: the fastest to a 475 return of a few
+#: tried (5x100 rejax-style, 16x64 jaxrl default, 16x32, 32x16, 8x32 with 10 epochs)
+#: on 16 seeds at 200k steps, median 13.8k steps, every seed at 500 at the end.
+JAXRL_CARTPOLE = REJAX_CARTPOLE | {
+    "num_envs": 8,
+    "rollout_len": 64,
+    "num_epochs": 4,
+    "num_minibatches": 4,
+    "lr": 2e-3,
+    "clip_value": False,
+}
+
+#: ``SB3_ZOO_CARTPOLE`` in jaxrl's terms (SB3 also anneals the clip range; jaxrl does not).
+SB3_ZOO_AS_JAXRL = REJAX_CARTPOLE | {
+    "num_envs": 8,
+    "rollout_len": 32,
+    "num_epochs": 20,
+    "num_minibatches": 1,
+    "gamma": 0.98,
+    "gae_lambda": 0.8,
+    "ent_coef": 0.0,
+    "lr": 1e-3,
+    "anneal_lr": True,
+    "clip_value": False,
+    "ortho_init": True,  # SB3's MlpPolicy initialises orthogonally
+    "max_grad_norm": 0.5,
+}
+
+
+def jaxrl_ppo_train(
+    total_steps: int, settings: dict[str, Any] = REJAX_CARTPOLE, num_evals: int | None = None
+) -> tuple[Callable, Any]:
+    """jaxrl PPO on ``cartpole`` with ``settings`` (keys as ``REJAX_CARTPOLE``):
+    ``(train, hparams)``; ``num_evals`` overrides the settings' evaluation count."""
     from jaxrl import envs
     from jaxrl.agents.on_policy import ppo
 
-    s = REJAX_CARTPOLE
+    s = settings
     config = ppo.Config(
         total_steps=total_steps,
         num_envs=s["num_envs"],
@@ -154,7 +211,7 @@ def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
         anneal_lr=s["anneal_lr"],
         clip_value=s["clip_value"],
         ortho_init=s["ortho_init"],
-        num_evals=s["num_evals"],
+        num_evals=s["num_evals"] if num_evals is None else num_evals,
         num_eval_envs=s["num_eval_envs"],
     )
     names = ("lr", "max_grad_norm", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef")
@@ -162,8 +219,11 @@ def jaxrl_ppo_train(total_steps: int) -> tuple[Callable, Any]:
     return ppo.SPEC.make_train(config, envs.make("cartpole")), hparams
 
 
-def rejax_ppo_train(total_steps: int) -> Callable[[jax.Array], tuple[Any, Any]]:
-    """rejax PPO on gymnax CartPole-v1 with ``REJAX_CARTPOLE``, one evaluation at the end."""
+def rejax_ppo_train(
+    total_steps: int, eval_every: int | None = None
+) -> Callable[[jax.Array], tuple[Any, Any]]:
+    """rejax PPO on gymnax CartPole-v1 with ``REJAX_CARTPOLE``; it evaluates every
+    ``eval_every`` steps (default: once, at the end)."""
     import gymnax
     from rejax import PPO
     from rejax.evaluate import evaluate
@@ -175,7 +235,7 @@ def rejax_ppo_train(total_steps: int) -> Callable[[jax.Array], tuple[Any, Any]]:
         env=env,
         env_params=params,
         total_timesteps=total_steps,
-        eval_freq=total_steps,
+        eval_freq=total_steps if eval_every is None else eval_every,
         skip_initial_evaluation=True,
         num_envs=s["num_envs"],
         num_steps=s["rollout_len"],
@@ -495,6 +555,7 @@ def seed_scaling(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
 
 CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
     "ppo_cartpole": ppo_cartpole,
+    "ppo_cartpole_solve": ppo_cartpole_solve,
     "env_throughput": env_throughput,
     "seed_scaling": seed_scaling,
     "sac_pendulum": sac_pendulum,
