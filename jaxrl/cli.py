@@ -5,7 +5,7 @@
 ``jaxrl sweep ALGO --grid KEY=V1,V2,... [--grid ...] [train's options]``;
 ``jaxrl pbt ALGO --population P --perturb KEY,KEY [--ready K] [train's options]``;
 ``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
-``jaxrl bench [--quick] [--out DIR] [--cases NAME,...]``.
+``jaxrl bench [--suite cpu|gpu] [--quick] [--out DIR] [--cases NAME,...]``.
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
 """
@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimality-gap threshold on normalised scores (default 1.0)",
     )
     bench = sub.add_parser("bench", help="benchmark jaxrl against rejax and Stable-Baselines3")
+    bench.add_argument(
+        "--suite",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="cpu: the CPU bench (default); gpu: published GPU figures (~8 min on one GPU)",
+    )
     bench.add_argument("--quick", action="store_true", help="small budgets (< 10 min, 2 cores)")
     bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests only
     bench.add_argument("--out", default="bench", help="output folder for bench.json")
@@ -364,21 +370,32 @@ def list_command(args: argparse.Namespace) -> int:
 def bench_command(args: argparse.Namespace) -> int:
     from jaxrl import bench
     from jaxrl import logging as jlog
+    from jaxrl.bench import gpu_suite
     from jaxrl.bench.cases import format_table
 
-    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    gpu = args.suite == "gpu"
+    if gpu and args.quick:
+        raise UsageError("--quick sizes the cpu suite; use --suite gpu alone (or --suite cpu)")
+    known = gpu_suite.GPU_CASES if gpu else bench.CASES
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
-    unknown = [c for c in cases or [] if c not in bench.CASES]
+    unknown = [c for c in cases or [] if c not in known]
     if unknown:
         raise UsageError(
-            f"unknown bench case(s) {', '.join(unknown)}; known: {', '.join(bench.CASES)}"
+            f"unknown bench case(s) {', '.join(unknown)}; known in the {args.suite} suite: "
+            f"{', '.join(known)}"
         )
     t0 = time.perf_counter()
-    result = bench.run_bench(bench.budget_for(mode), cases)
+    if gpu:
+        result = gpu_suite.run_gpu_bench("tiny" if args.tiny else "gpu", cases)
+    else:
+        mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+        result = bench.run_bench(bench.budget_for(mode), cases)
     result["meta"]["wall_seconds"] = time.perf_counter() - t0
     out = Path(args.out) / "bench.json"
     jlog.write_json(out, result)
     print(format_table(result))
+    if gpu:
+        print(gpu_suite.format_published(result))
     print(f"wall time {result['meta']['wall_seconds']:.0f} s; wrote {out}")
     return 0
 

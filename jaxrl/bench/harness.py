@@ -74,6 +74,28 @@ class GuardedLegacyStep(LegacyStepAPIWrapper):
         return getattr(self._env, name)
 
 
+def rejax_brax_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
+    """``(env, params)``: rejax's own Brax env ``name`` (``rejax.compat.create("brax/<name>")``).
+
+    rejax 0.1.3 wraps ``brax.envs.create`` (Brax's episode limit and auto-reset) in its
+    ``Brax2GymnaxEnv``. gymnax 1.0's ``step`` adds a time limit of its own that reads
+    ``state.time``, which Brax states lack; this subclass reports no gymnax truncation,
+    which is the pre-1.0 behaviour rejax was written for (Brax's ``done`` already holds
+    the episode limit). The result is wrapped in ``GuardedLegacyStep`` (5-value ``step``).
+    ``kwargs`` go to ``brax.envs.create`` (e.g. ``backend="mjx"``).
+    """
+    import jax.numpy as jnp
+    from rejax.compat import create
+    from rejax.compat.brax2gymnax import Brax2GymnaxEnv
+
+    class BraxNoGymnaxLimit(Brax2GymnaxEnv):
+        def is_truncated(self, state: Any, params: Any) -> jax.Array:
+            return jnp.zeros((), jnp.bool_)
+
+    env, params = create(f"brax/{name}", **kwargs)
+    return GuardedLegacyStep(BraxNoGymnaxLimit(env.env)), params
+
+
 def restore_device_put_replicated() -> str:
     """Gives jax back ``jax.device_put_replicated`` for Brax's trainers; says what it did.
 

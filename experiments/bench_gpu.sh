@@ -1,0 +1,1 @@
+jaxrl bench --suite gpu --out bench-gpu
