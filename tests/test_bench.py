@@ -7,9 +7,10 @@ import math
 import gymnax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from jaxrl.bench import CASES, harness
+from jaxrl.bench import CASES, harness, solve
 from jaxrl.cli import main
 
 
@@ -57,6 +58,7 @@ def test_bench_tiny_end_to_end(tmp_path, capsys):
             assert _number(ppo[f"ratio_steps_per_second_vs_{name}"])
     _check_ppo_mjx(bench["cases"]["ppo_mjx"], tasks=bench["meta"]["budget"]["mjx_tasks"])
     _check_sac_pendulum(bench["cases"]["sac_pendulum"])
+    _check_ppo_cartpole_solve(bench["cases"]["ppo_cartpole_solve"])
     out = capsys.readouterr().out
     assert "env steps/s" in out and "jax.device_put_replicated" in out
 
@@ -72,18 +74,32 @@ def _check_sac_pendulum(record: dict) -> None:
         assert contender["env_steps"] == settings["steps"][name]
         assert _number(contender["final_return"])
         assert len(contender["eval_steps"]) == len(contender["eval_returns"]) > 0
-        first, seconds = (
-            contender[k] for k in ("first_step_reaching_minus_200", "seconds_to_minus_200")
-        )
-        assert (first is None) == (seconds is None)
-        if first is not None:
-            assert first in contender["eval_steps"] and _number(seconds)
+        _check_solve(contender, seeds=2 if name in ("jaxrl", "rejax") else 1)
         if name in ("jaxrl", "jaxrl_td3"):
             continue
         assert _number(record[f"ratio_steps_per_second_vs_{name}"])
         mine = record["contenders"]["jaxrl_td3" if name == "rejax_td3" else "jaxrl"]
-        both = seconds is not None and mine["seconds_to_minus_200"]
-        assert (f"ratio_time_to_minus_200_vs_{name}" in record) == bool(both)
+        both = contender["seconds_to_threshold"] and mine["seconds_to_threshold"]
+        assert (f"ratio_time_to_solve_vs_{name}" in record) == bool(both)
+
+
+def _check_solve(contender: dict, seeds: int) -> None:
+    """Time-to-solve fields (jaxrl.bench.solve) of a tiny-mode contender."""
+    per_seed, seconds = contender["steps_to_threshold"], contender["seconds_to_threshold"]
+    assert len(per_seed) == seeds
+    assert (contender["median_steps_to_threshold"] is None) == (seconds is None)
+    assert seconds is None or (_number(seconds) and seconds > 0)
+
+
+def _check_ppo_cartpole_solve(record: dict) -> None:
+    assert record["settings"]["threshold"] == 15.0  # tiny mode's reachable threshold
+    names = {"jaxrl", "jaxrl_tuned", "jaxrl_sb3_zoo", "rejax", "sb3"}
+    assert set(record["contenders"]) == names
+    for name in names - {"sb3"}:
+        _check_solve(record["contenders"][name], seeds=2)
+        assert "seconds_to_threshold_2_seeds" in record["contenders"][name]
+    for key in ("vs_rejax", "2_seeds_vs_rejax", "vs_tuned_rejax", "vs_sb3", "vs_tuned_sb3"):
+        assert _number(record[f"ratio_time_to_solve_{key}"]), key
 
 
 def _check_ppo_mjx(record: dict, tasks: list[str]) -> None:
@@ -116,6 +132,25 @@ def test_missing_contender_is_reported():
     module, record = harness.try_import("no_such_contender_module")
     assert module is None
     assert record["status"] == "missing" and "no_such_contender_module" in record["error"]
+
+
+def test_time_to_solve_figures():
+    steps = [100, 200, 300, 400]
+    returns = np.array([[0, 5, 9, 9], [0, 0, 0, 0], [9, 9, 9, 9]])
+    per_seed = solve.first_steps(steps, returns, 5.0)
+    assert per_seed == [200, None, 100]
+    assert solve.median_steps(per_seed) == 200.0  # median of (200, inf, 100)
+    assert solve.median_steps([None, None, 100]) is None
+    figures = solve.jax_figures(per_seed, {1: 2.0, 8: 3.0}, {1: [4.0, 6.0], 8: [8.0]}, 400, 9.0)
+    assert figures["seconds_to_threshold"] == pytest.approx(2.0 + 5.0 * 200 / 400)
+    assert figures["seconds_to_threshold_8_seeds"] == pytest.approx(3.0 + 8.0 * 200 / 400)
+    assert figures["env_steps_per_second"] == pytest.approx(400 / 5.0)
+    seq = solve.sequential_figures([3.0, None, 5.0], [10, None, 20], 8)
+    assert seq["seconds_to_threshold"] == 5.0 and seq["seconds_to_threshold_8_seeds"] == 40.0
+    record = {"contenders": {"a": figures, "b": seq}}
+    solve.ratios(record, "a", "b", "b", 8)
+    assert record["ratio_time_to_solve_vs_b"] == pytest.approx(5.0 / 4.5)
+    assert record["ratio_time_to_solve_8_seeds_vs_b"] == pytest.approx(40.0 / 7.0)
 
 
 def test_paired_ratio_is_the_median_of_pairs():

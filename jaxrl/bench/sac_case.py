@@ -13,9 +13,9 @@ and warm-up done before them (and reported apart). The JAX contenders' runs incl
 their (vectorised, in-graph) evaluations; SBX/SB3 time excludes the seconds spent inside
 their evaluations.
 
-Time to -200: ``first env step whose evaluation reaches -200 / steady-state env steps
-per second``, taken from the last timed round (compile time not included; it is
-reported apart).
+Time to -200 (``budget.sac_threshold``): seconds, compile included, until an evaluation
+first reaches it, at one seed and at ``budget.solve_seeds`` vmapped seeds, as defined in
+``jaxrl.bench.solve`` (``ratio_time_to_solve[_N_seeds]_vs_<contender>``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrl.bench import harness
+from jaxrl.bench import harness, solve
 
 #: Settings shared by every contender.
 SAC_PENDULUM: dict[str, Any] = {
@@ -52,8 +52,6 @@ TD3_PENDULUM: dict[str, Any] = {
     "target_noise_clip": 0.5,
     "policy_delay": 2,
 }
-
-THRESHOLD = -200.0
 
 
 def _eval_every(budget: Any) -> int:
@@ -173,9 +171,17 @@ def rejax_curve(out: Any, eval_every: int) -> tuple[list[int], list[float]]:
 
 
 def torch_sac_run(
-    lib: str, s: dict[str, Any], steps: int, eval_every: int, seed: int = 0
+    lib: str,
+    s: dict[str, Any],
+    steps: int,
+    eval_every: int,
+    seed: int = 0,
+    stop_at: float | None = None,
 ) -> Callable[[], Any]:
-    """Builds and trains SBX (``lib="sbx"``) or SB3 SAC; returns ``(curve, eval_seconds)``."""
+    """Builds and trains SBX (``lib="sbx"``) or SB3 SAC; returns ``(curve, eval_seconds)``.
+
+    With ``stop_at``, training stops at the first evaluation whose mean return reaches it.
+    """
     import gymnasium as gym
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -208,6 +214,7 @@ def torch_sac_run(
                 self.seconds += time.perf_counter() - t0
                 self.steps.append(self.num_timesteps)
                 self.returns.append(float(mean))
+                return stop_at is None or mean < stop_at
             return True
 
     def train() -> Any:
@@ -233,13 +240,6 @@ def torch_sac_run(
         return (callback.steps, callback.returns), callback.seconds
 
     return harness.single_torch_thread(train)
-
-
-def _first_reaching(curve: tuple[list[int], list[float]]) -> int | None:
-    for step, ret in zip(*curve, strict=True):
-        if ret >= THRESHOLD:
-            return step
-    return None
 
 
 def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
@@ -285,33 +285,47 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             contenders[name] = err
 
     runs = harness.alternate(runners, budget.repeats)
+    many = _vmapped_runs(budget, settings, steps, eval_every)
     sps: dict[str, list[float]] = {}
     for name, rs in runs.items():
         read = [readers[name](out) for out, _ in rs]
         seconds = [s - excluded for (_, excluded), (_, s) in zip(read, rs, strict=True)]
         sps[name] = [budgets[name] / s for s in seconds]
         curve = read[-1][0]
-        speed = harness.median(sps[name])
-        first = _first_reaching(curve)
         contenders[name].update(
             status="ok",
             env_steps=budgets[name],
             run_seconds=seconds,
-            env_steps_per_second=speed,
+            env_steps_per_second=harness.median(sps[name]),
             final_return=curve[1][-1],
             eval_steps=curve[0],
             eval_returns=curve[1],
-            first_step_reaching_minus_200=first,
-            seconds_to_minus_200=None if first is None else first / speed,
         )
-        if first is None:
-            contenders[name]["not_reached_within_seconds"] = budgets[name] / speed
     for name in ("rejax", "rejax_td3"):
         if name in runs:
             rejax = contenders[name]
             rejax["compile_seconds"] = rejax["first_call_seconds"] - harness.median(
                 rejax["run_seconds"]
             )
+    n = budget.solve_seeds
+    for name in runs:
+        c = contenders[name]
+        if name in ("sbx", "sb3"):
+            c.update(_torch_solve(name, settings, budget, eval_every, c.get("warmup_seconds", 0)))
+            continue
+        if name in many:  # SAC: each seed's first step from the vmapped run's curves
+            curves = many[name]["returns"]
+            compile_s = {1: c["compile_seconds"], n: many[name]["compile_seconds"]}
+            run_s = {1: c["run_seconds"], n: many[name]["run_seconds"]}
+        else:  # TD3: from the single seed's curve
+            curves, compile_s, run_s = (
+                [c["eval_returns"]],
+                {1: c["compile_seconds"]},
+                {1: c["run_seconds"]},
+            )
+        per_seed = solve.first_steps(c["eval_steps"], curves, budget.sac_threshold)
+        figures = solve.jax_figures(per_seed, compile_s, run_s, steps, c["final_return"])
+        c.update({k: v for k, v in figures.items() if k not in c})
     record: dict[str, Any] = {
         "settings": {
             "envs": "jaxrl pendulum / gymnax Pendulum-v1 (rejax) / gymnasium Pendulum-v1 (SBX/SB3)",
@@ -325,7 +339,7 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             },
             "td3": TD3_PENDULUM,
             "eval_every": eval_every,
-            "threshold": THRESHOLD,
+            "threshold": budget.sac_threshold,
             "repeats": budget.repeats,
             **settings,
             "notes": [
@@ -348,8 +362,12 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
                 "SBX/SB3 run with torch.set_num_threads(1): with torch's default (one thread "
                 "per core) SB3 SAC ran ~10x slower on a shared 2-core machine (thread "
                 "contention), which would flatter jaxrl",
-                "seconds_to_minus_200 = first evaluated step with mean return >= -200 / median "
-                "steady-state env steps per second (compile time excluded)",
+                "time to solve (solve.py): seconds to a -200 evaluation, compile included; "
+                "jaxrl/rejax SAC from the median seed of a vmapped run of solve_seeds seeds "
+                "(compile + run * median steps / steps), at 1 seed and at solve_seeds vmapped; "
+                "TD3 from its single seed; SBX/SB3 measured directly, one seed at a time, "
+                "stopped at -200, SBX's warm-up (its compile) included, evaluations excluded; "
+                "their N seeds = N x the median seed",
                 "TD3 (jaxrl_td3, rejax_td3): the same shared settings (no temperature) plus "
                 "td3's exploration noise 0.1, target noise 0.2 clipped at 0.5, policy delay 2; "
                 "rejax runs policy_delay critic updates per policy update in one iteration",
@@ -362,8 +380,59 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             continue
         mine = "jaxrl_td3" if name == "rejax_td3" else "jaxrl"
         record[f"ratio_steps_per_second_vs_{name}"] = harness.paired_ratio(sps[mine], sps[name])
-        ours, theirs = (contenders[n]["seconds_to_minus_200"] for n in (mine, name))
-        if ours is not None and theirs is not None:
-            # contender seconds / jaxrl seconds: above 1 when jaxrl gets there sooner.
-            record[f"ratio_time_to_minus_200_vs_{name}"] = theirs / ours
+        solve.ratios(record, mine, name, name, n)
     return record
+
+
+def _vmapped_runs(
+    budget: Any, settings: dict[str, Any], steps: int, eval_every: int
+) -> dict[str, dict[str, Any]]:
+    """jaxrl (``sweep.over_seeds``) and rejax (``jit(vmap)``) SAC on ``budget.solve_seeds``
+    seeds, ``budget.solve_rounds`` alternating rounds: per library its ``compile_seconds``,
+    ``run_seconds`` and evaluation ``returns [seeds, E]``."""
+    from jaxrl import sweep
+
+    n = budget.solve_seeds
+    keys = sweep.seed_keys(0, n)
+    train, hparams = jaxrl_train("sac", settings, steps, eval_every)
+    compiled, compile_s = harness.timed(
+        lambda: sweep.over_seeds(train, n).lower(keys, hparams).compile()
+    )
+    out = {"jaxrl": {"compile_seconds": compile_s}}
+    runners = {"jaxrl": lambda: compiled(keys, hparams)[1]}
+    if harness.try_import("rejax")[1] is None:
+        fn = jax.jit(jax.vmap(rejax_train("sac", settings, steps, eval_every)))
+        _, first_s = harness.timed(lambda: fn(keys))
+        out["rejax"] = {"first_call_seconds": first_s}
+        runners["rejax"] = lambda: fn(keys)
+    for name, rs in harness.alternate(runners, budget.solve_rounds).items():
+        out[name]["run_seconds"] = [s for _, s in rs]
+        if name == "jaxrl":
+            out[name]["returns"] = np.asarray(rs[-1][0]["eval_return"])
+        else:
+            _, (_, returns) = rs[-1][0]
+            out[name]["returns"] = np.asarray(returns).mean(axis=-1)
+            out[name]["compile_seconds"] = first_s - harness.median(out[name]["run_seconds"])
+    return out
+
+
+def _torch_solve(
+    lib: str, settings: dict[str, Any], budget: Any, eval_every: int, compile_s: float
+) -> dict[str, Any]:
+    """SBX or SB3 SAC trained until -200, one seed at a time: time-to-solve figures."""
+    seconds, steps = [], []
+    for seed in range(budget.sac_solve_torch_seeds):
+        run = torch_sac_run(
+            lib,
+            settings,
+            budget.sac_solve_torch_steps,
+            eval_every,
+            seed,
+            stop_at=budget.sac_threshold,
+        )
+        (curve, eval_s), total_s = harness.timed(run)
+        first = solve.first_steps(curve[0], [curve[1]], budget.sac_threshold)[0]
+        steps.append(first)
+        seconds.append(None if first is None else compile_s + total_s - eval_s)
+    figures = solve.sequential_figures(seconds, steps, budget.solve_seeds)
+    return {k: v for k, v in figures.items() if k != "status"}
