@@ -118,9 +118,11 @@ def _check_ppo_mjx(record: dict, tasks: list[str]) -> None:
                 continue
             assert _number(contender["final_return"])
             assert _number(record[f"{name}_ppo_fraction_of_raw"][task])
+        _check_solve(contenders["jaxrl"], seeds=1)
         if contenders["brax"]["status"] == "ok":
             assert len(contenders["brax"]["eval_returns"]) == brax["num_evals"]
             assert _number(record["ratio_steps_per_second_vs_brax"][task])
+            assert _number(record["ratio_time_to_solve_vs_brax"][task])  # tiny: threshold -1e9
 
 
 def test_bench_unknown_case_is_a_usage_error(capsys):

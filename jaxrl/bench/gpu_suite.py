@@ -708,7 +708,7 @@ def brax_playground(budget: GpuBudget, results: dict[str, Any]) -> dict[str, Any
     brax_ppo, brax_missing = harness.try_import("brax.training.agents.ppo.train")
     if brax_missing is not None:
         runs = [run_jaxrl() for _ in range(budget.repeats)]
-        contenders["jaxrl"] = mjx_case._jaxrl_record(compile_s, runs, steps) | xla
+        contenders["jaxrl"] = mjx_case.jaxrl_record(compile_s, runs, steps) | xla
         contenders["brax"] = brax_missing
     else:
         print(harness.restore_device_put_replicated())
@@ -723,7 +723,7 @@ def brax_playground(budget: GpuBudget, results: dict[str, Any]) -> dict[str, Any
             rounds.pairs.append((rounds.epochs[-1][0], run_jaxrl()))
         brax_seconds = [b for b, _ in rounds.pairs]
         jaxrl_runs = [r for _, r in rounds.pairs]
-        contenders["jaxrl"] = mjx_case._jaxrl_record(compile_s, jaxrl_runs, steps) | xla
+        contenders["jaxrl"] = mjx_case.jaxrl_record(compile_s, jaxrl_runs, steps) | xla
         contenders["brax"] = {
             "status": "ok",
             "compile_seconds": compiles.seconds,  # XLA seconds inside Brax's call

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from jaxrl import envs
-from jaxrl.bench import harness
+from jaxrl.bench import harness, solve
 
 SOURCE = (
     "Brax's published PPO settings: notebooks/training.ipynb in github.com/google/brax "
@@ -86,6 +86,11 @@ MODE_OVERRIDES: dict[str, dict[str, Any]] = {
     "quick": {"num_envs": 128, "batch_size": 64, "num_evals": None, "num_eval_envs": 16},
     "tiny": {"num_envs": 4, "batch_size": 2, "num_evals": None, "num_eval_envs": 4},
 }
+
+
+#: Time-to-solve thresholds per task: near-optimal where the optimum is known
+#: (inverted_pendulum: 1000 = balanced for the whole episode). hopper has none.
+MJX_THRESHOLDS: dict[str, float] = {"inverted_pendulum": 950.0, "fast": -1e9}
 
 
 def brax_settings(task: str, budget: Any) -> dict[str, Any]:
@@ -179,6 +184,7 @@ def brax_kwargs(s: dict[str, Any]) -> dict[str, Any]:
         "network_factory": network_factory,
         "deterministic_eval": True,  # as jaxrl evaluates
         "seed": 0,
+        "max_devices_per_host": 1,  # one device, as jaxrl's single run (see NOTES)
     }
 
 
@@ -195,12 +201,17 @@ class Rounds:
         self.epochs: list[tuple[float, bool]] = []
         self.pairs: list[tuple[float, tuple]] = []
         self.returns: list[float] = []
-        self._left = time.perf_counter()
+        self.steps: list[int] = []
+        self.elapsed: list[float] = []  # Brax's own seconds since the call, at each evaluation
+        self._left = self._started = time.perf_counter()
+        self._outside = 0.0  # seconds spent in this callback
         self._compiles = compiles.count
 
     def __call__(self, step: int, metrics: dict[str, Any]) -> None:
         entered = time.perf_counter()
         self.returns.append(float(metrics.get("eval/episode_reward", math.nan)))
+        self.steps.append(int(step))
+        self.elapsed.append(entered - self._started - self._outside)
         if step > 0:  # the first call follows Brax's initial evaluation, not an epoch
             seconds, steady = entered - self._left, self.compiles.count == self._compiles
             self.epochs.append((seconds, steady))
@@ -208,6 +219,16 @@ class Rounds:
                 self.pairs.append((seconds, self.run_jaxrl()))
         self._compiles = self.compiles.count
         self._left = time.perf_counter()
+        self._outside += self._left - entered
+
+    def seconds_to(self, threshold: float) -> tuple[int | None, float | None]:
+        """``(step, seconds)`` of the first evaluation at or above ``threshold``: Brax's
+        wall time since the call (tracing, compiling and evaluating included; the time in
+        this callback excluded), or ``(None, None)``."""
+        for step, ret, seconds in zip(self.steps, self.returns, self.elapsed, strict=True):
+            if ret >= threshold:
+                return step, seconds
+        return None, None
 
 
 # --- the case ---------------------------------------------------------------------------
@@ -249,9 +270,11 @@ def raw_throughput(raw_env: Any, num_envs: int, steps: int, repeats: int) -> dic
     }
 
 
-def _jaxrl_record(compile_s: float, runs: list[tuple], steps: int) -> dict:
+def jaxrl_record(compile_s: float, runs: list[tuple], steps: int) -> dict:
+    """A jaxrl contender's record from its compile seconds and ``(metrics, seconds)`` runs."""
     seconds = [s for _, s in runs]
-    returns = np.asarray(runs[-1][0]["eval_return"])
+    metrics = runs[-1][0]
+    returns = np.asarray(metrics["eval_return"])
     return {
         "status": "ok",
         "compile_seconds": compile_s,
@@ -260,7 +283,27 @@ def _jaxrl_record(compile_s: float, runs: list[tuple], steps: int) -> dict:
         "env_steps_per_second": harness.median([steps / s for s in seconds]),
         "final_return": float(returns[-1]),
         "eval_returns": returns.tolist(),
+        "eval_steps": [int(x) for x in np.asarray(metrics["env_steps"])],
     }
+
+
+def add_time_to_solve(record: dict, threshold: float | None, brax: Rounds | None) -> None:
+    """Adds ``steps_to_threshold`` and ``seconds_to_threshold`` (compile included) to a
+    jaxrl record (from its evaluation curve) and, with ``brax``, to Brax's record."""
+    if threshold is None:
+        return
+    jaxrl = record["jaxrl"]
+    first = solve.first_steps(jaxrl["eval_steps"], [jaxrl["eval_returns"]], threshold)
+    figures = solve.jax_figures(
+        first, {1: jaxrl["compile_seconds"]}, {1: jaxrl["run_seconds"]}, jaxrl["env_steps"], 0.0
+    )
+    for k in ("steps_to_threshold", "median_steps_to_threshold", "seconds_to_threshold"):
+        jaxrl[k] = figures[k]
+    if brax is not None:
+        step, seconds = brax.seconds_to(threshold)
+        record["brax"].update(
+            steps_to_threshold=[step], median_steps_to_threshold=step, seconds_to_threshold=seconds
+        )
 
 
 def run_task(task: str, budget: Any, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -285,7 +328,7 @@ def run_task(task: str, budget: Any, log: Callable[[str], None] = print) -> dict
     brax_ppo, brax_missing = harness.try_import("brax.training.agents.ppo.train")
     if brax_missing is not None:
         runs = [run_jaxrl() for _ in range(budget.repeats)]
-        out["jaxrl"] = _jaxrl_record(compile_s, runs, steps) | jaxrl_xla
+        out["jaxrl"] = jaxrl_record(compile_s, runs, steps) | jaxrl_xla
         out["brax"] = brax_missing
     else:
         log(harness.restore_device_put_replicated())
@@ -299,7 +342,7 @@ def run_task(task: str, budget: Any, log: Callable[[str], None] = print) -> dict
             rounds.pairs.append((rounds.epochs[-1][0], run_jaxrl()))
         brax_seconds = [b for b, _ in rounds.pairs]
         jaxrl_runs = [r for _, r in rounds.pairs]
-        out["jaxrl"] = _jaxrl_record(compile_s, jaxrl_runs, steps) | jaxrl_xla
+        out["jaxrl"] = jaxrl_record(compile_s, jaxrl_runs, steps) | jaxrl_xla
         out["brax"] = {
             "status": "ok",
             # XLA compile seconds during the call (Brax traces inside train(), untimed).
@@ -318,6 +361,7 @@ def run_task(task: str, budget: Any, log: Callable[[str], None] = print) -> dict
         out["paired_ratio"] = harness.paired_ratio(
             [steps / r[1] for r in jaxrl_runs], [epoch_steps / b for b in brax_seconds]
         )
+    add_time_to_solve(out, MJX_THRESHOLDS.get(task), None if brax_missing else rounds)
     # One Brax epoch's worth of steps is plenty for the raw rate.
     raw_steps = min(budget.raw_steps, epoch_steps)
     out["raw"] = raw_throughput(raw_env, s["num_envs"], raw_steps, budget.repeats)
@@ -341,11 +385,15 @@ def ppo_mjx(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
                 record.setdefault(f"{name}_ppo_fraction_of_raw", {})[task] = fraction
         if "paired_ratio" in out:
             record.setdefault("ratio_steps_per_second_vs_brax", {})[task] = out["paired_ratio"]
+        ours, theirs = (out[n].get("seconds_to_threshold") for n in ("jaxrl", "brax"))
+        if ours is not None and theirs is not None:
+            record.setdefault("ratio_time_to_solve_vs_brax", {})[task] = theirs / ours
     record["settings"] = {
         "source": SOURCE,
         "tasks": tasks,
         "network": {**NETWORK, "hidden": list(NETWORK["hidden"])},
         "repeats": budget.repeats,
+        "thresholds": {t: MJX_THRESHOLDS.get(t) for t in budget.mjx_tasks},
         "notes": NOTES,
     }
     record["contenders"] = contenders
@@ -375,6 +423,14 @@ NOTES = [
     "reward_scaling and Adam eps 1e-8 set through jaxrl PPO's reward_scale and adam_eps "
     "hyperparameters (rewards scaled before GAE, as Brax scales them in its loss)",
     "max_grad_norm None in Brax; jaxrl runs with max_grad_norm=inf (clipping is a no-op)",
+    "both trainers run one seed on one device: Brax with max_devices_per_host=1 (under the "
+    "CLI jaxrl exposes each CPU core as a device for seed sweeps, and Brax would pmap its "
+    "envs over them), jaxrl's single run is not sharded",
+    "time to solve (thresholds): seconds until an evaluation first reaches the threshold, "
+    "compile included; Brax's measured in its call (tracing, compile and evaluations "
+    "included, the jaxrl rounds run in its progress_fn excluded), jaxrl's as compile + "
+    "median run seconds x first step / steps (its evaluations included); one seed each, as "
+    "Brax's trainer trains one; evaluations after every epoch for both",
     "evaluation: deterministic policy, num_eval_envs episodes of up to 1000 steps after "
     "each epoch for both (Brax also evaluates once before training)",
     "timing: jaxrl AOT-compiled once, then one whole run timed inside Brax's progress_fn "
