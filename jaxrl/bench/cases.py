@@ -85,6 +85,8 @@ class Budget:
     solve_eval_every: int  # env steps between evaluations
     solve_sb3_seeds: int  # SB3 seeds, one after another
     solve_sb3_steps: int  # SB3's cap when it does not get there
+    sac_solve_steps: int  # jaxrl and rejax SAC's vmapped run until -200
+    sac_solve_seeds: int  # ... its seeds (16 seeds of SAC take minutes on 2 cores)
     sac_solve_torch_seeds: int  # SBX and SB3 SAC seeds trained until -200
     sac_solve_torch_steps: int  # ... and their cap
     cartpole_threshold: float  # 475 (CartPole-v1's "solved"); tiny: low, to reach it
@@ -114,6 +116,8 @@ def budget_for(mode: str) -> Budget:
             solve_eval_every=2_500,
             solve_sb3_seeds=5,
             solve_sb3_steps=200_000,
+            sac_solve_steps=20_000,
+            sac_solve_seeds=16,
             sac_solve_torch_seeds=3,
             sac_solve_torch_steps=10_000,
             cartpole_threshold=475.0,
@@ -125,7 +129,7 @@ def budget_for(mode: str) -> Budget:
             20_000,
             3,
             200_000,
-            (1, 4, 16),
+            (1, 16),
             50_000,
             2,
             sac_steps=5_000,
@@ -139,8 +143,10 @@ def budget_for(mode: str) -> Budget:
             solve_eval_every=2_500,
             solve_sb3_seeds=3,
             solve_sb3_steps=100_000,
+            sac_solve_steps=12_000,
+            sac_solve_seeds=4,
             sac_solve_torch_seeds=1,
-            sac_solve_torch_steps=8_000,
+            sac_solve_torch_steps=12_000,
             cartpole_threshold=475.0,
             sac_threshold=-200.0,
         ),
@@ -164,6 +170,8 @@ def budget_for(mode: str) -> Budget:
             solve_eval_every=500,
             solve_sb3_seeds=1,
             solve_sb3_steps=1_000,
+            sac_solve_steps=300,
+            sac_solve_seeds=2,
             sac_solve_torch_seeds=1,
             sac_solve_torch_steps=300,
             cartpole_threshold=15.0,
@@ -627,9 +635,11 @@ def run_bench(
     if unknown:
         raise ValueError(f"unknown bench case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     for name in names:
         log(f"bench: running {name} ({budget.mode})")
-        results[name] = CASES[name](budget, results)
+        results[name], seconds[name] = harness.timed(lambda name=name: CASES[name](budget, results))
+        log(f"bench: {name} took {seconds[name]:.0f} s")
     return {
         "meta": {
             "mode": budget.mode,
@@ -639,6 +649,7 @@ def run_bench(
             "devices": len(jax.devices()),
             "cpu_count": os.cpu_count(),
             "machine": platform.platform(),
+            "case_seconds": seconds,
         },
         "cases": results,
     }

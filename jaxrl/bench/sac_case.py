@@ -285,7 +285,7 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             contenders[name] = err
 
     runs = harness.alternate(runners, budget.repeats)
-    many = _vmapped_runs(budget, settings, steps, eval_every)
+    many = _vmapped_runs(budget, settings, budget.sac_solve_steps, eval_every)
     sps: dict[str, list[float]] = {}
     for name, rs in runs.items():
         read = [readers[name](out) for out, _ in rs]
@@ -307,24 +307,24 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             rejax["compile_seconds"] = rejax["first_call_seconds"] - harness.median(
                 rejax["run_seconds"]
             )
-    n = budget.solve_seeds
+    n = budget.sac_solve_seeds
     for name in runs:
         c = contenders[name]
         if name in ("sbx", "sb3"):
             c.update(_torch_solve(name, settings, budget, eval_every, c.get("warmup_seconds", 0)))
             continue
         if name in many:  # SAC: each seed's first step from the vmapped run's curves
-            curves = many[name]["returns"]
+            total, curves = budget.sac_solve_steps, many[name]["returns"]
+            grid = [eval_every * (i + 1) for i in range(curves.shape[1])]
             compile_s = {1: c["compile_seconds"], n: many[name]["compile_seconds"]}
-            run_s = {1: c["run_seconds"], n: many[name]["run_seconds"]}
+            # one seed: its measured rate, over the vmapped run's length
+            run_s = {1: [r * total / steps for r in c["run_seconds"]]}
+            run_s[n] = many[name]["run_seconds"]
         else:  # TD3: from the single seed's curve
-            curves, compile_s, run_s = (
-                [c["eval_returns"]],
-                {1: c["compile_seconds"]},
-                {1: c["run_seconds"]},
-            )
-        per_seed = solve.first_steps(c["eval_steps"], curves, budget.sac_threshold)
-        figures = solve.jax_figures(per_seed, compile_s, run_s, steps, c["final_return"])
+            total, curves, grid = steps, [c["eval_returns"]], c["eval_steps"]
+            compile_s, run_s = {1: c["compile_seconds"]}, {1: c["run_seconds"]}
+        per_seed = solve.first_steps(grid, curves, budget.sac_threshold)
+        figures = solve.jax_figures(per_seed, compile_s, run_s, total, c["final_return"])
         c.update({k: v for k, v in figures.items() if k not in c})
     record: dict[str, Any] = {
         "settings": {
@@ -363,8 +363,9 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
                 "per core) SB3 SAC ran ~10x slower on a shared 2-core machine (thread "
                 "contention), which would flatter jaxrl",
                 "time to solve (solve.py): seconds to a -200 evaluation, compile included; "
-                "jaxrl/rejax SAC from the median seed of a vmapped run of solve_seeds seeds "
-                "(compile + run * median steps / steps), at 1 seed and at solve_seeds vmapped; "
+                "jaxrl/rejax SAC from the median seed of a vmapped run of sac_solve_seeds seeds "
+                "over sac_solve_steps (compile + run * median steps / steps); at 1 seed the "
+                "run seconds are the timed rounds' scaled to sac_solve_steps; "
                 "TD3 from its single seed; SBX/SB3 measured directly, one seed at a time, "
                 "stopped at -200, SBX's warm-up (its compile) included, evaluations excluded; "
                 "their N seeds = N x the median seed",
@@ -387,12 +388,12 @@ def sac_pendulum(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
 def _vmapped_runs(
     budget: Any, settings: dict[str, Any], steps: int, eval_every: int
 ) -> dict[str, dict[str, Any]]:
-    """jaxrl (``sweep.over_seeds``) and rejax (``jit(vmap)``) SAC on ``budget.solve_seeds``
+    """jaxrl (``sweep.over_seeds``) and rejax (``jit(vmap)``) SAC on ``budget.sac_solve_seeds``
     seeds, ``budget.solve_rounds`` alternating rounds: per library its ``compile_seconds``,
     ``run_seconds`` and evaluation ``returns [seeds, E]``."""
     from jaxrl import sweep
 
-    n = budget.solve_seeds
+    n = budget.sac_solve_seeds
     keys = sweep.seed_keys(0, n)
     train, hparams = jaxrl_train("sac", settings, steps, eval_every)
     compiled, compile_s = harness.timed(
@@ -402,9 +403,9 @@ def _vmapped_runs(
     runners = {"jaxrl": lambda: compiled(keys, hparams)[1]}
     if harness.try_import("rejax")[1] is None:
         fn = jax.jit(jax.vmap(rejax_train("sac", settings, steps, eval_every)))
-        _, first_s = harness.timed(lambda: fn(keys))
-        out["rejax"] = {"first_call_seconds": first_s}
-        runners["rejax"] = lambda: fn(keys)
+        rejax, rejax_compile = harness.timed(lambda: fn.lower(keys).compile())
+        out["rejax"] = {"compile_seconds": rejax_compile}
+        runners["rejax"] = lambda: rejax(keys)
     for name, rs in harness.alternate(runners, budget.solve_rounds).items():
         out[name]["run_seconds"] = [s for _, s in rs]
         if name == "jaxrl":
@@ -412,7 +413,6 @@ def _vmapped_runs(
         else:
             _, (_, returns) = rs[-1][0]
             out[name]["returns"] = np.asarray(returns).mean(axis=-1)
-            out[name]["compile_seconds"] = first_s - harness.median(out[name]["run_seconds"])
     return out
 
 
@@ -434,5 +434,5 @@ def _torch_solve(
         first = solve.first_steps(curve[0], [curve[1]], budget.sac_threshold)[0]
         steps.append(first)
         seconds.append(None if first is None else compile_s + total_s - eval_s)
-    figures = solve.sequential_figures(seconds, steps, budget.solve_seeds)
+    figures = solve.sequential_figures(seconds, steps, budget.sac_solve_seeds)
     return {k: v for k, v in figures.items() if k != "status"}

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from jaxrl.bench import harness
 
 SEED_COUNTS = (1, 32)
@@ -68,9 +70,13 @@ def stream_cartpole(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             "steps_per_seed": steps,
             "seed_counts": list(SEED_COUNTS),
             "repeats": budget.repeats,
+            "devices": len(jax.devices()),
             "notes": [
                 "one untimed warm-up round, then alternating timed rounds (1 seed, 32 seeds)",
                 "run time includes one 16-episode evaluation at the end of each run",
+                "seeds run through jaxrl.sweep.over_seeds: under the CLI one JAX device per "
+                "CPU core (jaxrl.sweep.use_cpu_cores), so 32 learners use every core, while "
+                "one learner runs on one (experiments/seed_scaling.py)",
             ],
         },
         "contenders": {"jaxrl": jaxrl},
