@@ -98,8 +98,14 @@ def _check_ppo_cartpole_solve(record: dict) -> None:
     for name in names - {"sb3"}:
         _check_solve(record["contenders"][name], seeds=2)
         assert "seconds_to_threshold_2_seeds" in record["contenders"][name]
-    for key in ("vs_rejax", "2_seeds_vs_rejax", "vs_tuned_rejax", "vs_sb3", "vs_tuned_sb3"):
-        assert _number(record[f"ratio_time_to_solve_{key}"]), key
+    pairs = {"rejax": "jaxrl", "tuned_rejax": "jaxrl_tuned", "sb3": "jaxrl_sb3_zoo"}
+    pairs["tuned_sb3"] = "jaxrl_tuned"
+    for label, ours in pairs.items():
+        theirs = record["contenders"][label.removeprefix("tuned_")]
+        both = theirs["seconds_to_threshold"] and record["contenders"][ours]["seconds_to_threshold"]
+        key = f"ratio_time_to_solve_vs_{label}"
+        assert (key in record) == bool(both), key
+        assert key not in record or _number(record[key])
 
 
 def _check_ppo_mjx(record: dict, tasks: list[str]) -> None:

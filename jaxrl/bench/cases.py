@@ -42,6 +42,8 @@ REJAX_CARTPOLE = {
     "anneal_lr": False,
     "clip_value": True,
     "ortho_init": False,  # rejax's networks keep flax's default lecun_normal init
+    "normalize_obs": False,
+    "adam_eps": 1e-5,  # jaxrl PPO's default; rejax uses optax's 1e-8 (not settable)
     "num_evals": 1,
     "num_eval_envs": 16,
 }
@@ -215,17 +217,22 @@ SB3_ZOO_AS_JAXRL = REJAX_CARTPOLE | {
 }
 
 
-def jaxrl_ppo_train(
-    total_steps: int, settings: dict[str, Any] = REJAX_CARTPOLE, num_evals: int | None = None
-) -> tuple[Callable, Any]:
-    """jaxrl PPO on ``cartpole`` with ``settings`` (keys as ``REJAX_CARTPOLE``):
-    ``(train, hparams)``; ``num_evals`` overrides the settings' evaluation count."""
-    from jaxrl import envs
+def env_steps(spec: Any, config: Any, env: Any) -> int:
+    """Env steps a run of ``config`` really takes (whole iterations per period)."""
+    return int(spec.schedule(config, env).total_steps)
+
+
+def jaxrl_ppo(
+    env: Any, s: dict[str, Any], steps: int, num_evals: int, eval_envs: int
+) -> tuple[Callable, Any, int]:
+    """jaxrl PPO on ``env`` with schema settings ``s``: ``(train, hparams, env_steps)``.
+
+    ``env_steps`` is what the run really takes (whole iterations per evaluation period).
+    """
     from jaxrl.agents.on_policy import ppo
 
-    s = settings
     config = ppo.Config(
-        total_steps=total_steps,
+        total_steps=steps,
         num_envs=s["num_envs"],
         rollout_len=s["rollout_len"],
         num_epochs=s["num_epochs"],
@@ -234,32 +241,44 @@ def jaxrl_ppo_train(
         activation=s["activation"],
         anneal_lr=s["anneal_lr"],
         clip_value=s["clip_value"],
+        normalize_obs=s["normalize_obs"],
         ortho_init=s["ortho_init"],
-        num_evals=s["num_evals"] if num_evals is None else num_evals,
-        num_eval_envs=s["num_eval_envs"],
+        num_evals=num_evals,
+        num_eval_envs=eval_envs,
     )
     names = ("lr", "max_grad_norm", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef")
-    hparams = ppo.SPEC.default_hparams(vf_clip_eps=s["clip_eps"], **{k: s[k] for k in names})
-    return ppo.SPEC.make_train(config, envs.make("cartpole")), hparams
+    hparams = ppo.SPEC.default_hparams(
+        vf_clip_eps=s["clip_eps"], adam_eps=s["adam_eps"], **{k: s[k] for k in names}
+    )
+    return ppo.SPEC.make_train(config, env), hparams, env_steps(ppo.SPEC, config, env)
 
 
-def rejax_ppo_train(
-    total_steps: int, eval_every: int | None = None
-) -> Callable[[jax.Array], tuple[Any, Any]]:
-    """rejax PPO on gymnax CartPole-v1 with ``REJAX_CARTPOLE``; it evaluates every
-    ``eval_every`` steps (default: once, at the end)."""
-    import gymnax
+def jaxrl_ppo_train(
+    total_steps: int, settings: dict[str, Any] = REJAX_CARTPOLE, num_evals: int | None = None
+) -> tuple[Callable, Any]:
+    """``jaxrl_ppo`` on ``cartpole`` with ``settings`` (keys as ``REJAX_CARTPOLE``):
+    ``(train, hparams)``; ``num_evals`` overrides the settings' evaluation count."""
+    from jaxrl import envs
+
+    evals = settings["num_evals"] if num_evals is None else num_evals
+    train, hparams, _ = jaxrl_ppo(
+        envs.make("cartpole"), settings, total_steps, evals, settings["num_eval_envs"]
+    )
+    return train, hparams
+
+
+def rejax_ppo(
+    env: Any, params: Any, s: dict[str, Any], steps: int, num_evals: int, eval_envs: int
+) -> Callable[[jax.Array], Any]:
+    """rejax PPO on (gymnax-API) ``env`` with schema settings ``s``; ``num_evals``
+    evaluations of ``eval_envs`` episodes (rejax's own ``make_act``)."""
     from rejax import PPO
-    from rejax.evaluate import evaluate
 
-    s = REJAX_CARTPOLE
-    env, params = gymnax.make("CartPole-v1")
-    env = harness.GuardedLegacyStep(env)
     algo = PPO.create(
         env=env,
         env_params=params,
-        total_timesteps=total_steps,
-        eval_freq=total_steps if eval_every is None else eval_every,
+        total_timesteps=steps,
+        eval_freq=steps // num_evals,
         skip_initial_evaluation=True,
         num_envs=s["num_envs"],
         num_steps=s["rollout_len"],
@@ -272,15 +291,36 @@ def rejax_ppo_train(
         clip_eps=s["clip_eps"],
         ent_coef=s["ent_coef"],
         vf_coef=s["vf_coef"],
+        normalize_observations=s["normalize_obs"],
         agent_kwargs={"activation": s["activation"], "hidden_layer_sizes": tuple(s["hidden"])},
     )
-    num_eval = s["num_eval_envs"]
+    return algo.replace(eval_callback=rejax_eval(eval_envs)).train
 
-    def eval_callback(algo, ts, rng):
-        act = algo.make_act(ts)
-        return evaluate(act, rng, env, params, num_eval, params.max_steps_in_episode)
 
-    return algo.replace(eval_callback=eval_callback).train
+def rejax_eval(episodes: int) -> Callable:
+    """rejax's evaluation (its ``make_act``) with ``episodes`` episodes instead of 128."""
+    from rejax.evaluate import evaluate
+
+    def eval_callback(algo: Any, ts: Any, rng: jax.Array) -> Any:
+        limit = algo.env_params.max_steps_in_episode
+        return evaluate(algo.make_act(ts), rng, algo.env, algo.env_params, episodes, limit)
+
+    return eval_callback
+
+
+def rejax_ppo_train(
+    total_steps: int, eval_every: int | None = None
+) -> Callable[[jax.Array], tuple[Any, Any]]:
+    """rejax PPO on gymnax CartPole-v1 with ``REJAX_CARTPOLE``; it evaluates every
+    ``eval_every`` steps (default: once, at the end)."""
+    import gymnax
+
+    env, params = gymnax.make("CartPole-v1")
+    num_evals = 1 if eval_every is None else total_steps // eval_every
+    s = REJAX_CARTPOLE
+    return rejax_ppo(
+        harness.GuardedLegacyStep(env), params, s, total_steps, num_evals, s["num_eval_envs"]
+    )
 
 
 def jaxrl_final_return(metrics: Any) -> float:
@@ -292,36 +332,33 @@ def rejax_final_return(out: Any) -> float:
     return float(np.asarray(returns)[..., -1, :].mean())
 
 
-def sb3_ppo_run(total_steps: int, seed: int = 0) -> Callable[[], Any]:
-    """A function that builds and trains SB3 PPO with ``SB3_ZOO_CARTPOLE``; returns the model."""
+def sb3_ppo(seed: int = 0) -> Any:
+    """SB3 PPO on CartPole-v1 with ``SB3_ZOO_CARTPOLE`` (linear lr and clip-range decay)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
     s = SB3_ZOO_CARTPOLE
+    env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=seed)
+    return PPO(
+        "MlpPolicy",
+        env,
+        n_steps=s["n_steps"],
+        batch_size=s["batch_size"],
+        gae_lambda=s["gae_lambda"],
+        gamma=s["gamma"],
+        n_epochs=s["n_epochs"],
+        ent_coef=s["ent_coef"],
+        learning_rate=lambda remaining: remaining * 1e-3,
+        clip_range=lambda remaining: remaining * 0.2,
+        device="cpu",
+        seed=seed,
+        verbose=0,
+    )
 
-    def linear(start: float) -> Callable[[float], float]:
-        return lambda remaining: remaining * start
 
-    def train() -> Any:
-        env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=seed)
-        model = PPO(
-            "MlpPolicy",
-            env,
-            n_steps=s["n_steps"],
-            batch_size=s["batch_size"],
-            gae_lambda=s["gae_lambda"],
-            gamma=s["gamma"],
-            n_epochs=s["n_epochs"],
-            ent_coef=s["ent_coef"],
-            learning_rate=linear(1e-3),
-            clip_range=linear(0.2),
-            device="cpu",
-            seed=seed,
-            verbose=0,
-        )
-        return model.learn(total_timesteps=total_steps)
-
-    return harness.single_torch_thread(train)
+def sb3_ppo_run(total_steps: int, seed: int = 0) -> Callable[[], Any]:
+    """A function that builds and trains ``sb3_ppo(seed)``; returns the model."""
+    return harness.single_torch_thread(lambda: sb3_ppo(seed).learn(total_timesteps=total_steps))
 
 
 def sb3_final_return(model: Any) -> float:
@@ -362,27 +399,40 @@ def ppo_cartpole(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
     finals: dict[str, Callable[[Any], float]] = {}
     budgets: dict[str, int] = {}
 
-    # Warm-up: each library traces and compiles a small run untimed first, so neither
-    # pays the process's first-compile costs (XLA/LLVM set-up) in its compile_seconds.
+    # Compile speed: ``budget.repeats`` alternating pairs of ahead-of-time compiles
+    # (trace + lower + compile), each of a different budget so nothing is cached, after an
+    # untimed pair that pays the process's one-time XLA/LLVM set-up.
+    rejax_err = harness.try_import("rejax")[1]
     per_iter = REJAX_CARTPOLE["num_envs"] * REJAX_CARTPOLE["rollout_len"]
-    small, small_hp = jaxrl_ppo_train(per_iter)
-    jax.jit(small).lower(key, small_hp).compile()
-    if harness.try_import("rejax")[1] is None:
-        jax.jit(rejax_ppo_train(per_iter)).lower(key).compile()
-    train, hparams = jaxrl_ppo_train(steps)
-    compiled, compile_s = harness.timed(lambda: jax.jit(train).lower(key, hparams).compile())
-    contenders["jaxrl"] = {"compile_seconds": compile_s}
+    compile_s: dict[str, list[float]] = {"jaxrl": [], "rejax": []}
+    for i in range(budget.repeats + 1):
+        n = steps + i * per_iter
+        train, hparams = jaxrl_ppo_train(n)
+        compiled, seconds = harness.timed(
+            lambda t=train, h=hparams: jax.jit(t).lower(key, h).compile()
+        )
+        if i:
+            compile_s["jaxrl"].append(seconds)
+        if rejax_err is None:
+            fn = rejax_ppo_train(n)
+            rejax_exe, seconds = harness.timed(lambda f=fn: jax.jit(f).lower(key).compile())
+            if i:
+                compile_s["rejax"].append(seconds)
+    # The last pair (budget ``steps + repeats * per_iter``) is the one that runs.
+    steps = n
+    contenders["jaxrl"] = {"compile_seconds": harness.median(compile_s["jaxrl"])}
+    contenders["jaxrl"]["compile_seconds_each"] = compile_s["jaxrl"]
     runners["jaxrl"] = lambda: compiled(key, hparams)[1]
     finals["jaxrl"], budgets["jaxrl"] = jaxrl_final_return, steps
-
-    if (err := harness.try_import("rejax")[1]) is None:
-        rejax_train = jax.jit(rejax_ppo_train(steps))
-        _, first_s = harness.timed(lambda: rejax_train(key))
-        contenders["rejax"] = {"first_call_seconds": first_s}
-        runners["rejax"] = lambda: rejax_train(key)
+    if rejax_err is None:
+        contenders["rejax"] = {
+            "compile_seconds": harness.median(compile_s["rejax"]),
+            "compile_seconds_each": compile_s["rejax"],
+        }
+        runners["rejax"] = lambda: rejax_exe(key)
         finals["rejax"], budgets["rejax"] = rejax_final_return, steps
     else:
-        contenders["rejax"] = err
+        contenders["rejax"] = rejax_err
 
     if (err := harness.try_import("stable_baselines3")[1]) is None:
         contenders["sb3"] = {"compile_seconds": None}  # eager PyTorch: nothing to compile
@@ -395,12 +445,6 @@ def ppo_cartpole(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
     for name, rs in runs.items():
         contenders[name].update(_steady(rs, budgets[name], finals[name]))
         contenders[name]["env_steps"] = budgets[name]
-    if "rejax" in runs:
-        # rejax has no separate compile step: first call minus the steady-state run.
-        rejax = contenders["rejax"]
-        rejax["compile_seconds"] = rejax["first_call_seconds"] - harness.median(
-            rejax["run_seconds"]
-        )
     record: dict[str, Any] = {
         "settings": {
             "jax_contenders": {"env": "cartpole / gymnax CartPole-v1", "steps": steps}
@@ -411,10 +455,12 @@ def ppo_cartpole(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
                 "rejax: no lr annealing and value clipping, so jaxrl runs with anneal_lr=False, "
                 "clip_value=True; rejax clips gradients element-wise (optax.clip), jaxrl by "
                 "global norm",
-                "rejax compile_seconds = first call - median steady run",
-                "one untimed warm-up round (every contender) before the timed rounds, and "
-                "before the timed compiles an untimed compile of a one-iteration run of "
-                "each JAX library (the process's first XLA compile carries one-time costs)",
+                "compile_seconds: median of `repeats` ahead-of-time compiles (trace + lower + "
+                "compile) per JAX library, alternating jaxrl/rejax, each of a budget one "
+                "iteration longer than the last (no cache hits), after one untimed pair (the "
+                "process's first XLA compile carries one-time costs); the ratio is the median "
+                "of the paired ratios; the runs use the last pair's programs",
+                "one untimed warm-up round (every contender) before the timed rounds",
                 "SB3 timing covers env/model construction and learn(); final return from "
                 "16 deterministic episodes after the run",
                 "SB3 runs with torch.set_num_threads(1) (faster than torch's default on a "
@@ -430,8 +476,8 @@ def ppo_cartpole(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
             )
     if "rejax" in runs:
         # Every ratio in bench.json reads "higher is better for jaxrl".
-        record["ratio_compile_speedup_vs_rejax"] = (
-            contenders["rejax"]["compile_seconds"] / contenders["jaxrl"]["compile_seconds"]
+        record["ratio_compile_speedup_vs_rejax"] = harness.paired_ratio(
+            compile_s["rejax"], compile_s["jaxrl"]
         )
     return record
 

@@ -304,37 +304,6 @@ def sac_from_rejax(c: dict[str, Any], overrides: tuple[tuple[str, Any], ...]) ->
 # --- builders -----------------------------------------------------------------------------
 
 
-def jaxrl_ppo(
-    env: Any, s: dict[str, Any], steps: int, num_evals: int, eval_envs: int
-) -> tuple[Callable, Any, int]:
-    """jaxrl PPO on ``env`` with schema settings ``s``: ``(train, hparams, env_steps)``.
-
-    ``env_steps`` is what the run really takes (whole iterations per evaluation period).
-    """
-    from jaxrl.agents.on_policy import ppo
-
-    config = ppo.Config(
-        total_steps=steps,
-        num_envs=s["num_envs"],
-        rollout_len=s["rollout_len"],
-        num_epochs=s["num_epochs"],
-        num_minibatches=s["num_minibatches"],
-        hidden=tuple(s["hidden"]),
-        activation=s["activation"],
-        anneal_lr=s["anneal_lr"],
-        clip_value=s["clip_value"],
-        normalize_obs=s["normalize_obs"],
-        ortho_init=s["ortho_init"],
-        num_evals=num_evals,
-        num_eval_envs=eval_envs,
-    )
-    names = ("lr", "max_grad_norm", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef")
-    hparams = ppo.SPEC.default_hparams(
-        vf_clip_eps=s["clip_eps"], adam_eps=s["adam_eps"], **{k: s[k] for k in names}
-    )
-    return ppo.SPEC.make_train(config, env), hparams, _env_steps(ppo.SPEC, config, env)
-
-
 def jaxrl_sac(
     env: Any, s: dict[str, Any], steps: int, num_evals: int, eval_envs: int
 ) -> tuple[Callable, Any, int]:
@@ -368,42 +337,7 @@ def jaxrl_sac(
         tau=1.0 - s["polyak"] ** (1.0 / s["grad_steps_per_iter"]),
         init_alpha=s["init_alpha"],
     )
-    return spec.make_train(config, env), hparams, _env_steps(spec, config, env)
-
-
-def _env_steps(spec: Any, config: Any, env: Any) -> int:
-    """Env steps a run of ``config`` really takes (whole iterations per period)."""
-    return int(spec.schedule(config, env).total_steps)
-
-
-def rejax_ppo(
-    env: Any, params: Any, s: dict[str, Any], steps: int, num_evals: int, eval_envs: int
-) -> Callable[[jax.Array], Any]:
-    """rejax PPO on (gymnax-API) ``env`` with schema settings ``s``; ``num_evals``
-    evaluations of ``eval_envs`` episodes (rejax's own ``make_act``)."""
-    from rejax import PPO
-
-    algo = PPO.create(
-        env=env,
-        env_params=params,
-        total_timesteps=steps,
-        eval_freq=steps // num_evals,
-        skip_initial_evaluation=True,
-        num_envs=s["num_envs"],
-        num_steps=s["rollout_len"],
-        num_epochs=s["num_epochs"],
-        num_minibatches=s["num_minibatches"],
-        learning_rate=s["lr"],
-        max_grad_norm=s["max_grad_norm"],
-        gamma=s["gamma"],
-        gae_lambda=s["gae_lambda"],
-        clip_eps=s["clip_eps"],
-        ent_coef=s["ent_coef"],
-        vf_coef=s["vf_coef"],
-        normalize_observations=s["normalize_obs"],
-        agent_kwargs={"activation": s["activation"], "hidden_layer_sizes": tuple(s["hidden"])},
-    )
-    return algo.replace(eval_callback=_rejax_eval(eval_envs)).train
+    return spec.make_train(config, env), hparams, cases.env_steps(spec, config, env)
 
 
 def rejax_sac(
@@ -430,18 +364,7 @@ def rejax_sac(
         hidden_layer_sizes=tuple(s["hidden"]),
         agent_kwargs={"activation": s["activation"]},
     )
-    return algo.replace(eval_callback=_rejax_eval(eval_envs)).train
-
-
-def _rejax_eval(episodes: int) -> Callable:
-    """rejax's evaluation (its ``make_act``) with ``episodes`` episodes instead of 128."""
-    from rejax.evaluate import evaluate
-
-    def eval_callback(algo: Any, ts: Any, rng: jax.Array) -> Any:
-        limit = algo.env_params.max_steps_in_episode
-        return evaluate(algo.make_act(ts), rng, algo.env, algo.env_params, episodes, limit)
-
-    return eval_callback
+    return algo.replace(eval_callback=cases.rejax_eval(eval_envs)).train
 
 
 # --- measuring ----------------------------------------------------------------------------
@@ -517,7 +440,7 @@ def purejaxrl_cartpole(budget: GpuBudget, results: dict[str, Any]) -> dict[str, 
     from jaxrl import envs, sweep
 
     s = ppo_from_purejaxrl(PUREJAXRL_CONFIG)
-    train, hparams, steps = jaxrl_ppo(
+    train, hparams, steps = cases.jaxrl_ppo(
         envs.make("cartpole"), s, budget.cartpole_steps, 1, budget.cartpole_eval_envs
     )
     rejax_module, rejax_missing = harness.try_import("rejax")
@@ -525,7 +448,7 @@ def purejaxrl_cartpole(budget: GpuBudget, results: dict[str, Any]) -> dict[str, 
     if rejax_module is not None:
         env, params = gymnax.make("CartPole-v1")
         env = harness.GuardedLegacyStep(env)
-        rejax_train = rejax_ppo(env, params, s, steps, 1, budget.cartpole_eval_envs)
+        rejax_train = cases.rejax_ppo(env, params, s, steps, 1, budget.cartpole_eval_envs)
     contenders: dict[str, Any] = {}
     ratios: dict[str, dict[str, float]] = {}
     for n in budget.seed_counts:
@@ -605,7 +528,7 @@ def rejax_hopper(budget: GpuBudget, results: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     steps_taken: dict[str, int] = {}
     for algo, s, steps, build_ours, build_theirs in (
-        ("ppo", ppo_s, budget.hopper_ppo_steps, jaxrl_ppo, rejax_ppo),
+        ("ppo", ppo_s, budget.hopper_ppo_steps, cases.jaxrl_ppo, cases.rejax_ppo),
         ("sac", sac_s, budget.hopper_sac_steps, jaxrl_sac, rejax_sac),
     ):
         train, hparams, taken = build_ours(ours, s, steps, evals, episodes)
@@ -724,20 +647,9 @@ def brax_playground(budget: GpuBudget, results: dict[str, Any]) -> dict[str, Any
         brax_seconds = [b for b, _ in rounds.pairs]
         jaxrl_runs = [r for _, r in rounds.pairs]
         contenders["jaxrl"] = mjx_case.jaxrl_record(compile_s, jaxrl_runs, steps) | xla
-        contenders["brax"] = {
-            "status": "ok",
-            "compile_seconds": compiles.seconds,  # XLA seconds inside Brax's call
-            "xla_compilations": compiles.count,
-            "call_seconds": call_s,
-            "epoch_seconds": [e for e, _ in rounds.epochs],
-            "epoch_steady": [ok for _, ok in rounds.epochs],
-            "steady_state": steady,
-            "run_seconds": brax_seconds,
-            "env_steps": steps,
-            "env_steps_per_second": harness.median([epoch_steps / b for b in brax_seconds]),
-            "final_return": rounds.returns[-1],
-            "eval_returns": rounds.returns,
-        }
+        contenders["brax"] = mjx_case.brax_record(
+            rounds, compiles, call_s, steady, steps, epoch_steps
+        )
         record["ratio_steps_per_second_vs_brax"] = harness.paired_ratio(
             [steps / r[1] for r in jaxrl_runs], [epoch_steps / b for b in brax_seconds]
         )

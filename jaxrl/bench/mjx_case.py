@@ -270,6 +270,33 @@ def raw_throughput(raw_env: Any, num_envs: int, steps: int, repeats: int) -> dic
     }
 
 
+def brax_record(
+    rounds: Rounds,
+    compiles: harness.CompileLog,
+    call_s: float,
+    steady: bool,
+    steps: int,
+    epoch_steps: int,
+) -> dict[str, Any]:
+    """Brax's record from one ``train`` call timed by ``rounds`` (its paired epochs)."""
+    brax_seconds = [b for b, _ in rounds.pairs]
+    return {
+        "status": "ok",
+        # XLA compile seconds during the call (Brax traces inside train(), untimed).
+        "compile_seconds": compiles.seconds,
+        "xla_compilations": compiles.count,
+        "call_seconds": call_s,
+        "epoch_seconds": [e for e, _ in rounds.epochs],
+        "epoch_steady": [ok for _, ok in rounds.epochs],
+        "steady_state": steady,
+        "run_seconds": brax_seconds,
+        "env_steps": steps,
+        "env_steps_per_second": harness.median([epoch_steps / b for b in brax_seconds]),
+        "final_return": rounds.returns[-1],
+        "eval_returns": rounds.returns,
+    }
+
+
 def jaxrl_record(compile_s: float, runs: list[tuple], steps: int) -> dict:
     """A jaxrl contender's record from its compile seconds and ``(metrics, seconds)`` runs."""
     seconds = [s for _, s in runs]
@@ -343,21 +370,7 @@ def run_task(task: str, budget: Any, log: Callable[[str], None] = print) -> dict
         brax_seconds = [b for b, _ in rounds.pairs]
         jaxrl_runs = [r for _, r in rounds.pairs]
         out["jaxrl"] = jaxrl_record(compile_s, jaxrl_runs, steps) | jaxrl_xla
-        out["brax"] = {
-            "status": "ok",
-            # XLA compile seconds during the call (Brax traces inside train(), untimed).
-            "compile_seconds": compiles.seconds,
-            "xla_compilations": compiles.count,
-            "call_seconds": call_s,
-            "epoch_seconds": [e for e, _ in rounds.epochs],
-            "epoch_steady": [ok for _, ok in rounds.epochs],
-            "steady_state": steady,
-            "run_seconds": brax_seconds,
-            "env_steps": steps,
-            "env_steps_per_second": harness.median([epoch_steps / b for b in brax_seconds]),
-            "final_return": rounds.returns[-1],
-            "eval_returns": rounds.returns,
-        }
+        out["brax"] = brax_record(rounds, compiles, call_s, steady, steps, epoch_steps)
         out["paired_ratio"] = harness.paired_ratio(
             [steps / r[1] for r in jaxrl_runs], [epoch_steps / b for b in brax_seconds]
         )

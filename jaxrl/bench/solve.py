@@ -100,18 +100,14 @@ def sequential_figures(seconds: list[float | None], steps: list[int | None], see
 
 
 def sb3_ppo_solve(
-    settings: dict[str, Any], threshold: float, max_steps: int, eval_every: int, seed: int
+    eval_episodes: int, threshold: float, max_steps: int, eval_every: int, seed: int
 ) -> Callable[[], tuple[float | None, int | None, float]]:
-    """SB3 PPO on CartPole-v1 with ``settings`` (``cases.SB3_ZOO_CARTPOLE``), evaluated every
+    """``cases.sb3_ppo(seed)`` evaluated (``eval_episodes`` deterministic episodes) every
     ``eval_every`` steps and stopped at ``threshold``: returns ``(seconds, steps, final)``,
     seconds without the evaluations (None when not reached in ``max_steps``)."""
     import gymnasium as gym
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
-
-    s = settings
 
     class UntilSolved(BaseCallback):
         def __init__(self) -> None:
@@ -126,7 +122,7 @@ def sb3_ppo_solve(
             self.next_eval += eval_every
             t0 = time.perf_counter()
             self.last, _ = evaluate_policy(
-                self.model, self.env, n_eval_episodes=s["eval_episodes"], deterministic=True
+                self.model, self.env, n_eval_episodes=eval_episodes, deterministic=True
             )
             self.eval_seconds += time.perf_counter() - t0
             if self.last >= threshold:
@@ -134,23 +130,10 @@ def sb3_ppo_solve(
             return self.reached is None
 
     def run() -> tuple[float | None, int | None, float]:
+        from jaxrl.bench import cases
+
         t0 = time.perf_counter()
-        env = make_vec_env("CartPole-v1", n_envs=s["n_envs"], seed=seed)
-        model = PPO(
-            "MlpPolicy",
-            env,
-            n_steps=s["n_steps"],
-            batch_size=s["batch_size"],
-            gae_lambda=s["gae_lambda"],
-            gamma=s["gamma"],
-            n_epochs=s["n_epochs"],
-            ent_coef=s["ent_coef"],
-            learning_rate=lambda remaining: remaining * 1e-3,
-            clip_range=lambda remaining: remaining * 0.2,
-            device="cpu",
-            seed=seed,
-            verbose=0,
-        )
+        model = cases.sb3_ppo(seed)
         callback = UntilSolved()
         model.learn(total_timesteps=max_steps, callback=callback)
         seconds = time.perf_counter() - t0 - callback.eval_seconds
@@ -236,8 +219,9 @@ def ppo_cartpole_solve(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
     else:
         contenders["rejax"] = rejax_err
     if (sb3_err := harness.try_import("stable_baselines3")[1]) is None:
+        episodes = cases.SB3_ZOO_CARTPOLE["eval_episodes"]
         outs = [
-            sb3_ppo_solve(cases.SB3_ZOO_CARTPOLE, threshold, budget.solve_sb3_steps, every, seed)()
+            sb3_ppo_solve(episodes, threshold, budget.solve_sb3_steps, every, seed)()
             for seed in range(budget.solve_sb3_seeds)
         ]
         contenders["sb3"] = sequential_figures([o[0] for o in outs], [o[1] for o in outs], n)
