@@ -47,7 +47,7 @@ SAC_PENDULUM: dict[str, Any] = {
 
 #: TD3's own settings (the paper's), shared by both TD3 contenders; the rest as SAC's.
 TD3_PENDULUM: dict[str, Any] = {
-    "exploration_noise": 0.1,
+    "explore_noise": 0.1,  # rejax: exploration_noise
     "target_noise": 0.2,
     "target_noise_clip": 0.5,
     "policy_delay": 2,
@@ -78,7 +78,7 @@ def jaxrl_train(algo: str, s: dict[str, Any], steps: int, eval_every: int) -> tu
     else:
         extra["policy_delay"] = TD3_PENDULUM["policy_delay"]
         hp.update(
-            explore_noise=TD3_PENDULUM["exploration_noise"],
+            explore_noise=TD3_PENDULUM["explore_noise"],
             policy_noise=TD3_PENDULUM["target_noise"],
             noise_clip=TD3_PENDULUM["target_noise_clip"],
         )
@@ -130,7 +130,9 @@ def rejax_train(
         if list(s["hidden"]) != [64, 64]:
             raise ValueError("rejax's TD3 builds 64x64 networks; the shared sizes must match")
         net = {"activation": s["activation"]}
-        cls, kwargs = TD3, {"actor_kwargs": net, "critic_kwargs": dict(net), **TD3_PENDULUM}
+        td3 = {k: v for k, v in TD3_PENDULUM.items() if k != "explore_noise"}
+        td3["exploration_noise"] = TD3_PENDULUM["explore_noise"]
+        cls, kwargs = TD3, {"actor_kwargs": net, "critic_kwargs": dict(net), **td3}
     agent = cls.create(
         env=env,
         env_params=params,
