@@ -1,16 +1,18 @@
 """MBRCSL on Point Maze against RCSL, BC and IQL (the paper's Table: Point Maze).
 
 Trains each algorithm over several seeds (one vmapped, jitted call each) on the same
-scripted dataset and writes ``results.json`` and ``table.md`` into ``--out``
-(``experiments/results/mbrcsl_pointmaze`` full size, ``..._quick`` with ``--quick``):
+scripted dataset. Per-seed final returns, IQM with a 95% stratified bootstrap CI
+(``jaxrl.report``) and the run settings go into ``experiments/results/mbrcsl_pointmaze.json``
+under the mode's key, and the table into ``mbrcsl_pointmaze.md`` beside it:
 
-    python experiments/mbrcsl_pointmaze.py            # full size (slow on a CPU)
-    python experiments/mbrcsl_pointmaze.py --quick    # reduced budgets, minutes
-    python experiments/mbrcsl_pointmaze.py --only MBRCSL-diffusion   # + the DDPM ablation
+    python experiments/mbrcsl_pointmaze.py --mode default   # the algorithms' defaults (10 seeds)
+    python experiments/mbrcsl_pointmaze.py --mode full      # 4x budgets, the paper's ensemble
+    python experiments/mbrcsl_pointmaze.py --mode full --only MBRCSL-diffusion  # the DDPM ablation
 
-Returns are the undiscounted 200-step returns of jaxrl's pure-JAX Point Maze (dense
-reward ``exp(-distance)``), not the paper's MuJoCo environment, so only the ordering of
-the methods is comparable with the paper's column.
+``default`` is what the test suite and ``jaxrl train mbrcsl`` run. Returns are the
+undiscounted 200-step returns of jaxrl's pure-JAX Point Maze (dense reward
+``exp(-distance)``), not the paper's MuJoCo environment, so only the ordering of the
+methods is comparable with the paper's column.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import jax
 import numpy as np
 
 import jaxrl.envs as E
-from jaxrl import runner
+from jaxrl import report, runner
 from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
 from jaxrl.data.datasets import record
 from jaxrl.envs import pointmaze
@@ -71,12 +73,14 @@ FULL = {
     "BC": (bc, dict(total_steps=20_000)),
     "IQL": (iql, dict(total_steps=50_000)),
 }
-QUICK = {
+DEFAULT = {
     "MBRCSL": (mbrcsl, {}),
     "RCSL": (rcsl, {}),
     "BC": (bc, {}),
     "IQL": (iql, dict(total_steps=10_000)),
 }
+PLANS = {"default": DEFAULT, "full": FULL}
+SEEDS = {"default": 10, "full": 5}
 
 
 #: Run only when named in ``--only`` (merged into the table): the paper's behaviour
@@ -89,7 +93,7 @@ ABLATIONS = {
             dict(FULL["MBRCSL"][1], behavior="diffusion", num_rollouts=4096, max_rollout_batches=4),
         )
     },
-    "quick": {
+    "default": {
         "MBRCSL-diffusion": (mbrcsl, dict(behavior="diffusion", max_rollout_batches=4)),
     },
 }
@@ -116,26 +120,30 @@ def references(env) -> dict[str, float]:
     }
 
 
-def run(name, module, overrides, seeds, out):
-    result = runner.run(
-        module.SPEC,
-        "pointmaze",
-        seeds=seeds,
-        config=overrides,
-        out=out / "runs" / name,
-        progress=False,
-        log=None,
-    )
+def run(name: str, module, overrides: dict, seeds: int) -> dict:
+    """One method over ``seeds`` vmapped seeds: per-seed final returns and their IQM."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = runner.run(
+            module.SPEC,
+            "pointmaze",
+            seeds=seeds,
+            config=overrides,
+            out=tmp,
+            progress=False,
+            log=None,
+        )
     metrics = result.metrics
-    final = np.asarray(metrics["eval_return"][:, -1])
+    final = np.asarray(metrics["eval_return"][:, -1], np.float64)
     seconds = result.summary["compile_seconds"] + result.summary["run_seconds"]
     extra = {}
     for k in ("rollouts_passed", "rollouts_sampled", "rollout_return_max", "dataset_return_max"):
         if k in metrics:
             extra[k] = np.asarray(metrics[k][:, -1]).tolist()
-    print(f"{name}: {final.mean():.1f} +- {final.std():.1f} ({seconds:.0f} s)", flush=True)
+    iqm = report.stratified_bootstrap_ci([final], report.iqm)
+    print(f"{name}: IQM {iqm[0]:.1f} [{iqm[1]:.1f}, {iqm[2]:.1f}] ({seconds:.0f} s)", flush=True)
     return {
         "final_returns": final.tolist(),
+        "iqm": list(iqm),
         "mean": float(final.mean()),
         "std": float(final.std()),
         "seconds": seconds,
@@ -144,18 +152,39 @@ def run(name, module, overrides, seeds, out):
     }
 
 
-def format_table(results: dict, refs: dict, seeds: int) -> str:
+def paired_gain(a: dict, b: dict) -> dict:
+    """Per-seed ``a - b`` (same seed keys, same dataset) and its IQM with a bootstrap CI."""
+    diff = np.asarray(a["final_returns"]) - np.asarray(b["final_returns"])
+    return {
+        "per_seed": diff.tolist(),
+        "iqm": list(report.stratified_bootstrap_ci([diff], report.iqm)),
+        "seeds_ahead": int((diff > 0).sum()),
+    }
+
+
+def format_table(mode: str, entry: dict) -> str:
+    refs, results, seeds = entry["references"], entry["results"], entry["seeds"]
+    ci = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]"
     lines = [
-        f"Point Maze: final return, mean +- std over {seeds} seeds (jaxrl), beside the "
-        "paper's Table 1 (recalled, unverified; its env is MuJoCo, so compare the order, "
-        "not the scale)",
+        f"Point Maze, mode `{mode}`: final return over 16 episodes, IQM [95% stratified "
+        f"bootstrap CI] over {seeds} seeds (jaxrl), beside the paper's Table 1 (recalled, "
+        "unverified; its env is MuJoCo, so compare the order, not the scale)",
         "",
-        "| method | jaxrl | paper row | paper |",
-        "|---|---|---|---|",
+        "| method | jaxrl IQM [95% CI] | mean +- std | paper row | paper |",
+        "|---|---|---|---|---|",
     ]
     for name, r in results.items():
         row, value = PAPER[name]
-        lines.append(f"| {name} | {r['mean']:.1f} +- {r['std']:.1f} | {row} | {value} |")
+        lines.append(
+            f"| {name} | {ci(r['iqm'])} | {r['mean']:.1f} +- {r['std']:.1f} | {row} | {value} |"
+        )
+    if "gain_over_rcsl" in entry:
+        g = entry["gain_over_rcsl"]
+        lines += [
+            "",
+            f"MBRCSL - RCSL, same seed: IQM {ci(g['iqm'])}; MBRCSL ahead on "
+            f"{g['seeds_ahead']} of {seeds} seeds.",
+        ]
     lines += [
         "",
         f"dataset: best {refs['dataset_max']:.1f}, mean detour {refs['dataset_mean_detour']:.1f}, "
@@ -172,51 +201,54 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+RESULTS = Path("experiments/results/mbrcsl_pointmaze.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced budgets (minutes)")
-    parser.add_argument("--seeds", type=int, default=None, help="default: 4 full, 3 quick")
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="default: experiments/results/mbrcsl_pointmaze (full) or ..._quick (--quick)",
-    )
+    parser.add_argument("--mode", choices=sorted(PLANS), default="default")
+    parser.add_argument("--seeds", type=int, default=None, help="default: 10 default, 5 full")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated subset of methods; merged into an existing results.json of "
-        "the same mode and seeds",
+        help="comma-separated subset of methods; merged into the mode's existing entry of "
+        "the same seeds",
     )
     args = parser.parse_args(argv)
-    seeds = args.seeds or (3 if args.quick else 4)
-    mode = "quick" if args.quick else "full"
-    plan = QUICK if args.quick else FULL
+    mode = args.mode
+    seeds = args.seeds or SEEDS[mode]
+    if seeds < 1:
+        parser.error(f"--seeds must be positive, got {seeds}")
+    plan = PLANS[mode]
     if args.only:
         plan = {**plan, **ABLATIONS[mode]}
-        unknown = set(args.only.split(",")) - set(plan)
+        names = args.only.split(",")
+        unknown = set(names) - set(plan)
         if unknown:
             parser.error(
                 f"unknown method(s) {', '.join(sorted(unknown))}; known: {', '.join(plan)}"
             )
-        plan = {k: v for k, v in plan.items() if k in args.only.split(",")}
+        plan = {k: v for k, v in plan.items() if k in names}
     env = E.make("pointmaze")
     refs = references(env)
-    out = Path(args.out or f"experiments/results/mbrcsl_pointmaze{'_quick' if args.quick else ''}")
-    results = {name: run(name, m, over, seeds, out) for name, (m, over) in plan.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"mode": mode, "seeds": seeds, "references": refs}
-    previous = out / "results.json"
-    if args.only and previous.exists():
-        old = json.loads(previous.read_text())
-        if (old.get("mode"), old.get("seeds")) == (payload["mode"], seeds):
-            merged = {**old["results"], **results}
-            order = [*(QUICK if args.quick else FULL), *ABLATIONS[mode]]
-            rank = {k: i for i, k in enumerate(order)}
-            results = {k: merged[k] for k in sorted(merged, key=lambda k: rank.get(k, len(rank)))}
-    table = format_table(results, refs, seeds)
-    _write_atomic(out / "results.json", json.dumps({**payload, "results": results}, indent=2))
-    _write_atomic(out / "table.md", table + "\n")
-    print(table)
+    results = {name: run(name, m, over, seeds) for name, (m, over) in plan.items()}
+    payload = json.loads(args.out.read_text()) if args.out.exists() else {}
+    old = payload.get(mode, {})
+    if args.only and old.get("seeds") == seeds:
+        merged = {**old["results"], **results}
+        order = [*PLANS[mode], *ABLATIONS[mode]]
+        results = {k: merged[k] for k in sorted(merged, key=order.index)}
+    entry = {"seeds": seeds, "seed_keys": "jaxrl.sweep.seed_keys(0, seeds)", "references": refs}
+    entry["results"] = results
+    if "MBRCSL" in results and "RCSL" in results:
+        entry["gain_over_rcsl"] = paired_gain(results["MBRCSL"], results["RCSL"])
+    payload[mode] = entry
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(args.out, json.dumps(payload, indent=2) + "\n")
+    tables = [format_table(m, payload[m]) for m in sorted(payload)]
+    _write_atomic(args.out.with_suffix(".md"), "\n\n".join(tables) + "\n")
+    print(format_table(mode, entry))
     return 0
 
 

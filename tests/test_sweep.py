@@ -50,24 +50,32 @@ def test_same_key_gives_bitwise_equal_metrics(train):
 
 def test_hparam_grid_is_one_compilation_and_matches_single_runs(train):
     hp = ppo.SPEC.default_hparams()
-    batch, settings = sweep.grid(hp, lr=[1e-4, 1e-3], ent_coef=[0.0, 0.01])
+    batch, settings = sweep.grid(hp, lr=[1e-4, 1e-3], ent_coef=[0.0, 0.05])
     assert len(settings) == 4 and batch.lr.shape == (4,)
     run = sweep.over_hparams(train, 4)
     key = jax.random.PRNGKey(5)
     _, m = run(key, batch)
     assert m["eval_return"].shape == (4, CFG.num_evals)
+    idx = settings.index({"lr": 1e-3, "ent_coef": 0.05})
+    # Same program, same machine: the grid's entry equals the grid program run with that
+    # setting in every slot, bitwise (batch entries do not interact).
+    same = jax.tree.map(lambda x: jnp.broadcast_to(x[idx], x.shape), batch)
+    _, m_same = run(key, same)
+    for name in m:
+        np.testing.assert_array_equal(m[name][idx], m_same[name][0], err_msg=name)
+    # A single (unbatched) run is another program: its matmuls sum in another order, and
+    # RL amplifies float32 rounding differently on each CPU. What holds on any CPU: over
+    # the first evaluation period the single run is nearer its own grid entry than half
+    # the distance to any other setting (relative, no absolute tolerance tuned to one CPU).
+    # Policy loss and approx KL stay near 0 whatever the setting (normalised advantages,
+    # small steps), so they cannot tell settings apart; value loss and entropy can.
     single = jax.jit(train)
-    _, ref = single(key, hp.replace(lr=jnp.float32(1e-3), ent_coef=jnp.float32(0.01)))
-    idx = settings.index({"lr": 1e-3, "ent_coef": 0.01})
-    # Batched and single runs round differently (batched matmuls sum in another order)
-    # and RL amplifies that over time, so only the first evaluation period is compared.
-    # The policy loss is a mean of O(1) terms (normalised advantages) near 0, so its
-    # tolerance is absolute: 16 updates of float32 reordering moved it by 7e-5 on an
-    # AVX-512 CPU; another setting of the grid is off by far more (checked below).
-    for name in ("value_loss", "policy_loss", "entropy", "approx_kl"):
-        np.testing.assert_allclose(m[name][idx][0], ref[name][0], rtol=1e-4, atol=2e-4)
-    other = settings.index({"lr": 1e-4, "ent_coef": 0.0})
-    assert abs(m["entropy"][other][0] - ref["entropy"][0]) > 1e-3
+    _, ref = single(key, hp.replace(lr=jnp.float32(1e-3), ent_coef=jnp.float32(0.05)))
+    np.testing.assert_array_equal(m["env_steps"][idx], ref["env_steps"])
+    for name in ("value_loss", "entropy"):
+        dist = np.abs(np.asarray(m[name])[:, 0] - np.asarray(ref[name])[0])
+        others = np.delete(dist, idx)
+        assert dist[idx] < 0.5 * others.min(), (name, dist, idx)
     # Changing only a traced hyperparameter does not recompile.
     before = single._cache_size()
     single(key, hp.replace(lr=jnp.float32(3e-4)))
