@@ -7,13 +7,25 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from jaxrl import sweep
+
 TIMEOUT_S = 300  # a hung coordinator or collective fails the test instead of stalling CI
 SMALL = ["--steps", "2048", "--no-progress", "--set", "num_evals=2", "--set", "num_envs=4"]
 SMALL += ["--set", "num_epochs=2"]
+
+
+def test_batch_devices_takes_the_same_number_from_each_process():
+    devs = [SimpleNamespace(id=i, process_index=i // 2) for i in range(4)]
+    assert sweep.batch_devices(4, devs) == devs
+    assert sweep.batch_devices(6, devs) == [devs[0], devs[2]]  # 4 does not divide 6
+    assert sweep.batch_devices(3, devs[:2]) == devs[:1]  # one process: as before
+    with pytest.raises(ValueError, match="multiple of 2"):
+        sweep.batch_devices(3, devs)
 
 
 def _free_port() -> int:
