@@ -68,6 +68,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="continue the run in DIR from its newest checkpoint (same ALGO and options)",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host; see README)",
+    )
     # Tests only: stop after N chunks as if the process had been killed.
     p.add_argument("--stop-after-chunks", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -89,11 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(train)
     train.add_argument("--debug-nans", action="store_true", help="stop at the first NaN (slow)")
     _add_protocol_arg(train)
-    train.add_argument(
-        "--distributed",
-        action="store_true",
-        help="call jax.distributed.initialize() first (multi-host; see README)",
-    )
     sweep = sub.add_parser(
         "sweep", help="a hyperparameter grid x seeds as one compiled program, ranked"
     )
@@ -303,11 +303,6 @@ def pbt_command(args: argparse.Namespace) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    if args.distributed:
-        from jaxrl import sweep
-
-        sweep.init_distributed()  # before anything touches a device
-
     spec, config_over, hparam_over = _checked_run_args(args)
 
     import jax
@@ -423,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             from jaxrl import sweep
 
             sweep.use_cpu_cores()  # seeds and settings shard over every CPU core
+            if getattr(args, "distributed", False):
+                sweep.init_distributed()  # before anything touches a device
         if args.command == "bench":
             return bench_command(args)
         if args.command == "plot":

@@ -102,10 +102,35 @@ def grid(hparams: Any, **axes: list[float]) -> tuple[Any, list[dict[str, float]]
 
 
 def batch_mesh(batch_size: int, devices: list | None = None) -> Mesh:
-    """A 1-D mesh named ``"batch"`` over the most devices that divide ``batch_size``."""
+    """A 1-D mesh named ``"batch"`` over ``batch_devices(batch_size, devices)``."""
     devices = list(devices if devices is not None else jax.devices())
-    n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
-    return Mesh(np.asarray(devices[:n]), ("batch",))
+    return Mesh(np.asarray(batch_devices(batch_size, devices)), ("batch",))
+
+
+def batch_devices(batch_size: int, devices: list) -> list:
+    """The most of ``devices`` (in order) whose number divides ``batch_size``.
+
+    Devices of several processes (``--distributed``): the same number from each process,
+    so that every process holds part of the batch; on 2 processes x 2 devices a batch of
+    4 takes all four devices, as one process with 4 devices would.
+
+    Raises:
+      ValueError: the batch is not a multiple of the number of processes.
+    """
+    hosts: dict[int, list] = {}
+    for d in devices:
+        hosts.setdefault(d.process_index, []).append(d)
+    if len(hosts) == 1:
+        n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
+        return devices[:n]
+    per_host = min(len(h) for h in hosts.values())
+    fits = [d for d in range(1, per_host + 1) if batch_size % (d * len(hosts)) == 0]
+    if not fits:
+        raise ValueError(
+            f"a batch of {batch_size} (seeds, or settings of a sweep) cannot be split over "
+            f"{len(hosts)} processes: make it a multiple of {len(hosts)}"
+        )
+    return [d for h in hosts.values() for d in h[: max(fits)]]
 
 
 def _sharded(fn: Callable, in_axes: tuple, batch_size: int) -> Callable:
