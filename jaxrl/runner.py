@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxrl import agents, checkpoint, envs, loops, sweep
 from jaxrl import logging as jlog
-from jaxrl.core.spec import AlgoSpec
+from jaxrl.loops import AlgoSpec
 from jaxrl.transforms import best
 
 #: Evaluation protocols: ``standard`` (the last evaluation's return) and ``absolute``

@@ -58,9 +58,9 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.envs.linear import LinearMDP
+from jaxrl.loops import AlgoSpec
 
 REFERENCES = ("uniform", "previous")
 #: The ``linear/<name>`` envs are time-homogeneous: pool the statistics of every step

@@ -15,9 +15,9 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Transition
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.data.datasets import Dataset, load, sample
 from jaxrl.envs import Env
+from jaxrl.loops import AlgoSpec
 
 
 @dataclasses.dataclass(frozen=True)

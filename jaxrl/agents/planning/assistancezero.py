@@ -42,9 +42,9 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.planning import common as pc
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
 from jaxrl.envs import assist as game
+from jaxrl.loops import AlgoSpec
 
 EXTRAS = (*pc.EXTRAS, "goal", "goal_known")
 

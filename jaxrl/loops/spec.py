@@ -1,5 +1,10 @@
 """``AlgoSpec``: one registered record per algorithm, read by the CLI, runner, tests,
-experiments and docs (``jaxrl.agents.get(name)``)."""
+experiments and docs (``jaxrl.agents.get(name)``).
+
+It lives with the loops, not in ``jaxrl.core``: a spec's ``data`` is a loop declaration
+and ``make_train`` assembles the loop, so the record sits in the layer that owns both
+(core imports no loop and no env).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,17 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jaxrl import loops
 from jaxrl.core.types import Agent, hparams_from
 from jaxrl.envs import Env
+from jaxrl.loops.data import Data
+from jaxrl.loops.run import Progress, Schedule, Trainer
+from jaxrl.loops.train import make_train, schedule_for
 
 ACTION_KINDS = ("discrete", "continuous")
 #: ``make_agent(config, env, hparams, schedule) -> Agent``; ``hparams`` may be traced.
-MakeAgent = Callable[[Any, Env, Any, loops.Schedule], Agent]
+MakeAgent = Callable[[Any, Env, Any, Schedule], Agent]
 #: ``data(config, env) -> a loops data declaration`` (what the algorithm consumes).
-DataFn = Callable[[Any, Env], loops.Data]
+DataFn = Callable[[Any, Env], Data]
 
 
 def action_kind(env: Env) -> str:
@@ -90,21 +97,19 @@ class AlgoSpec:
         except ValueError as err:
             raise ValueError(f"{self.name}: {err}") from None
 
-    def schedule(self, config: Any, env: Env) -> loops.Schedule:
+    def schedule(self, config: Any, env: Env) -> Schedule:
         """How ``config.total_steps`` splits into iterations and evaluation periods."""
         data = self.data(config, env)
-        return loops.schedule_for(data, config.total_steps, config.num_evals)
+        return schedule_for(data, config.total_steps, config.num_evals)
 
-    def make_train(
-        self, config: Any, env: Env, progress: loops.Progress | None = None
-    ) -> loops.Trainer:
+    def make_train(self, config: Any, env: Env, progress: Progress | None = None) -> Trainer:
         """``train(key, hparams) -> (agent_state, metrics)``, one jittable function."""
         self.validate(config, env)
 
-        def make_agent(hparams: Any, schedule: loops.Schedule) -> Agent:
+        def make_agent(hparams: Any, schedule: Schedule) -> Agent:
             return self.make_agent(config, env, hparams, schedule)
 
-        return loops.make_train(
+        return make_train(
             self.data(config, env),
             make_agent,
             env,
