@@ -15,7 +15,6 @@ from jaxrl.loops.evaluate import (
     Conditioning,
     act_step,
     evaluate,
-    evaluate_intervals,
     reset_where,
 )
 from jaxrl.loops.host import host_sequences
@@ -34,7 +33,7 @@ from jaxrl.loops.run import (
     run_loop,
 )
 from jaxrl.loops.sequences import sequence_updates, sequences
-from jaxrl.loops.spec import ACTION_KINDS, AlgoSpec, action_kind
+from jaxrl.loops.spec import ACTION_KINDS, AlgoSpec, EvalHook, HookInput, action_kind
 from jaxrl.loops.streaming import learners, streaming
 from jaxrl.loops.train import make_train, schedule_for
 
@@ -45,6 +44,8 @@ __all__ = [
     "Conditioning",
     "Data",
     "Dataset",
+    "EvalHook",
+    "HookInput",
     "LoopCarry",
     "LoopSetup",
     "MakeAgent",
@@ -59,7 +60,6 @@ __all__ = [
     "act_step",
     "action_kind",
     "evaluate",
-    "evaluate_intervals",
     "host_sequences",
     "learners",
     "make_schedule",

@@ -25,6 +25,47 @@ MakeAgent = Callable[[Any, Env, Any, Schedule], Agent]
 DataFn = Callable[[Any, Env], Data]
 
 
+@dataclasses.dataclass(frozen=True)
+class HookInput:
+    """What an evaluation hook sees after a run.
+
+    Attributes:
+      agent: the run's ``Agent`` (built with the run's config, hparams and schedule).
+      agent_states: the final agent states, leaves ``[seeds, ...]``.
+      env: the env the run trained on; ``env_name`` its registry name.
+      config: the run's ``Config``; ``seed`` the run's base seed.
+      to_host: device pytree -> NumPy pytree (gathered from every process).
+    """
+
+    agent: Agent
+    agent_states: Any
+    env: Env
+    env_name: str
+    config: Any
+    seed: int
+    to_host: Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalHook:
+    """An evaluation of a run's final agents that a spec declares (``eval_hooks``) and the
+    runner runs after training, adding fields to ``summary.json`` (e.g. SRL's
+    Frequency-Averaged Score, ``jaxrl.transforms.fas``).
+
+    Attributes:
+      name: a short name.
+      run: ``HookInput -> summary fields`` (``{}``: nothing to add for this config).
+      rows: ``summary -> [(label, text)]`` for the table ``jaxrl train`` prints.
+      check: ``config -> None``, raising ``ValueError`` for settings the hook cannot use
+        (run by ``AlgoSpec.validate``, before any compilation).
+    """
+
+    name: str
+    run: Callable[[HookInput], dict[str, Any]]
+    rows: Callable[[dict[str, Any]], list[tuple[str, str]]] = lambda summary: []
+    check: Callable[[Any], None] = lambda config: None
+
+
 def action_kind(env: Env) -> str:
     return "discrete" if env.action_spec.discrete else "continuous"
 
@@ -48,6 +89,7 @@ class AlgoSpec:
       positive: ``Config`` fields that must be > 0 (checked before compilation).
       check: ``(config, env) -> None``, raising ``ValueError`` for other bad settings
         (``validate`` prefixes the message with the algorithm's name).
+      eval_hooks: evaluations of the final agents the runner adds to ``summary.json``.
     """
 
     name: str
@@ -61,6 +103,7 @@ class AlgoSpec:
     presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     positive: tuple[str, ...] = ()
     check: Callable[[Any, Env], None] | None = None
+    eval_hooks: tuple[EvalHook, ...] = ()
 
     def __post_init__(self) -> None:
         bad = [k for k in self.action_kinds if k not in ACTION_KINDS]
@@ -93,6 +136,8 @@ class AlgoSpec:
         try:
             if self.check is not None:
                 self.check(config, env)
+            for hook in self.eval_hooks:
+                hook.check(config)
             self.schedule(config, env)
         except ValueError as err:
             raise ValueError(f"{self.name}: {err}") from None
