@@ -30,7 +30,7 @@ import numpy as np
 import jaxrl.envs as E
 from jaxrl import report, runner
 from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
-from jaxrl.data.datasets import record
+from jaxrl.data.datasets import record, scripted
 from jaxrl.envs import pointmaze
 
 #: The paper's Point Maze numbers (Zhou et al., 2023, its Point Maze table, believed to
@@ -101,7 +101,7 @@ ABLATIONS = {
 
 def references(env) -> dict[str, float]:
     """Dataset statistics and the scripted stitched route's return, for scale."""
-    ds = jax.jit(lambda k: pointmaze.scripted_dataset(env, k))(jax.random.PRNGKey(0))
+    ds = jax.jit(lambda k: scripted(env, k))(jax.random.PRNGKey(0))
     returns = np.asarray(ds.returns)
     table = np.asarray(pointmaze._route_table(((2, 2), (2, 3), (2, 4))))
 

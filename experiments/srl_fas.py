@@ -2,7 +2,7 @@
 Score (Patel & Siegelmann 2024, arXiv 2410.08979).
 
 Every method trains at its task's budget with the same seeds (vmapped), then its final
-policy is evaluated (``jaxrl.loops.evaluate`` with ``decision_interval=k``, 8 episodes
+policy is evaluated (``jaxrl.transforms.action_sequences.evaluate_intervals``, 8 episodes
 per seed) at each decision interval ``k`` in ``report.FAS_INTERVALS``: SAC and TD3 hold
 their action for ``k`` steps, SRL plays ``k`` actions of its GRU sequence, and the
 planner (CEM with SRL's learned model and critic, no training of its own) plays ``k``
@@ -32,7 +32,8 @@ import numpy as np
 from jaxrl import envs, report, sweep
 from jaxrl.agents.actor_critic import sac, srl, td3
 from jaxrl.logging import atomic_write
-from jaxrl.loops import evaluate, evaluate_intervals
+from jaxrl.loops import evaluate
+from jaxrl.transforms.action_sequences import evaluate_intervals, with_action_sequences
 
 RESULTS = Path(__file__).parent / "results"
 #: Reduced budgets (env steps) that fit the shared 2-core CPU; ``--full`` uses FULL.
@@ -90,7 +91,7 @@ def planner_returns(cfg, env, hp, states, seeds: int, num_envs: int) -> np.ndarr
         keys = jax.random.split(jax.random.PRNGKey(123), seeds)
         fn = jax.jit(
             lambda s, key, plan=plan, k=k: evaluate(
-                plan, s, env, key, num_envs, decision_interval=k
+                with_action_sequences(plan, k, env.action_spec), s, env, key, num_envs
             )[0]
         )
         cols.append(

@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxrl import agents, checkpoint, envs, loops, sweep
 from jaxrl import logging as jlog
-from jaxrl.core.spec import AlgoSpec
+from jaxrl.loops import AlgoSpec
 from jaxrl.transforms import best
 
 #: Evaluation protocols: ``standard`` (the last evaluation's return) and ``absolute``
@@ -147,7 +147,6 @@ def run(
     progress: bool = True,
     debug_nans: bool = False,
     stop_after_chunks: int | None = None,
-    fas_intervals: Sequence[int] | None = None,
     log: Callable[[str], None] | None = print,
     transform: Callable[[Any, Any], Any] | None = None,
     transform_meta: dict[str, Any] | None = None,
@@ -167,9 +166,8 @@ def run(
     checkpoints and ``summary.json``. ``eval_protocol="absolute"`` also keeps the agent
     state of each seed's best evaluation and re-evaluates it at the end with 10x the
     episodes (``absolute_return`` in ``summary.json``).
-    ``fas_intervals`` (default: the config's ``fas_intervals`` field, if it has one)
-    evaluates the final policies at those decision intervals and adds the
-    Frequency-Averaged Score to the summary (``fas``; ``fas_returns`` per seed).
+    The evaluation hooks the spec declares (``spec.eval_hooks``, e.g. SRL's
+    Frequency-Averaged Score) add their fields to the summary.
 
     Raises:
       ValueError: bad input (unknown names, bad values, a checkpoint of another run).
@@ -263,12 +261,12 @@ def run(
     if eval_protocol == "absolute":
         fn = sweep.over_seeds(_absolute_fn(trainer, cfg.num_eval_envs), seeds)
         summary.update(_absolute_fields(*to_host(fn(done.state, hp)), cfg.num_eval_envs))
-    intervals = tuple(fas_intervals or getattr(cfg, "fas_intervals", ()) or ())
-    if intervals and transform is None:
+    if spec.eval_hooks and transform is None:
         agent = spec.make_agent(cfg, env_obj, hp, schedule)
-        summary.update(
-            fas_summary(agent, done.state.agent_state, env_obj, env_name, cfg, seed, intervals)
+        given = loops.HookInput(
+            agent, done.state.agent_state, env_obj, env_name, cfg, seed, to_host
         )
+        summary.update(hook_fields(spec, given))
     if jax.process_index() == 0:
         write_run(out, summary, metrics, f"{spec.name} on {env_name}", tensorboard)
     return RunResult(summary, metrics, out)
@@ -782,44 +780,20 @@ def execute(
     return Executed(metrics, state, start, compile_s, run_s, False)
 
 
-def fas_summary(
-    agent: Any,
-    agent_states: Any,
-    env: Any,
-    env_name: str,
-    cfg: Any,
-    seed: int,
-    intervals: Sequence[int],
-) -> dict[str, Any]:
-    """The Frequency-Averaged Score of final policies ``agent_states`` (leading ``[seeds]``):
-    ``fas`` (mean over seeds, normalised by ``report.fas_range`` when known),
-    ``fas_per_seed``, ``fas_returns`` ``[seeds][intervals]``, ``fas_intervals``, ``fas_range``.
+def hook_fields(spec: AlgoSpec, given: loops.HookInput) -> dict[str, Any]:
+    """The summary fields of every evaluation hook ``spec`` declares, in order."""
+    fields: dict[str, Any] = {}
+    for hook in spec.eval_hooks:
+        fields.update(hook.run(given))
+    return fields
 
-    Raises:
-      ValueError: for a non-positive interval.
-    """
-    from jaxrl import report
-    from jaxrl.loops import evaluate_intervals
 
-    intervals = tuple(int(k) for k in intervals)
-    if any(k < 1 for k in intervals):
-        raise ValueError(f"fas_intervals must be positive ints, got {intervals}")
-    seeds = jax.tree.leaves(agent_states)[0].shape[0]
-    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 0xFA5), seeds)
-
-    def one(state, key):
-        return evaluate_intervals(agent, state, env, key, cfg.num_eval_envs, intervals)
-
-    returns = to_host(jax.jit(jax.vmap(one))(agent_states, keys))
-    bounds = report.fas_range(env_name)
-    per_seed = report.frequency_averaged_score(returns, *(bounds or (None, None)))
-    return {
-        "fas": float(per_seed.mean()),
-        "fas_per_seed": [float(x) for x in per_seed],
-        "fas_returns": [[float(x) for x in row] for row in returns],
-        "fas_intervals": list(intervals),
-        "fas_range": list(bounds) if bounds else None,
-    }
+def hook_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The table lines of the evaluation hooks of the summary's algorithm."""
+    name = summary.get("algo")
+    if name not in agents.names():
+        return []
+    return [row for hook in agents.get(name).eval_hooks for row in hook.rows(summary)]
 
 
 def write_run(
@@ -851,11 +825,7 @@ def summary_table(result: RunResult) -> str:
             if "absolute_return" in s
             else []
         ),
-        *(
-            [("FAS", f"{s['fas']:.3f} (decision intervals {s['fas_intervals']})")]
-            if "fas" in s
-            else []
-        ),
+        *hook_rows(s),
         ("compile", f"{s['compile_seconds']:.1f} s"),
         (
             "run",

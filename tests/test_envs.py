@@ -176,3 +176,14 @@ def test_specs():
     assert cp.observation_spec.shape == (4,) and cp.max_episode_steps == 500
     assert not pd.action_spec.discrete and pd.action_spec.shape == (1,)
     assert pd.action_spec.low == -2.0 and pd.action_spec.high == 2.0
+
+
+def test_capabilities_are_asked_for_by_type():
+    """An env offers typed capabilities; a missing one names the env and who offers it."""
+    maze = E.make("pointmaze")
+    assert isinstance(E.capability(maze, E.ScriptedData), E.ScriptedData)
+    assert E.make("cartpole").unwrapped.capabilities() == ()
+    with pytest.raises(ValueError, match=r"CartPole offers no .*LinearFeatures.*linear/<name>"):
+        E.capability(E.make("cartpole"), E.LinearFeatures)
+    with pytest.raises(ValueError, match="pointmaze; pass a file"):
+        E.capability(E.make("pendulum"), E.ScriptedData, "pass a file")

@@ -8,8 +8,7 @@ import pytest
 import jaxrl.envs as E
 from jaxrl import sweep
 from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
-from jaxrl.data.datasets import make_dataset
-from jaxrl.envs.pointmaze import scripted_dataset
+from jaxrl.data.datasets import make_dataset, scripted
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_offline_agents_need_a_dataset_and_continuous_actions(tmp_path):
 
 def test_dataset_holds_only_suboptimal_pieces(env):
     """Neither route reaches the goal as fast as the stitched path: stitching is needed."""
-    ds = jax.jit(lambda k: scripted_dataset(env, k))(jax.random.PRNGKey(0))
+    ds = jax.jit(lambda k: scripted(env, k))(jax.random.PRNGKey(0))
     returns = np.asarray(ds.returns)
     short, detour = returns[0::2], returns[1::2]
     assert short.max() < 40  # stops one cell short of the goal corridor
@@ -75,7 +74,7 @@ def test_mbrcsl_rollouts_stitch_beyond_the_dataset(env):
         num_rollouts=1024,
         num_keep=20,
     )
-    src = jax.jit(lambda k: scripted_dataset(env, k))(jax.random.PRNGKey(0))
+    src = jax.jit(lambda k: scripted(env, k))(jax.random.PRNGKey(0))
     data = jax.jit(lambda k: mbrcsl.synthesize(cfg, env, src, k, mbrcsl.SPEC.default_hparams()))(
         jax.random.PRNGKey(1)
     )

@@ -9,7 +9,6 @@ import pytest
 import jaxrl.envs as E
 from jaxrl.agents.offline.mbrcsl import filter_rollouts
 from jaxrl.data import datasets as offline
-from jaxrl.envs.pointmaze import scripted_dataset
 
 
 def _np_rtg(reward, valid, discount):
@@ -65,7 +64,7 @@ def test_from_flat_splits_trajectories_and_drops_steps_without_successor():
 
 def test_npz_roundtrip_and_d4rl_npz(tmp_path):
     env = E.make("pointmaze")
-    ds = scripted_dataset(env, jax.random.PRNGKey(0), num_episodes=4)
+    ds = offline.scripted(env, jax.random.PRNGKey(0), num_episodes=4)
     offline.save_npz(tmp_path / "d.npz", ds)
     back = offline.load(tmp_path / "d.npz")
     for a, b in zip(jax.tree.leaves(ds), jax.tree.leaves(back), strict=True):

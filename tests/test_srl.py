@@ -14,7 +14,11 @@ from jaxrl import agents, loops, report, runner, sweep
 from jaxrl.agents.actor_critic import srl
 from jaxrl.core import Agent, Transition
 from jaxrl.envs.core import Box, Env, first_state
-from jaxrl.transforms.action_sequences import SEQUENCE_KEY, with_action_sequences
+from jaxrl.transforms.action_sequences import (
+    SEQUENCE_KEY,
+    evaluate_intervals,
+    with_action_sequences,
+)
 
 PENDULUM = E.make("pendulum")
 SMALL = srl.Config(
@@ -92,22 +96,22 @@ def test_single_action_held_and_short_sequence_holds_last():
 
 
 def test_evaluate_at_interval_one_is_the_plain_evaluation():
-    """decision_interval=1 leaves the evaluation as it was; k=2 changes the return."""
+    """Interval 1 leaves the evaluation as it was; k=2 changes the return."""
     env = E.EpisodeLimit(Clock(), 5)
     agent = _seq_agent(4)
     key = jax.random.PRNGKey(0)
     plain = loops.evaluate(agent, None, env, key, 2)[0]
-    one = loops.evaluate(agent, None, env, key, 2, decision_interval=1)[0]
+    one = loops.evaluate(with_action_sequences(agent, 1, Clock.action_spec), None, env, key, 2)[0]
     assert float(plain) == float(one) == 10.0 * (0 + 1 + 2 + 3 + 4)
     # k=2: decisions at t=0, 2, 4 -> actions 0, 1, 20, 21, 40.
-    two = loops.evaluate(agent, None, env, key, 2, decision_interval=2)[0]
+    two = loops.evaluate(with_action_sequences(agent, 2, Clock.action_spec), None, env, key, 2)[0]
     assert float(two) == 0 + 1 + 20 + 21 + 40
-    rets = loops.evaluate_intervals(agent, None, env, key, 2, (1, 2, 5))
+    rets = evaluate_intervals(agent, None, env, key, 2, (1, 2, 5))
     np.testing.assert_allclose(rets, [100.0, 82.0, 9.0])  # k=5: 0,1,2,3, then 3 held
     # An agent already acting every 2 steps is re-timed, to k=1 included.
     timed = with_action_sequences(agent, 2, Clock.action_spec)
     assert float(loops.evaluate(timed, None, env, key, 2)[0]) == 82.0
-    rets = loops.evaluate_intervals(timed, None, env, key, 2, (1, 2, 5))
+    rets = evaluate_intervals(timed, None, env, key, 2, (1, 2, 5))
     np.testing.assert_allclose(rets, [100.0, 82.0, 9.0])
 
 

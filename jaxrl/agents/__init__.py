@@ -1,5 +1,5 @@
 """The algorithm registry: name -> the module holding its ``SPEC`` (a
-``jaxrl.core.spec.AlgoSpec``). Modules are imported on first use, so listing the
+``jaxrl.loops.AlgoSpec``). Modules are imported on first use, so listing the
 algorithms stays fast. Adding an algorithm = its file + one line here + its test.
 
 Algorithms are grouped by family: ``actor_critic`` (off-policy, replay), ``on_policy``
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from jaxrl.core.spec import AlgoSpec
+from jaxrl.loops import AlgoSpec
 
 ALGOS: dict[str, str] = {
     "alphazero": "jaxrl.agents.planning.alphazero",

@@ -1,5 +1,5 @@
-"""Core types (``types``), the one optimiser builder (``optim``) and, in ``spec``, the
-``AlgoSpec`` record every algorithm registers."""
+"""Core types (``types``) and the one optimiser builder (``optim``): the bottom layer,
+importing no other part of jaxrl (``AlgoSpec`` is ``jaxrl.loops.AlgoSpec``)."""
 
 from jaxrl.core.optim import adam, clip_by_global_norm, global_norm
 from jaxrl.core.types import (

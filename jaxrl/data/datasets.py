@@ -26,7 +26,7 @@ from flax import struct
 
 from jaxrl.core import Transition
 from jaxrl.data.sampling import weighted_indices
-from jaxrl.envs import Env, VmapWrapper
+from jaxrl.envs import Env, ScriptedData, VmapWrapper, capability
 
 Policy = Callable[[jax.Array, jax.Array], jax.Array]  # (obs [B, ...], key) -> action [B, ...]
 
@@ -322,6 +322,20 @@ def record(
         tr.next_obs,
         tr.extras["valid"],
     )
+
+
+def scripted(env: Env, key: jax.Array, num_episodes: int | None = None, hint: str = "") -> Dataset:
+    """The env's built-in offline dataset (its ``ScriptedData`` capability, e.g. Point
+    Maze's waypoint controllers): ``num_episodes`` (default the env's) recorded episodes,
+    deterministic for a fixed ``key``. Pure and jittable.
+
+    Raises:
+      ValueError: for an env without a built-in dataset (then ``hint``, when given).
+    """
+    data = capability(env, ScriptedData, hint)
+    num_episodes = num_episodes or data.num_episodes
+    policy, key = data.behaviour(key, num_episodes)
+    return record(env, policy, key, num_episodes)
 
 
 def sample(

@@ -24,6 +24,14 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from jaxrl.envs.capabilities import (
+    Capability,
+    Demonstrator,
+    HumanModel,
+    LinearFeatures,
+    ScriptedData,
+    capability,
+)
 from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, first_state
 from jaxrl.envs.wrappers import (
     ActionRepeat,
@@ -39,6 +47,12 @@ __all__ = [
     "ActionRepeat",
     "AutoReset",
     "Box",
+    "Capability",
+    "Demonstrator",
+    "HumanModel",
+    "LinearFeatures",
+    "ScriptedData",
+    "capability",
     "Discrete",
     "Env",
     "EnvState",

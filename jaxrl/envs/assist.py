@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxrl.envs.capabilities import HumanModel
 from jaxrl.envs.core import Box, Discrete, Env, EnvState, first_state
 from jaxrl.envs.wrappers import VmapWrapper
 
@@ -251,6 +252,10 @@ class AssistGame(Env):
     def __repr__(self) -> str:
         c = self.config
         return f"AssistGame({c.height}x{c.width}, parts={c.num_parts}, T={c.horizon})"
+
+    def capabilities(self) -> tuple[Any, ...]:
+        """The game's settings for a planner's model, and the hidden goal of a state."""
+        return (HumanModel(self.config, lambda state: state.inner.goal),)
 
     def reset(self, key: jax.Array) -> EnvState:
         cfg = self.config

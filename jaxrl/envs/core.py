@@ -112,6 +112,11 @@ class Env:
     def unwrapped(self) -> Env:
         return self
 
+    def capabilities(self) -> tuple[Any, ...]:
+        """What this env offers agents beyond the protocol (``jaxrl.envs.capabilities``
+        records: a demonstrator, a dataset, linear features, a human model); none here."""
+        return ()
+
     @property
     def batch_size(self) -> int | None:
         """Number of envs stepped together, ``None`` for a single env."""

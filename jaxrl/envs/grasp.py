@@ -43,6 +43,7 @@ import numpy as np
 from flax import struct
 from mujoco import mjx
 
+from jaxrl.envs.capabilities import Demonstrator
 from jaxrl.envs.core import Box, Env, EnvState, first_state
 
 SHAPES = ("box", "capsule", "cylinder", "sphere")
@@ -413,6 +414,10 @@ class GraspEnv(Env):
         return reward.astype(jnp.float32), success
 
     # -- protocol -----------------------------------------------------------------------
+
+    def capabilities(self) -> tuple[Any, ...]:
+        """The scripted demonstrator (``demonstrator``; needs ``start="pregrasp"``)."""
+        return (Demonstrator(lambda noise: demonstrator(self, noise=noise)),)
 
     def reset(self, key: jax.Array) -> EnvState:
         cfg, m = self.config, self.mj_model

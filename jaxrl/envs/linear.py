@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.envs.capabilities import LinearFeatures
 from jaxrl.envs.core import Box, Discrete, Env, EnvState, first_state
 
 
@@ -99,6 +100,10 @@ class LinearMDP(Env):
         return jnp.concatenate(
             [jax.nn.one_hot(s, self.num_states), jax.nn.one_hot(h, self.horizon)]
         ).astype(jnp.float32)
+
+    def capabilities(self) -> tuple[Any, ...]:
+        """Its known features, horizon and start state."""
+        return (LinearFeatures(self.features, self.horizon, self.start),)
 
     def reset(self, key: jax.Array) -> EnvState:
         s, h = jnp.asarray(self.start, jnp.int32), jnp.zeros((), jnp.int32)

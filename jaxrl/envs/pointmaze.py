@@ -16,7 +16,8 @@ Reward is dense, ``exp(-|p' - goal|)`` (as gymnasium-robotics' ``PointMaze_UMaze
 in ``(0, 1]``. The task never terminates; the registry adds a 200-step limit (the paper's
 horizon).
 
-The offline dataset (``scripted_dataset``) follows the paper's recipe: noisy waypoint
+The offline dataset (``scripted_behaviour``, the env's ``ScriptedData`` capability,
+recorded by ``jaxrl.data.datasets.scripted``) follows the paper's recipe: noisy waypoint
 (PD) controllers of two kinds in equal number, ``start -> (2, 2)`` (stops one cell short of
 the corridor to the goal) and the detour ``start -> (1, 1) -> (2, 1) -> goal``. The
 shortest path ``start -> (2, 2) -> (2, 3) -> goal`` is in neither; it is the stitch of the
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl.envs.capabilities import ScriptedData
 from jaxrl.envs.core import Box, Env, EnvState, first_state
 
 MAZE = np.array(
@@ -102,6 +104,10 @@ class PointMaze(Env):
         reward = jnp.exp(-jnp.linalg.norm(pos - self.goal))
         return jnp.concatenate([pos, vel]).astype(jnp.float32), reward.astype(jnp.float32)
 
+    def capabilities(self) -> tuple[ScriptedData, ...]:
+        """The paper-style offline dataset (``scripted_behaviour``)."""
+        return (ScriptedData(scripted_behaviour),)
+
     def reset(self, key: jax.Array) -> EnvState:
         key, sub = jax.random.split(key)
         noise = jax.random.uniform(sub, (2,), jnp.float32, -self.reset_noise, self.reset_noise)
@@ -165,14 +171,14 @@ def waypoint_action(
     return jnp.clip(a, -1.0, 1.0)
 
 
-def scripted_dataset(
-    env: Env,
+def scripted_behaviour(
     key: jax.Array,
     num_episodes: int = 1000,
     noise: tuple[float, ...] = (0.3, 0.6),
     hold_spread: float = 0.1,
 ):
-    """The paper-style offline dataset: ``num_episodes`` noisy waypoint-controller episodes.
+    """The behaviour of the paper-style offline dataset (``ScriptedData``; recorded by
+    ``jaxrl.data.datasets.scripted``): ``num_episodes`` noisy waypoint-controller episodes.
 
     Half follow the short route, half the detour (the paper's equal split); within each
     kind the episodes alternate between the action-noise scales in ``noise`` (the paper
@@ -180,10 +186,9 @@ def scripted_dataset(
     uniformly within ``hold_spread`` of its last cell's centre (the paper's controller
     perturbs its waypoints likewise), so the data shows the reward at rest around the
     goal, not only at its centre. Deterministic for a fixed ``key``.
-    Returns a ``jaxrl.data.datasets.Dataset`` with leaves ``[T, num_episodes, ...]``.
+    Returns ``(policy, key)``: the policy of ``num_episodes`` envs stepped together and
+    the key to record them with.
     """
-    from jaxrl.data.datasets import record
-
     if num_episodes < 2 or num_episodes % 2:
         raise ValueError(f"num_episodes must be a positive even number, got {num_episodes}")
     kind = jnp.arange(num_episodes) % 2
@@ -195,4 +200,4 @@ def scripted_dataset(
     def policy(obs, k):
         return waypoint_action(obs, kind, scale, k, offset)
 
-    return record(env, policy, key, num_episodes)
+    return policy, key

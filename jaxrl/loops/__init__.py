@@ -9,14 +9,12 @@ schedule)``. Algorithms choose a declaration (``Rollout``, ``Replay``, ``Stream`
 
 from __future__ import annotations
 
-from jaxrl.envs import Env
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
 from jaxrl.loops.evaluate import (
     CARRY_KEY,
     Conditioning,
     act_step,
     evaluate,
-    evaluate_intervals,
     reset_where,
 )
 from jaxrl.loops.host import host_sequences
@@ -35,51 +33,19 @@ from jaxrl.loops.run import (
     run_loop,
 )
 from jaxrl.loops.sequences import sequence_updates, sequences
+from jaxrl.loops.spec import ACTION_KINDS, AlgoSpec, EvalHook, HookInput, action_kind
 from jaxrl.loops.streaming import learners, streaming
-
-_LOOPS = {
-    Rollout: on_policy,
-    Replay: off_policy,
-    Stream: streaming,
-    Sequences: sequences,
-    Dataset: offline,
-}
-
-
-def schedule_for(data: Data, total_steps: int, num_evals: int) -> Schedule:
-    """The schedule a loop over ``data`` runs ``total_steps`` in ``num_evals`` periods."""
-    return make_schedule(total_steps, data.steps_per_iter, num_evals)
-
-
-def make_train(
-    data: Data,
-    make_agent: MakeAgent,
-    env: Env,
-    *,
-    total_steps: int,
-    num_evals: int,
-    num_eval_envs: int,
-    progress: Progress | None = None,
-) -> Trainer:
-    """The loop for ``data`` as one ``train(key, hparams)`` function.
-
-    ``progress(env_steps)`` is called on the host about 100 times per run.
-    """
-    if type(data) not in _LOOPS:
-        raise TypeError(
-            f"unknown data declaration {type(data).__name__}; known: "
-            f"{', '.join(t.__name__ for t in _LOOPS)}"
-        )
-    schedule = schedule_for(data, total_steps, num_evals)
-    setup = LoopSetup(make_agent, env, schedule, num_eval_envs, progress)
-    return _LOOPS[type(data)](data, setup)
-
+from jaxrl.loops.train import make_train, schedule_for
 
 __all__ = [
+    "ACTION_KINDS",
+    "AlgoSpec",
     "CARRY_KEY",
     "Conditioning",
     "Data",
     "Dataset",
+    "EvalHook",
+    "HookInput",
     "LoopCarry",
     "LoopSetup",
     "MakeAgent",
@@ -92,8 +58,8 @@ __all__ = [
     "Stream",
     "Trainer",
     "act_step",
+    "action_kind",
     "evaluate",
-    "evaluate_intervals",
     "host_sequences",
     "learners",
     "make_schedule",

@@ -76,26 +76,18 @@ def evaluate(
     key: jax.Array,
     num_envs: int,
     conditioning: Conditioning | None = None,
-    decision_interval: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Deterministic return of one episode in each of ``num_envs`` envs.
 
     ``env`` must carry an episode limit (``max_episode_steps``). Recurrent agents carry
     their belief through each episode; ``conditioning`` feeds a loop-tracked input.
-    ``decision_interval = k`` queries a feed-forward continuous-action agent only every
-    ``k`` steps and holds its outputs in between: its sequence
-    (``info["action_sequence"]``) is played, a single action repeated
-    (``jaxrl.transforms.with_action_sequences``; an agent that transform made, such as
-    SRL acting every ``J`` steps, is re-timed to ``k``). ``None``: the agent as it acts.
+    (To evaluate at a decision interval, evaluate the agent
+    ``jaxrl.transforms.with_action_sequences`` makes: ``action_sequences.evaluate_intervals``.)
     Returns ``(mean, std)`` over the episodes, float32 scalars.
     """
     horizon = env.max_episode_steps
     if horizon is None:
         raise ValueError("evaluation needs an env with an episode limit (max_episode_steps)")
-    if decision_interval is not None:
-        from jaxrl.transforms.action_sequences import with_action_sequences
-
-        agent = with_action_sequences(agent, decision_interval, env.action_spec)
     eval_env = VmapWrapper(env, num_envs)
     # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
     keys = jax.random.split(key, num_envs + horizon)
@@ -117,19 +109,3 @@ def evaluate(
     init = (state, belief, cond, jnp.zeros(num_envs), jnp.ones(num_envs, jnp.bool_))
     (_, _, _, returns, _), _ = jax.lax.scan(body, init, keys[num_envs:])
     return jnp.mean(returns), jnp.std(returns)
-
-
-def evaluate_intervals(
-    agent: Agent,
-    agent_state: Any,
-    env: Env,
-    key: jax.Array,
-    num_envs: int,
-    intervals: tuple[int, ...],
-) -> jax.Array:
-    """``[len(intervals)]`` mean deterministic returns at each decision interval (the
-    same ``key`` for each, so the intervals see the same initial states)."""
-    returns = [
-        evaluate(agent, agent_state, env, key, num_envs, decision_interval=k)[0] for k in intervals
-    ]
-    return jnp.stack(returns)

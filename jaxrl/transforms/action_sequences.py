@@ -12,19 +12,21 @@ episode ends, so every episode starts with a decision and truncation is untouche
 Transforming an agent this transform made re-times its inner policy (SRL trains at
 interval ``J`` and is evaluated at every ``k``).
 
-The evaluation at decision interval ``k`` (``jaxrl.loops.evaluate(...,
-decision_interval=k)``) is the one evaluation routine run on this transformed agent.
+The evaluation at decision interval ``k`` (``evaluate_intervals``) is the one evaluation
+routine (``jaxrl.loops.evaluate``) run on this transformed agent.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from jaxrl.core import Agent
-from jaxrl.envs import Spec
-from jaxrl.loops.evaluate import CARRY_KEY
+from jaxrl.envs import Env, Spec
+from jaxrl.loops.evaluate import CARRY_KEY, evaluate
 
 #: The ``act`` info key under which a sequence policy returns its plan ``[B, L, act]``.
 SEQUENCE_KEY = "action_sequence"
@@ -96,3 +98,24 @@ def with_action_sequences(agent: Agent, interval: int, action_spec: Spec) -> Age
 
     act.sequence_policy = agent
     return Agent(agent.init, act, agent.update, initial_carry, observe)
+
+
+def evaluate_intervals(
+    agent: Agent,
+    agent_state: Any,
+    env: Env,
+    key: jax.Array,
+    num_envs: int,
+    intervals: tuple[int, ...],
+) -> jax.Array:
+    """``[len(intervals)]`` mean deterministic returns of ``agent`` deciding every ``k``
+    steps for each ``k`` in ``intervals`` (the same ``key`` for each, so the intervals
+    see the same initial states). A feed-forward continuous-action agent's sequence
+    (``info[SEQUENCE_KEY]``) is played, a single action held; an agent this transform
+    made (SRL acting every ``J`` steps) is re-timed to ``k``."""
+
+    def at(k: int) -> jax.Array:
+        timed = with_action_sequences(agent, k, env.action_spec)
+        return evaluate(timed, agent_state, env, key, num_envs)[0]
+
+    return jnp.stack([at(k) for k in intervals])

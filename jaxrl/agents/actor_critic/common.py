@@ -18,8 +18,8 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
+from jaxrl.loops import AlgoSpec
 from jaxrl.nets.mlp import tanh_gaussian
 from jaxrl.transforms.dormant import dormant_ratio
 

@@ -3,7 +3,7 @@ Grasping with Deep Reinforcement Learning from Vision and Touch").
 
 SAC on a ``grasp/<object>`` env whose episodes start at the pre-grasp pose given by a
 grasp-pose generator (the env's ``start="pregrasp"``), trained from demonstrations that
-are collected automatically: a scripted controller (``jaxrl.envs.grasp.demonstrator``)
+are collected automatically: the env's scripted controller (its ``Demonstrator``)
 moves to the grasp pose, closes the fingers and lifts, and ``jaxrl.data.datasets.record``
 records ``demo_episodes`` of its episodes inside ``init``. As in the paper's code, every
 SAC batch takes half of its rows from the demonstrations and half from the agent's own
@@ -23,8 +23,7 @@ from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Agent
 from jaxrl.data.datasets import record
-from jaxrl.envs import Env
-from jaxrl.envs.grasp import GraspEnv, demonstrator
+from jaxrl.envs import Demonstrator, Env, capability
 from jaxrl.transforms.demonstrations import with_demonstrations
 
 PRESETS = {f"grasp/{s}": {"hidden": (256, 256)} for s in ("box", "capsule", "cylinder", "sphere")}
@@ -57,7 +56,7 @@ def make_agent(
     config: Config, env: Env, hparams: HParams, schedule: loops.Schedule | None = None
 ) -> Agent:
     """SAC with ``config.demo_episodes`` automatic demonstrations (see the module doc)."""
-    policy = demonstrator(env.unwrapped, noise=config.demo_noise)
+    policy = capability(env, Demonstrator).make(config.demo_noise)
 
     def demos(key):
         return record(env, policy, key, config.demo_episodes)
@@ -67,13 +66,11 @@ def make_agent(
 
 
 def check(config: Config, env: Env) -> None:
-    """SAC's checks; the env must be a ``grasp/<object>`` env starting at the pre-grasp
-    pose; ``demo_noise`` >= 0."""
+    """SAC's checks; the env must offer a scripted ``Demonstrator`` usable with its
+    settings (a ``grasp/<object>`` env starting at the pre-grasp pose); ``demo_noise``
+    >= 0."""
     ac.check(config, env)
-    if not isinstance(env.unwrapped, GraspEnv):
-        raise ValueError(f"gpayn needs a grasp/<object> env (its demonstrator), got {env!r}")
-    if env.unwrapped.config.start != "pregrasp":
-        raise ValueError("gpayn starts episodes at the grasp pose: the env needs start='pregrasp'")
+    capability(env, Demonstrator).make(config.demo_noise)  # raises for unusable settings
     if config.demo_noise < 0:
         raise ValueError(f"demo_noise must be >= 0, got {config.demo_noise}")
 

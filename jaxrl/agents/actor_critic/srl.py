@@ -54,7 +54,7 @@ from jaxrl.envs import Env
 from jaxrl.models.dynamics import DynamicsModel, Ensemble
 from jaxrl.nets import MLP, QNetwork
 from jaxrl.nets.mlp import tanh_gaussian
-from jaxrl.report import FAS_INTERVALS
+from jaxrl.transforms import fas
 from jaxrl.transforms.action_sequences import SEQUENCE_KEY, with_action_sequences
 
 #: Pendulum: 2 x 64 layers; the sequence actor and the recall make an update several
@@ -63,8 +63,8 @@ PRESETS: dict[str, dict[str, Any]] = {"pendulum": {"hidden": (64, 64)}}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(ac.Config):
-    """The SAC family's settings plus the sequence, model and FAS settings.
+class SequenceConfig(ac.Config):
+    """The SAC family's settings plus the sequence and model settings.
 
     Attributes:
       seq_len: J, the actions per decision the actor is trained on (temporal recall).
@@ -72,7 +72,6 @@ class Config(ac.Config):
       train_interval: env steps between decisions while training (0: ``seq_len``).
       gru_size: the GRU's state size.
       model_hidden: the dynamics model's hidden layers.
-      fas_intervals: decision intervals of the Frequency-Averaged Score in summary.json.
     """
 
     seq_len: int = 4
@@ -80,11 +79,16 @@ class Config(ac.Config):
     train_interval: int = 0
     gru_size: int = 64
     model_hidden: tuple[int, ...] = (64, 64)
-    fas_intervals: tuple[int, ...] = FAS_INTERVALS
 
     @property
     def interval(self) -> int:
         return self.train_interval or self.seq_len
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(fas.Config, SequenceConfig):
+    """SRL's settings: ``SequenceConfig``'s, then the Frequency-Averaged Score's
+    evaluation hook's (``jaxrl.transforms.fas.Config``; ``SPEC.eval_hooks``)."""
 
 
 @struct.dataclass
@@ -386,9 +390,6 @@ def check(config: Config, env: Env) -> None:
         raise ValueError(
             f"train_interval ({config.interval}) must be <= act_len ({config.act_len})"
         )
-    bad = [k for k in config.fas_intervals if not isinstance(k, int) or k < 1]
-    if bad:
-        raise ValueError(f"fas_intervals must be positive ints, got {config.fas_intervals}")
     if len(env.observation_spec.shape) != 1:
         raise ValueError(f"needs flat observations, got shape {env.observation_spec.shape}")
 
@@ -396,5 +397,13 @@ def check(config: Config, env: Env) -> None:
 SUMMARY = "SRL: GRU action sequences, temporal recall through a learned model (Patel 2024)"
 POSITIVE = (*ac.POSITIVE, "seq_len", "act_len", "gru_size")
 SPEC = ac.spec(
-    "srl", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=POSITIVE, check=check
+    "srl",
+    SUMMARY,
+    Config,
+    HParams,
+    make_agent,
+    presets=PRESETS,
+    positive=POSITIVE,
+    check=check,
+    eval_hooks=(fas.HOOK,),
 )

@@ -58,9 +58,8 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Agent, Transition
-from jaxrl.core.spec import AlgoSpec
-from jaxrl.envs import Env
-from jaxrl.envs.linear import LinearMDP
+from jaxrl.envs import Env, LinearFeatures, capability
+from jaxrl.loops import AlgoSpec
 
 REFERENCES = ("uniform", "previous")
 #: The ``linear/<name>`` envs are time-homogeneous: pool the statistics of every step
@@ -222,14 +221,13 @@ def plan_of(
 
 def greedy_plan(config: Config, env: Env, hparams: HParams, state: DRRPOState) -> Plan:
     """The bonus-free robust plan of one learner's ``state`` (what evaluation acts on)."""
-    return plan_of(config, env.unwrapped.features, hparams, state, jnp.float32(0.0))
+    features = capability(env, LinearFeatures).features
+    return plan_of(config, features, hparams, state, jnp.float32(0.0))
 
 
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """DR-RPO's (init, act, update); ``update`` takes one unbatched transition."""
-    mdp = env.unwrapped
-    if not isinstance(mdp, LinearMDP):
-        raise ValueError("drrpo needs a linear MDP with known features (linear/<name>)")
+    mdp = capability(env, LinearFeatures)
     check_hparams(hparams)
     phi = mdp.features  # [S, A, d]
     num_s, num_a, dim = phi.shape
@@ -304,11 +302,7 @@ def data(config: Config, env: Env) -> loops.Stream:
 
 def check(config: Config, env: Env) -> None:
     """A linear MDP env, episodes of its horizon, a known reference, even evaluation."""
-    mdp = env.unwrapped
-    if not isinstance(mdp, LinearMDP):
-        raise ValueError(
-            f"needs a linear MDP with known features (linear/<name>), got {type(mdp).__name__}"
-        )
+    mdp = capability(env, LinearFeatures)
     if env.max_episode_steps != mdp.horizon:
         raise ValueError(
             f"episodes must last the env's horizon H={mdp.horizon}, got {env.max_episode_steps}"

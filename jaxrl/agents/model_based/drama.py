@@ -34,11 +34,11 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Agent, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.data.sequences import (
     DFSSampler,
 )
 from jaxrl.envs import Env
+from jaxrl.loops import AlgoSpec
 from jaxrl.models.world_model import (
     MLPBlock,
     WorldModel,

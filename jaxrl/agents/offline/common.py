@@ -15,9 +15,9 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Transition
-from jaxrl.core.spec import AlgoSpec
-from jaxrl.data.datasets import Dataset, load, sample
-from jaxrl.envs import Env
+from jaxrl.data.datasets import Dataset, load, sample, scripted
+from jaxrl.envs import Env, ScriptedData, capability
+from jaxrl.loops import AlgoSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +64,9 @@ def dataset_source(env: Env, path: str, seed: int) -> Callable[[], Dataset]:
     """A function building the offline dataset (called inside the jitted ``prepare``).
 
     ``path`` non-empty: the ``.npz`` / D4RL HDF5 file, read now on the host (checked before
-    any compilation). Empty: the env's own scripted dataset (``scripted_dataset`` of its
-    module, e.g. Point Maze's waypoint controllers), generated deterministically from
-    ``seed``, so every training seed sees the same data.
+    any compilation). Empty: the env's built-in dataset (its ``ScriptedData`` capability,
+    e.g. Point Maze's waypoint controllers, ``datasets.scripted``), generated
+    deterministically from ``seed``, so every training seed sees the same data.
 
     Raises:
       ValueError: for a bad file, a dataset whose shapes do not match ``env``, or an env
@@ -82,15 +82,8 @@ def dataset_source(env: Env, path: str, seed: int) -> Callable[[], Dataset]:
                 f"{tuple(data.action.shape[2:])} do not match the env's {obs_shape} / {act_shape}"
             )
         return lambda: data
-    import importlib
-
-    module = importlib.import_module(type(env.unwrapped).__module__)
-    scripted = getattr(module, "scripted_dataset", None)
-    if scripted is None:
-        raise ValueError(
-            f"env {type(env.unwrapped).__name__} has no built-in offline dataset; "
-            "pass one with --set dataset=PATH (.npz or D4RL .hdf5)"
-        )
+    hint = "pass one with --set dataset=PATH (.npz or D4RL .hdf5)"
+    capability(env, ScriptedData, hint)  # a clear error now, before any compilation
     return lambda: scripted(env, jax.random.PRNGKey(seed))
 
 

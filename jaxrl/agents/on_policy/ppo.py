@@ -19,8 +19,8 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.core import Agent, Transition, adam
 from jaxrl.core.optim import last_grad_norm
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
+from jaxrl.loops import AlgoSpec
 from jaxrl.nets import Categorical, DiagGaussian, ValueHead
 from jaxrl.normalize import RunningStats, normalize, update_stats
 from jaxrl.returns import gae

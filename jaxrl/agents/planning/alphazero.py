@@ -16,8 +16,8 @@ import mctx
 from jaxrl import loops
 from jaxrl.agents.planning import common as pc
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
 from jaxrl.envs import Env
+from jaxrl.loops import AlgoSpec
 
 Config = pc.Config
 HParams = pc.HParams

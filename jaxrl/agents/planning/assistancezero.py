@@ -42,9 +42,9 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.planning import common as pc
 from jaxrl.core import Agent, Transition, adam
-from jaxrl.core.spec import AlgoSpec
-from jaxrl.envs import Env
+from jaxrl.envs import Env, HumanModel, capability
 from jaxrl.envs import assist as game
+from jaxrl.loops import AlgoSpec
 
 EXTRAS = (*pc.EXTRAS, "goal", "goal_known")
 
@@ -92,10 +92,7 @@ def human_gains(grid: jax.Array, goal_prob: jax.Array) -> jax.Array:
 
 def check(config: Config, env: Env) -> None:
     pc.check(config, env)
-    if not isinstance(env.unwrapped, game.AssistGame):
-        raise ValueError(
-            f"assistancezero needs an assist/<name> game (jaxrl.envs.assist), got {env!r}"
-        )
+    capability(env, HumanModel)
     if config.imitate and not config.human_model:
         raise ValueError("imitate=True acts with the human-action head: needs human_model=True")
 
@@ -107,8 +104,9 @@ def data(config: Config, env: Env) -> loops.Replay:
 def make_agent(
     config: Config, env: Env, hparams: HParams, schedule: loops.Schedule | None = None
 ) -> Agent:
-    """AssistanceZero's (init, act, update) on an ``AssistGame``."""
-    cfg = env.unwrapped.config
+    """AssistanceZero's (init, act, update) on an assistance game (``HumanModel``)."""
+    model = capability(env, HumanModel)
+    cfg = model.config
     n, horizon, num_actions = cfg.num_cells, cfg.horizon, cfg.num_actions
     net = pc.PlanNet(num_actions, tuple(config.hidden), num_cells=n)
     tx = adam(hparams.lr)
@@ -159,7 +157,7 @@ def make_agent(
         if env_state is None:  # no simulator: nothing reveals the goal
             goal, known = jnp.zeros_like(out["goal"]), jnp.zeros_like(out["value"])
         else:
-            goal, known = env_state.inner.goal, jnp.ones_like(out["value"])
+            goal, known = model.goal(env_state), jnp.ones_like(out["value"])
         return action, {**info, "goal": goal, "goal_known": known}
 
     def losses(params, batch: Transition):

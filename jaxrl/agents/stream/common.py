@@ -32,7 +32,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Transition
-from jaxrl.core.spec import AlgoSpec
+from jaxrl.loops import AlgoSpec
 from jaxrl.normalize import Welford, welford_update
 
 # --- eligibility traces ------------------------------------------------------------------

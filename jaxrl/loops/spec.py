@@ -1,5 +1,10 @@
 """``AlgoSpec``: one registered record per algorithm, read by the CLI, runner, tests,
-experiments and docs (``jaxrl.agents.get(name)``)."""
+experiments and docs (``jaxrl.agents.get(name)``).
+
+It lives with the loops, not in ``jaxrl.core``: a spec's ``data`` is a loop declaration
+and ``make_train`` assembles the loop, so the record sits in the layer that owns both
+(core imports no loop and no env).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,58 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jaxrl import loops
 from jaxrl.core.types import Agent, hparams_from
 from jaxrl.envs import Env
+from jaxrl.loops.data import Data
+from jaxrl.loops.run import Progress, Schedule, Trainer
+from jaxrl.loops.train import make_train, schedule_for
 
 ACTION_KINDS = ("discrete", "continuous")
 #: ``make_agent(config, env, hparams, schedule) -> Agent``; ``hparams`` may be traced.
-MakeAgent = Callable[[Any, Env, Any, loops.Schedule], Agent]
+MakeAgent = Callable[[Any, Env, Any, Schedule], Agent]
 #: ``data(config, env) -> a loops data declaration`` (what the algorithm consumes).
-DataFn = Callable[[Any, Env], loops.Data]
+DataFn = Callable[[Any, Env], Data]
+
+
+@dataclasses.dataclass(frozen=True)
+class HookInput:
+    """What an evaluation hook sees after a run.
+
+    Attributes:
+      agent: the run's ``Agent`` (built with the run's config, hparams and schedule).
+      agent_states: the final agent states, leaves ``[seeds, ...]``.
+      env: the env the run trained on; ``env_name`` its registry name.
+      config: the run's ``Config``; ``seed`` the run's base seed.
+      to_host: device pytree -> NumPy pytree (gathered from every process).
+    """
+
+    agent: Agent
+    agent_states: Any
+    env: Env
+    env_name: str
+    config: Any
+    seed: int
+    to_host: Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalHook:
+    """An evaluation of a run's final agents that a spec declares (``eval_hooks``) and the
+    runner runs after training, adding fields to ``summary.json`` (e.g. SRL's
+    Frequency-Averaged Score, ``jaxrl.transforms.fas``).
+
+    Attributes:
+      name: a short name.
+      run: ``HookInput -> summary fields`` (``{}``: nothing to add for this config).
+      rows: ``summary -> [(label, text)]`` for the table ``jaxrl train`` prints.
+      check: ``config -> None``, raising ``ValueError`` for settings the hook cannot use
+        (run by ``AlgoSpec.validate``, before any compilation).
+    """
+
+    name: str
+    run: Callable[[HookInput], dict[str, Any]]
+    rows: Callable[[dict[str, Any]], list[tuple[str, str]]] = lambda summary: []
+    check: Callable[[Any], None] = lambda config: None
 
 
 def action_kind(env: Env) -> str:
@@ -41,6 +89,7 @@ class AlgoSpec:
       positive: ``Config`` fields that must be > 0 (checked before compilation).
       check: ``(config, env) -> None``, raising ``ValueError`` for other bad settings
         (``validate`` prefixes the message with the algorithm's name).
+      eval_hooks: evaluations of the final agents the runner adds to ``summary.json``.
     """
 
     name: str
@@ -54,6 +103,7 @@ class AlgoSpec:
     presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     positive: tuple[str, ...] = ()
     check: Callable[[Any, Env], None] | None = None
+    eval_hooks: tuple[EvalHook, ...] = ()
 
     def __post_init__(self) -> None:
         bad = [k for k in self.action_kinds if k not in ACTION_KINDS]
@@ -86,25 +136,25 @@ class AlgoSpec:
         try:
             if self.check is not None:
                 self.check(config, env)
+            for hook in self.eval_hooks:
+                hook.check(config)
             self.schedule(config, env)
         except ValueError as err:
             raise ValueError(f"{self.name}: {err}") from None
 
-    def schedule(self, config: Any, env: Env) -> loops.Schedule:
+    def schedule(self, config: Any, env: Env) -> Schedule:
         """How ``config.total_steps`` splits into iterations and evaluation periods."""
         data = self.data(config, env)
-        return loops.schedule_for(data, config.total_steps, config.num_evals)
+        return schedule_for(data, config.total_steps, config.num_evals)
 
-    def make_train(
-        self, config: Any, env: Env, progress: loops.Progress | None = None
-    ) -> loops.Trainer:
+    def make_train(self, config: Any, env: Env, progress: Progress | None = None) -> Trainer:
         """``train(key, hparams) -> (agent_state, metrics)``, one jittable function."""
         self.validate(config, env)
 
-        def make_agent(hparams: Any, schedule: loops.Schedule) -> Agent:
+        def make_agent(hparams: Any, schedule: Schedule) -> Agent:
             return self.make_agent(config, env, hparams, schedule)
 
-        return loops.make_train(
+        return make_train(
             self.data(config, env),
             make_agent,
             env,
