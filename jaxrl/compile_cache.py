@@ -82,7 +82,7 @@ def configure(
     user_dir = None if current == _ours["dir"] else current
     directory = resolve_dir(os.environ if environ is None else environ, user_dir, enabled=enabled)
     state = (jax.config.jax_enable_compilation_cache, current)
-    if directory is not None:
+    if directory is not None and directory != user_dir:
         jax.config.update("jax_compilation_cache_dir", directory)
         _ours["dir"] = directory
     jax.config.update("jax_enable_compilation_cache", directory is not None)
