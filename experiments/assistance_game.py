@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import agents, envs, report, sweep
+from jaxrl import agents, compile_cache, envs, report, sweep
 from jaxrl.envs import assist
 from jaxrl.logging import atomic_write
 
@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="150k steps, 10 seeds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    compile_cache.configure()
     if args.full:
         args.steps, args.seeds = 150_000, 10
     if not args.env.startswith("assist/"):

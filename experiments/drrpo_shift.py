@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import envs, report
+from jaxrl import compile_cache, envs, report
 from jaxrl.agents.linear import drrpo
 from jaxrl.envs import linear
 from jaxrl.logging import atomic_write
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/results")
     parser.add_argument("--from-json", help="re-render the table and plot from this JSON")
     args = parser.parse_args()
+    compile_cache.configure()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.from_json:

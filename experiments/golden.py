@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated algorithm names")
     args = parser.parse_args(argv)
     jax.config.update("jax_platforms", "cpu")
+    from jaxrl import compile_cache
+
+    compile_cache.configure()
     names = [n for n in args.only.split(",") if n] or algorithms()
     recorded = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     failed = []

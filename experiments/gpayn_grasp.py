@@ -39,7 +39,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl import agents, envs, report, sweep
+from jaxrl import agents, compile_cache, envs, report, sweep
 from jaxrl.data.datasets import record
 from jaxrl.logging import atomic_write
 
@@ -223,7 +223,6 @@ def main() -> None:
     )
     p.add_argument("--full", action="store_true", help="4 shapes, 10 seeds, 20k steps")
     p.add_argument("--results", default="experiments/results")
-    p.add_argument("--cache", default="runs/.jax_cache", help="persistent compilation cache")
     args = p.parse_args()
     if args.full:
         args.shapes, args.seeds, args.steps, args.evals = (
@@ -233,8 +232,7 @@ def main() -> None:
             10,
         )
     args.hidden = (args.hidden, args.hidden)
-    if args.cache:
-        jax.config.update("jax_compilation_cache_dir", args.cache)
+    compile_cache.configure()
     dest = Path(args.results)
     dest.mkdir(parents=True, exist_ok=True)
     parts = {"gpayn": run_gpayn, "scratch": run_scratch}

@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--stream-steps", type=int, default=10_000)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from jaxrl import compile_cache
+
+    compile_cache.configure()
     if args.child:
         print(json.dumps(runs(args.steps, args.stream_steps, 16, 32, args.child)))
         return

@@ -29,7 +29,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl import envs, report, sweep
+from jaxrl import compile_cache, envs, report, sweep
 from jaxrl.agents.actor_critic import sac, srl, td3
 from jaxrl.logging import atomic_write
 from jaxrl.loops import evaluate
@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--eval-envs", type=int, default=8)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
+    compile_cache.configure()
     tasks = args.tasks.split(",")
     table = FULL if args.full else BUDGETS
     budgets = {t: args.steps or table.get(t, 10_000) for t in tasks}

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import envs, report, sweep
+from jaxrl import compile_cache, envs, report, sweep
 from jaxrl.agents.actor_critic import sac
 from jaxrl.agents.stream import stream_ac, stream_q
 from jaxrl.logging import atomic_write
@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--resume", action="store_true", help="keep the rows already in OUT/stream_barrier.json"
     )
     args = parser.parse_args(argv)
+    compile_cache.configure()
     tasks = (args.env or args.tasks).split(",")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:

@@ -3,7 +3,8 @@
 Runs the issue's command ``jaxrl sweep ppo --grid lr=1e-4,3e-4,1e-3 --grid
 ent_coef=0,0.01 --seeds 4 --steps 100000`` and the six ``jaxrl train`` runs of the same
 settings, each in a fresh process (as a user would), counting backend compiles with
-``jaxrl.sweep.CompileCounter``. Writes experiments/results/sweep_compile.{json,md}.
+``jaxrl.compile_cache.CompileStats``, with the persistent compilation cache off (cold
+compiles in every process). Writes experiments/results/sweep_compile.{json,md}.
 
     python experiments/sweep_compile.py [--steps 100000] [--seeds 4]
 """
@@ -22,17 +23,18 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 CHILD = """
 import json, sys, time
-from jaxrl import runner, sweep
+from jaxrl import compile_cache, runner
 kind, steps, seeds, out, lr, ent = sys.argv[1:]
 t0 = time.perf_counter()
-with sweep.CompileCounter() as c:
+with compile_cache.CompileStats() as c:
     if kind == "sweep":
         grid = {"lr": [1e-4, 3e-4, 1e-3], "ent_coef": [0.0, 0.01]}
         r = runner.run_sweep("ppo", grid=grid, seeds=int(seeds), steps=int(steps), out=out,
-                             progress=False, log=None)
+                             progress=False, log=None, compile_cache=False)
     else:
         r = runner.run("ppo", seeds=int(seeds), steps=int(steps), out=out, progress=False,
-                       hparams={"lr": float(lr), "ent_coef": float(ent)}, log=None)
+                       hparams={"lr": float(lr), "ent_coef": float(ent)}, log=None,
+                       compile_cache=False)
 print(json.dumps({"compiles": c.count, "backend_compile_seconds": c.seconds,
                   "compile_seconds": r.summary["compile_seconds"],
                   "run_seconds": r.summary["run_seconds"],

@@ -54,7 +54,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-TIME)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (its host callback keeps the run out of the compile cache)",
+    )
+    p.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not read or write the persistent compilation cache (~/.cache/jaxrl/xla; "
+        "JAXRL_COMPILE_CACHE=DIR moves it, =0 turns it off)",
+    )
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -234,6 +244,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "tensorboard": args.tensorboard,
         "progress": not args.no_progress,
         "stop_after_chunks": args.stop_after_chunks,
+        "compile_cache": not args.no_compile_cache,
     }
 
 
@@ -326,6 +337,7 @@ def train_command(args: argparse.Namespace) -> int:
             debug_nans=args.debug_nans,
             eval_protocol=args.eval_protocol,
             stop_after_chunks=args.stop_after_chunks,
+            compile_cache=not args.no_compile_cache,
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None

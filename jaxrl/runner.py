@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from jaxrl import agents, checkpoint, envs, loops, sweep
+from jaxrl import compile_cache as xla_cache
 from jaxrl import logging as jlog
 from jaxrl.loops import AlgoSpec
 from jaxrl.transforms import best
@@ -152,6 +153,7 @@ def run(
     transform_meta: dict[str, Any] | None = None,
     runs_per_seed: int = 1,
     eval_protocol: str = "standard",
+    compile_cache: bool = True,
 ) -> RunResult:
     """Trains ``algo`` on ``env`` for ``seeds`` vmapped seeds and writes the run folder.
 
@@ -168,6 +170,8 @@ def run(
     episodes (``absolute_return`` in ``summary.json``).
     The evaluation hooks the spec declares (``spec.eval_hooks``, e.g. SRL's
     Frequency-Averaged Score) add their fields to the summary.
+    ``compile_cache=False`` turns the persistent compilation cache off
+    (``jaxrl.compile_cache``); ``summary.json`` reports its hits either way.
 
     Raises:
       ValueError: bad input (unknown names, bad values, a checkpoint of another run).
@@ -180,6 +184,7 @@ def run(
         raise ValueError(f"checkpoint_every must be positive, got {checkpoint_every}")
     check_protocol(eval_protocol, transform is None)
     spec, env_name, env_obj, cfg, hp = resolve(algo, env, config, hparams, steps, env_kwargs)
+    xla_cache.configure(compile_cache)
     if debug_nans:
         jax.config.update("jax_debug_nans", True)
     stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -208,7 +213,8 @@ def run(
         )
     schedule = spec.schedule(cfg, env_obj)
     bar = ProgressBar(schedule.total_steps, enabled=progress)
-    trainer = spec.make_train(cfg, env_obj, progress=bar)
+    # Without a bar no host callback is compiled in: JAX never caches a program with one.
+    trainer = spec.make_train(cfg, env_obj, progress=bar if progress else None)
     if transform is not None:
         trainer = transform(trainer, hp)
     if eval_protocol == "absolute":
@@ -256,6 +262,7 @@ def run(
         resumed_from=start if resume else None,
         config_dict=config_dict,
         hparams_dict=hparams_dict,
+        compiles=done.compiles,
     )
     summary.update(transform_meta or {})
     if eval_protocol == "absolute":
@@ -299,26 +306,27 @@ def run_host(
     keys = sweep.seed_keys(seed, seeds)
     per_seed, first_calls = [], 0.0
     start = time.perf_counter()
-    for i in range(seeds):
-        kwargs = {"seed": seed + i, **(env_kwargs or {})}
-        env = envs.make(env_name, **kwargs)
-        eval_env = envs.make(env_name, **{**kwargs, "seed": seed + i + 10_000})
-        bar = ProgressBar(cfg.total_steps, enabled=progress, desc=f"training (seed {i})")
-        agent = spec.make_agent(cfg, env, hp, schedule)
-        _, metrics, first_call = loops.host_sequences(
-            data,
-            agent,
-            env,
-            keys[i],
-            cfg.total_steps,
-            num_evals=cfg.num_evals,
-            eval_env=eval_env,
-            eval_episodes=cfg.num_eval_envs,
-            progress=bar,
-        )
-        bar.close()
-        per_seed.append(metrics)
-        first_calls += first_call
+    with xla_cache.CompileStats() as compiles:
+        for i in range(seeds):
+            kwargs = {"seed": seed + i, **(env_kwargs or {})}
+            env = envs.make(env_name, **kwargs)
+            eval_env = envs.make(env_name, **{**kwargs, "seed": seed + i + 10_000})
+            bar = ProgressBar(cfg.total_steps, enabled=progress, desc=f"training (seed {i})")
+            agent = spec.make_agent(cfg, env, hp, schedule)
+            _, metrics, first_call = loops.host_sequences(
+                data,
+                agent,
+                env,
+                keys[i],
+                cfg.total_steps,
+                num_evals=cfg.num_evals,
+                eval_env=eval_env,
+                eval_episodes=cfg.num_eval_envs,
+                progress=bar,
+            )
+            bar.close()
+            per_seed.append(metrics)
+            first_calls += first_call
     wall = time.perf_counter() - start
     metrics = {k: np.stack([m[k] for m in per_seed]) for k in per_seed[0]}
     summary = make_summary(
@@ -334,6 +342,7 @@ def run_host(
         resumed_from=None,
         config_dict=config_dict,
         hparams_dict=hparams_dict,
+        compiles=compiles,
     )
     summary["host_env"] = True
     if jax.process_index() == 0:
@@ -381,8 +390,10 @@ def make_summary(
     resumed_from: int | None,
     config_dict: dict[str, Any],
     hparams_dict: dict[str, float],
+    compiles: xla_cache.CompileStats | None = None,
 ) -> dict[str, Any]:
-    """``summary.json`` of one run from its host ``metrics`` (leading ``[seeds, evals]``)."""
+    """``summary.json`` of one run from its host ``metrics`` (leading ``[seeds, evals]``);
+    ``compiles`` adds tracing and XLA seconds and the persistent cache's hits."""
     final = metrics["eval_return"][:, -1]
     finite = metrics["finite"]
     first_bad = None
@@ -401,6 +412,7 @@ def make_summary(
         "final_returns": [float(x) for x in final],
         "steps_per_second": steps_per_second,
         "compile_seconds": compile_s,
+        **(compiles.fields() if compiles is not None else {}),
         "run_seconds": run_s,
         "finite": first_bad is None,
         "first_nonfinite_step": first_bad,
@@ -525,6 +537,7 @@ def run_sweep(
     stop_after_chunks: int | None = None,
     log: Callable[[str], None] | None = print,
     eval_protocol: str = "standard",
+    compile_cache: bool = True,
 ) -> SweepResult:
     """The cartesian ``grid`` of hyperparameters x ``seeds`` as one compiled program.
 
@@ -532,7 +545,8 @@ def run_sweep(
     settings axis sharded over devices); chunks, checkpoints and resume as in ``run``.
     Writes one sub-folder per setting (the files of ``run``) and, at the top,
     ``sweep.json`` / ``sweep.md`` / ``sweep.png``: per setting the final-return IQM over
-    seeds with a 95% bootstrap CI, ranked. ``eval_protocol="absolute"`` as in ``run``.
+    seeds with a 95% bootstrap CI, ranked. ``eval_protocol="absolute"`` and
+    ``compile_cache`` as in ``run``.
 
     Raises:
       ValueError: bad input, including an unknown, repeated or empty grid axis, a
@@ -552,6 +566,7 @@ def run_sweep(
         raise ValueError(
             f"{env_name} is a host env (stepped from Python): sweep one train at a time"
         )
+    xla_cache.configure(compile_cache)
     stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
     out = Path(out or resume or f"runs/sweep-{spec.name}-{env_name.replace('/', '_')}-{stamp}")
     batched_hp, settings = sweep.grid(hp, **grid)
@@ -570,7 +585,7 @@ def run_sweep(
     }
     schedule = spec.schedule(cfg, env_obj)
     bar = ProgressBar(schedule.total_steps, enabled=progress, desc="sweep (per run)")
-    trainer = spec.make_train(cfg, env_obj, progress=bar)
+    trainer = spec.make_train(cfg, env_obj, progress=bar if progress else None)
     if eval_protocol == "absolute":
         trainer = best.with_best(trainer)
         run_meta["eval_protocol"] = eval_protocol
@@ -582,22 +597,21 @@ def run_sweep(
         fn = functools.partial(trainer.run_periods, num=num)
         return sweep.over_grid(fn, seeds, num_settings, first_batched=True)
 
-    with sweep.CompileCounter() as compiles:
-        done = execute(
-            init,
-            periods_fn,
-            keys,
-            batched_hp,
-            num_evals=num_evals,
-            period_axis=2,
-            out=out,
-            run_meta=run_meta,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            stop_after_chunks=stop_after_chunks,
-            bar=bar,
-            log=log,
-        )
+    done = execute(
+        init,
+        periods_fn,
+        keys,
+        batched_hp,
+        num_evals=num_evals,
+        period_axis=2,
+        out=out,
+        run_meta=run_meta,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        stop_after_chunks=stop_after_chunks,
+        bar=bar,
+        log=log,
+    )
     metrics = done.metrics
     if done.stopped_early:
         return SweepResult({}, metrics, out, stopped_early=True)
@@ -624,9 +638,8 @@ def run_sweep(
         "steps": schedule.total_steps,
         "grid": run_meta["grid"],
         "num_settings": num_settings,
-        "compiles": compiles.count,
         "compile_seconds": done.compile_seconds,
-        "backend_compile_seconds": compiles.seconds,
+        **done.compiles.fields(),
         "run_seconds": done.run_seconds,
         "steps_per_second": sps,
         "resumed_from_period": done.start if resume else None,
@@ -653,6 +666,7 @@ def run_sweep(
                 resumed_from=done.start if resume else None,
                 config_dict=config_dict,
                 hparams_dict={**hparams_dict, **setting},
+                compiles=done.compiles,
             )
             if absolute is not None:
                 fields = _absolute_fields(absolute[0][i], absolute[1][i], cfg.num_eval_envs)
@@ -678,6 +692,7 @@ def sweep_table(result: SweepResult, top: int = 10) -> str:
         f"{s['num_settings']} settings x {s['seeds']} seeds x {s['steps']:,} steps: "
         f"{s['compiles']} XLA compile(s), {s['compile_seconds']:.1f} s compiling, "
         f"{s['run_seconds']:.1f} s running",
+        f"compile cache: {xla_cache.describe(s['compile_cache'])}",
     ]
     for r in s["settings"][:top]:
         label = ", ".join(f"{k}={v:g}" for k, v in r["hparams"].items())
@@ -692,7 +707,8 @@ def sweep_table(result: SweepResult, top: int = 10) -> str:
 @dataclasses.dataclass
 class Executed:
     """What ``execute`` returns: host ``metrics``, the device ``state`` at the end, the
-    period resumed from, compile and run seconds, and whether it stopped early."""
+    period resumed from, compile and run seconds, and whether it stopped early; ``compiles``
+    counts the up-front compiles (tracing and XLA seconds, persistent-cache hits)."""
 
     metrics: dict[str, np.ndarray]
     state: Any
@@ -700,6 +716,7 @@ class Executed:
     compile_seconds: float
     run_seconds: float
     stopped_early: bool
+    compiles: xla_cache.CompileStats
 
 
 def execute(
@@ -748,9 +765,10 @@ def execute(
     # Compile every function the run needs up front: init, a chunk, the last shorter chunk.
     t0 = time.perf_counter()
     sizes = {min(chunk, num_evals - p) for p in range(start, num_evals, chunk)}
-    compiled = {k: periods_fn(k).lower(state_like, hp).compile() for k in sizes}
-    if not resume:
-        state = init.lower(keys, hp).compile()(keys, hp)
+    with xla_cache.CompileStats() as compiles:
+        compiled = {k: periods_fn(k).lower(state_like, hp).compile() for k in sizes}
+        if not resume:
+            state = init.lower(keys, hp).compile()(keys, hp)
     compile_s = time.perf_counter() - t0
 
     def concat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -773,11 +791,11 @@ def execute(
                 bar.close()
             if log is not None:
                 log(f"stopped after {chunks_run} chunk(s) at period {period} of {num_evals}")
-            return Executed(metrics, state, start, compile_s, 0.0, True)
+            return Executed(metrics, state, start, compile_s, 0.0, True, compiles)
     run_s = time.perf_counter() - t0
     if bar is not None:
         bar.close()
-    return Executed(metrics, state, start, compile_s, run_s, False)
+    return Executed(metrics, state, start, compile_s, run_s, False, compiles)
 
 
 def hook_fields(spec: AlgoSpec, given: loops.HookInput) -> dict[str, Any]:
@@ -809,6 +827,17 @@ def write_run(
         jlog.write_tensorboard(out / "tb", metrics)
 
 
+def compile_line(summary: dict[str, Any]) -> str:
+    """``compile_seconds`` and, when recorded, its tracing and XLA parts."""
+    line = f"{summary['compile_seconds']:.1f} s"
+    if "trace_seconds" in summary:
+        line += (
+            f" (tracing and lowering {summary['trace_seconds']:.1f} s, "
+            f"XLA {summary['backend_compile_seconds']:.1f} s)"
+        )
+    return line
+
+
 def summary_table(result: RunResult) -> str:
     """The few lines ``jaxrl train`` prints at the end of a run."""
     s = result.summary
@@ -826,7 +855,12 @@ def summary_table(result: RunResult) -> str:
             else []
         ),
         *hook_rows(s),
-        ("compile", f"{s['compile_seconds']:.1f} s"),
+        ("compile", compile_line(s)),
+        *(
+            [("compile cache", xla_cache.describe(s["compile_cache"]))]
+            if "compile_cache" in s
+            else []
+        ),
         (
             "run",
             f"{s['run_seconds']:.1f} s, {s['steps_per_second']:,.0f} env steps/s (all seeds)",

@@ -329,25 +329,3 @@ def plot_sweep(path: Any, title: str, rows: list[dict[str, Any]]) -> None:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     jlog.save_figure(fig, path)
-
-
-class CompileCounter:
-    """Counts XLA backend compilations (and their seconds) while active (a context manager)."""
-
-    _EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
-
-    def _listen(self, event: str, duration: float, **_: Any) -> None:
-        if event == self._EVENT:
-            self.count += 1
-            self.seconds += duration
-
-    def __enter__(self) -> CompileCounter:
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        jax.monitoring.unregister_event_duration_listener(self._listen)

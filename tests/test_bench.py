@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.bench import CASES, harness, solve
+from jaxrl import compile_cache
+from jaxrl.bench import CASES, budget_for, harness, run_bench, solve
 from jaxrl.cli import main
 
 
@@ -169,6 +170,19 @@ def test_compile_log_counts_compilations():
     with harness.CompileLog() as log:
         jax.jit(lambda x: x * 3 + 1)(jnp.ones(7))
     assert log.count >= 1 and log.seconds > 0
+
+
+def test_bench_cases_compile_with_the_persistent_cache_off(monkeypatch):
+    """Every case times compiles: none may load a program an earlier run cached."""
+    seen = []
+
+    def probe(budget, results):
+        seen.append(compile_cache.active_dir())
+        return {}
+
+    monkeypatch.setitem(CASES, "probe", probe)
+    run_bench(budget_for("tiny"), ["probe"], log=lambda _: None)
+    assert seen == [None] and compile_cache.active_dir() is not None
 
 
 def test_replicate_shim_stacks_one_copy_per_device():

@@ -102,18 +102,6 @@ def test_pbt_cli_bad_input_exits_2(capsys):
     assert "unknown hyperparameter" in err[0] and "explicit range" in err[2]
 
 
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache, so the resumed run reuses the first runs' compiles."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    before = {n: getattr(jax.config, n) for n in names}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    yield
-    for n, v in before.items():
-        jax.config.update(n, v)
-
-
 TINY = {"num_envs": 4, "rollout_len": 16, "num_epochs": 1, "num_minibatches": 2}
 TINY |= {"hidden": (16,), "num_evals": 4, "num_eval_envs": 2}
 KW = dict(population=4, perturb=("lr", "ent_coef"), ready=1, seeds=2, steps=256, config=TINY)

@@ -3,7 +3,6 @@ resumes from a checkpoint, and writes ranked sweep files plus a folder per setti
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -54,18 +53,6 @@ def test_rank_settings_iqm_and_ci_match_report():
         assert r["ci_low"] <= r["iqm"] <= r["ci_high"]
         ref = report.stratified_bootstrap_ci([finals[r["index"]]], report.iqm, reps=500)
         assert (r["ci_low"], r["ci_high"]) == pytest.approx(ref[1:])
-
-
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache, so the resumed sweep reuses the first one's compile."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    before = {n: getattr(jax.config, n) for n in names}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    yield
-    for n, v in before.items():
-        jax.config.update(n, v)
 
 
 TINY = {"num_envs": 4, "rollout_len": 16, "num_epochs": 1, "num_minibatches": 2}

@@ -37,6 +37,7 @@ from typing import Any
 
 import jax
 
+from jaxrl import compile_cache
 from jaxrl.bench import cases, harness, mjx_case
 
 # --- published settings -----------------------------------------------------------------
@@ -708,7 +709,8 @@ def run_gpu_bench(
     size: str | GpuBudget, cases: list[str] | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Runs ``cases`` (default all of ``GPU_CASES``) at ``size``; returns the bench.json object
-    (``cases.run_bench``'s shape, ``meta["suite"] == "gpu"``)."""
+    (``cases.run_bench``'s shape, ``meta["suite"] == "gpu"``); the persistent compilation
+    cache is off, as in ``cases.run_bench``."""
     budget = gpu_budget(size) if isinstance(size, str) else size
     names = list(GPU_CASES) if cases is None else cases
     unknown = [n for n in names if n not in GPU_CASES]
@@ -718,11 +720,12 @@ def run_gpu_bench(
         )
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    for name in names:
-        log(f"bench: running {name} (gpu suite, {budget.mode})")
-        t0 = time.perf_counter()
-        results[name] = GPU_CASES[name](budget, results)
-        seconds[name] = time.perf_counter() - t0
+    with compile_cache.disabled():  # every case times compiles: keep them cold
+        for name in names:
+            log(f"bench: running {name} (gpu suite, {budget.mode})")
+            t0 = time.perf_counter()
+            results[name] = GPU_CASES[name](budget, results)
+            seconds[name] = time.perf_counter() - t0
     devices = jax.devices()
     return {
         "meta": {

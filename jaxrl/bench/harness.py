@@ -12,6 +12,8 @@ import jax
 import numpy as np
 from gymnax.wrappers.compat import LegacyStepAPIWrapper
 
+from jaxrl import compile_cache
+
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """Calls ``fn()``, blocks on its result, returns ``(result, seconds)``."""
@@ -124,30 +126,8 @@ def _replicate(x: Any, devices: list) -> Any:
     )
 
 
-class CompileLog:
-    """Counts XLA compilations, and their seconds, while open: ``with CompileLog() as log:``.
-
-    Listens to jax's ``backend_compile_duration`` monitoring event (tracing and
-    lowering are not included).
-    """
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
-
-    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == self.EVENT:
-            self.count += 1
-            self.seconds += duration
-
-    def __enter__(self) -> CompileLog:
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        jax.monitoring.unregister_event_duration_listener(self._listen)
+#: Counts XLA compiles, and their seconds (tracing apart), while open.
+CompileLog = compile_cache.CompileStats
 
 
 def single_torch_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
