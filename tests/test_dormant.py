@@ -299,8 +299,9 @@ def _final_returns(algo, config, seeds):
     return np.asarray(metrics["eval_return"])[:, -1], metrics
 
 
+@pytest.mark.slow  # ~90 s; ../shared/acceptance/offpolicy trains drm on pendulum
 def test_drm_learns_pendulum_small_budget():
-    """Default-suite learning check: 2 seeds x 8k steps, one perturbation, beat random (-1200)."""
+    """Learning check: 2 seeds x 8k steps, one perturbation, beat random (-1200)."""
     config = drm.Config(total_steps=8_000, num_evals=4, hidden=(64, 64), perturb_every=4_000)
     final, metrics = _final_returns(drm, config, 2)
     print("drm pendulum 8k final returns:", final)

@@ -113,6 +113,7 @@ def _final_returns(module, cfg, env, seeds=3):
     return np.asarray(metrics["eval_return"][:, -1])
 
 
+@pytest.mark.slow
 def test_mbrcsl_beats_rcsl_and_bc_on_point_maze(env):
     """Default configs, 2 seeds, default suite (~1.5 min): MBRCSL's stitched rollouts beat
     plain RCSL by 3 and BC by 100 (mean final return over 16 evaluation episodes).
