@@ -115,16 +115,20 @@ def _final_returns(module, cfg, env, seeds=3):
 
 @pytest.mark.slow
 def test_mbrcsl_beats_rcsl_and_bc_on_point_maze(env):
-    """Default configs, 2 seeds, default suite (~1.5 min): MBRCSL's stitched rollouts beat
-    plain RCSL by 3 and BC by 100 (mean final return over 16 evaluation episodes).
+    """The learning claim at the experiment's full size (~15 min on 2 cores), 3 seeds:
+    MBRCSL's stitched rollouts beat plain RCSL by 5 on every seed, and RCSL beats BC.
 
-    Measured: MBRCSL 160.3 / 167.1, RCSL 155.7 / 156.5, BC 22.5 / 21.7; the dataset's best
-    trajectory returns 164.1 and the scripted stitched route 182.9.
+    experiments/results/mbrcsl_pointmaze.json (mode ``full``, 5 seeds): MBRCSL IQM 177.2
+    [175.4, 179.6] vs RCSL 164.9 [164.2, 165.1], ahead on 5 of 5 seeds; at the default
+    (CPU-sized) configs the gain is within noise (mode ``default``, 10 seeds: paired IQM
+    3.2 [-4.7, 9.3]), so this test uses the full size.
     """
-    m = _final_returns(mbrcsl, mbrcsl.Config(num_evals=1), env, 2)
-    r = _final_returns(rcsl, rcsl.Config(num_evals=1), env, 2)
-    b = _final_returns(bc, bc.Config(num_evals=1), env, 2)
-    assert m.mean() > r.mean() + 3, (m, r)
+    full = dict(total_steps=20_000, num_evals=1)
+    model = dict(model_hidden=(200,) * 4, model_steps=5_000, behavior_steps=10_000)
+    m = _final_returns(mbrcsl, mbrcsl.Config(**full, **model, num_rollouts=8192), env)
+    r = _final_returns(rcsl, rcsl.Config(**full), env)
+    b = _final_returns(bc, bc.Config(num_evals=1), env)
+    assert np.all(m > r + 5), (m, r)
     assert r.mean() > b.mean() + 100, (r, b)
 
 
