@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 SHAPES = ((100, 4, 64), (100, 64, 64), (100, 64, 2))  # (minibatch, in, out) of PPO's layers
 
@@ -92,14 +93,15 @@ def runs(steps: int, stream_steps: int, seeds: int, stream_seeds: int, save: str
     import jax
     import numpy as np
 
+    sys.path.insert(0, str(ROOT))  # the checkout's benchmarks/ (not installed with jaxrl)
+    from benchmarks.cases import jaxrl_ppo_train
+    from benchmarks.stream_case import stream_train
     from jaxrl import sweep
-    from jaxrl.bench.cases import jaxrl_ppo_train
-    from jaxrl.bench.stream_case import _stream_train
 
     out: dict = {"devices": len(jax.devices())}
     cases = {
         "ppo": (jaxrl_ppo_train(steps), (1, seeds)),
-        "stream_ac": (_stream_train(stream_steps)[:2], (1, stream_seeds)),
+        "stream_ac": (stream_train(stream_steps)[:2], (1, stream_seeds)),
     }
     for name, ((train, hparams), counts) in cases.items():
         out[name] = {}

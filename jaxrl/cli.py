@@ -5,7 +5,8 @@
 ``jaxrl sweep ALGO --grid KEY=V1,V2,... [--grid ...] [train's options]``;
 ``jaxrl pbt ALGO --population P --perturb KEY,KEY [--ready K] [train's options]``;
 ``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
-``jaxrl bench [--suite cpu|gpu] [--quick] [--out DIR] [--cases NAME,...]``.
+``jaxrl bench [--suite cpu|gpu] [--quick] [--out DIR] [--cases NAME,...]`` (from a checkout:
+it runs the repository's ``benchmarks/``, which is not installed with jaxrl).
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
 """
@@ -157,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="optimality-gap threshold on normalised scores (default 1.0)",
     )
-    bench = sub.add_parser("bench", help="benchmark jaxrl against rejax and Stable-Baselines3")
+    bench = sub.add_parser(
+        "bench", help="benchmark jaxrl against rejax and Stable-Baselines3 (from a checkout)"
+    )
     bench.add_argument(
         "--suite",
         choices=("cpu", "gpu"),
@@ -374,11 +377,38 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_command(args: argparse.Namespace) -> int:
-    from jaxrl import bench
+#: What ``jaxrl bench`` says where there is no harness: an installed jaxrl, no checkout.
+NO_BENCHMARKS = (
+    "jaxrl bench runs the benchmarks/ folder of a jaxrl checkout, which an installed jaxrl "
+    "does not include: git clone the jaxrl repository, then in it run "
+    "pip install -e '.[bench]' and jaxrl bench again"
+)
+
+
+def checkout_root() -> Path:
+    """The folder that holds the imported ``jaxrl`` package: a checkout's root when jaxrl
+    runs from source or is installed editable (``pip install -e .``)."""
+    import jaxrl
+
+    return Path(jaxrl.__file__).resolve().parents[1]
+
+
+def benchmarks_root() -> Path:
+    """The checkout root whose ``benchmarks/`` holds the harness (found beside ``jaxrl/``, not
+    installed with it); a ``UsageError`` saying what to do when there is none."""
+    root = checkout_root()
+    if not (root / "benchmarks" / "__init__.py").is_file():
+        raise UsageError(NO_BENCHMARKS)
+    return root
+
+
+def bench_command(args: argparse.Namespace, root: Path) -> int:
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))  # the console script's sys.path lacks the checkout
+    import benchmarks as bench
+    from benchmarks import gpu_suite
+    from benchmarks.cases import format_table
     from jaxrl import logging as jlog
-    from jaxrl.bench import gpu_suite
-    from jaxrl.bench.cases import format_table
 
     gpu = args.suite == "gpu"
     if gpu and args.quick:
@@ -426,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("missing command; try: jaxrl train ppo")
+        if args.command == "bench":
+            bench_root = benchmarks_root()  # before the devices are set up below
         if args.command in ("train", "sweep", "pbt", "bench"):
             from jaxrl import sweep
 
@@ -433,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, "distributed", False):
                 sweep.init_distributed()  # before anything touches a device
         if args.command == "bench":
-            return bench_command(args)
+            return bench_command(args, bench_root)
         if args.command == "plot":
             return plot_command(args)
         if args.command == "list":

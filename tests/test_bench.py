@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import CASES, budget_for, harness, run_bench, solve
 from jaxrl import compile_cache
-from jaxrl.bench import CASES, budget_for, harness, run_bench, solve
 from jaxrl.cli import main
 
 
@@ -85,7 +85,7 @@ def _check_sac_pendulum(record: dict) -> None:
 
 
 def _check_solve(contender: dict, seeds: int) -> None:
-    """Time-to-solve fields (jaxrl.bench.solve) of a tiny-mode contender."""
+    """Time-to-solve fields (benchmarks.solve) of a tiny-mode contender."""
     per_seed, seconds = contender["steps_to_threshold"], contender["seconds_to_threshold"]
     assert len(per_seed) == seeds
     assert (contender["median_steps_to_threshold"] is None) == (seconds is None)

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
-from jaxrl.bench import cases
-from jaxrl.bench.gpu_suite import GPU_CASES, PUBLISHED, gpu_budget
+from benchmarks import cases
+from benchmarks.gpu_suite import GPU_CASES, PUBLISHED, gpu_budget
 from jaxrl.cli import main
 
 

@@ -1,12 +1,17 @@
 """CLI: bad input gives one line and exit code 2; a tiny run writes every output file."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from jaxrl import cli
 from jaxrl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -44,6 +49,41 @@ def test_console_script_bad_algo_has_no_traceback():
     )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "unknown algorithm" in out.stderr
+
+
+def test_bench_without_a_checkout_says_what_to_do(monkeypatch, tmp_path, capsys):
+    """An installed jaxrl (no benchmarks/ beside the package): one line, exit 2."""
+    monkeypatch.setattr(cli, "checkout_root", lambda: tmp_path)
+    assert main(["bench", "--quick", "--cases", "ppo_cartpole", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("jaxrl: error:") and "checkout" in err
+    assert "pip install -e '.[bench]'" in err
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_bench_finds_the_checkout_harness_off_the_path(tmp_path):
+    """With the checkout off sys.path (the console script's case, run elsewhere),
+    ``jaxrl bench`` still imports the benchmarks/ beside the jaxrl it runs."""
+    code = (
+        "import sys; root = sys.argv[1]; sys.path.insert(0, root)\n"
+        "from jaxrl.cli import main\n"
+        "sys.path[:] = [p for p in sys.path if p != root]\n"
+        "rc = main(['bench', '--cases', 'nosuch'])\n"
+        "print(sys.modules['benchmarks'].__file__); sys.exit(rc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "unknown bench case(s) nosuch" in out.stderr
+    assert Path(out.stdout.strip()).resolve() == ROOT / "benchmarks" / "__init__.py"
 
 
 def test_tiny_run_writes_outputs(tmp_path):

@@ -15,7 +15,7 @@ their evaluations.
 
 Time to -200 (``budget.sac_threshold``): seconds, compile included, until an evaluation
 first reaches it, at one seed and at ``budget.solve_seeds`` vmapped seeds, as defined in
-``jaxrl.bench.solve`` (``ratio_time_to_solve[_N_seeds]_vs_<contender>``).
+``benchmarks.solve`` (``ratio_time_to_solve[_N_seeds]_vs_<contender>``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrl.bench import harness, solve
+from benchmarks import harness, solve
 
 #: Settings shared by every contender.
 SAC_PENDULUM: dict[str, Any] = {

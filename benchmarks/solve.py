@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrl.bench import harness
+from benchmarks import harness
 
 
 def first_steps(steps: Sequence[int], returns: Any, threshold: float) -> list[int | None]:
@@ -130,7 +130,7 @@ def sb3_ppo_solve(
             return self.reached is None
 
     def run() -> tuple[float | None, int | None, float]:
-        from jaxrl.bench import cases
+        from benchmarks import cases
 
         t0 = time.perf_counter()
         model = cases.sb3_ppo(seed)
@@ -146,8 +146,8 @@ def ppo_cartpole_solve(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
     """Seconds to a CartPole return of ``budget.cartpole_threshold`` (475): jaxrl on rejax's
     settings, on SB3's zoo settings and on its own (``JAXRL_CARTPOLE``), rejax on its own,
     SB3 on the zoo's; one seed and ``budget.solve_seeds`` vmapped seeds."""
+    from benchmarks import cases
     from jaxrl import sweep
-    from jaxrl.bench import cases
 
     total, n, every = budget.solve_steps, budget.solve_seeds, budget.solve_eval_every
     threshold = budget.cartpole_threshold

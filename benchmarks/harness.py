@@ -24,6 +24,24 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+#: Distributions whose versions every bench.json records: jax and each contender's library.
+CONTENDER_DISTS = ("gymnax", "rejax", "sbx-rl", "stable-baselines3", "torch", "brax", "mujoco-mjx")
+
+
+def versions(*extra: str) -> dict[str, str]:
+    """Installed versions of jax, jaxlib, every contender and ``extra`` distributions
+    (``missing`` when absent)."""
+    from importlib import metadata
+
+    out = {}
+    for dist in ("jax", "jaxlib", *CONTENDER_DISTS, *extra):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
+
+
 def alternate(
     runners: dict[str, Callable[[], Any]], repeats: int, warmup: int = 0
 ) -> dict[str, list[tuple]]:
@@ -112,7 +130,7 @@ def restore_device_put_replicated() -> str:
 
         source = "jax._src.api.device_put_replicated"
     except ImportError:
-        device_put_replicated, source = _replicate, "a harness shim (jaxrl.bench.harness)"
+        device_put_replicated, source = _replicate, "a harness shim (benchmarks.harness)"
     jax.device_put_replicated = device_put_replicated
     return f"bench: restored jax.device_put_replicated from {source} for Brax's trainers"
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import jax
 
-from jaxrl.bench import harness
+from benchmarks import harness
 
 SEED_COUNTS = (1, 32)
 
 
-def _stream_train(steps: int) -> tuple[Callable, Any, dict[str, Any]]:
+def stream_train(steps: int) -> tuple[Callable, Any, dict[str, Any]]:
     from jaxrl import envs
     from jaxrl.agents.stream import stream_ac
 
@@ -34,7 +34,7 @@ def stream_cartpole(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
     from jaxrl import sweep
 
     steps = budget.stream_steps
-    train, hparams, settings = _stream_train(steps)
+    train, hparams, settings = stream_train(steps)
     runners: dict[str, Callable[[], Any]] = {}
     compile_s: dict[str, float] = {}
     for n in SEED_COUNTS:

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrl.bench import harness
+from benchmarks import harness
 from jaxrl.core import adam
 
 OBS_DIM = 400  # MinAtar's 10 x 10 x 4 grid, flattened

@@ -17,13 +17,13 @@ from typing import Any
 import jax
 import numpy as np
 
+from benchmarks import harness
+from benchmarks.drama_case import drama_world_model
+from benchmarks.mjx_case import ppo_mjx
+from benchmarks.sac_case import sac_pendulum
+from benchmarks.solve import ppo_cartpole_solve
+from benchmarks.stream_case import stream_cartpole
 from jaxrl import compile_cache
-from jaxrl.bench import harness
-from jaxrl.bench.drama_case import drama_world_model
-from jaxrl.bench.mjx_case import ppo_mjx
-from jaxrl.bench.sac_case import sac_pendulum
-from jaxrl.bench.solve import ppo_cartpole_solve
-from jaxrl.bench.stream_case import stream_cartpole
 
 #: rejax's own CartPole-v1 PPO settings, used for both JAX contenders.
 REJAX_CARTPOLE = {
@@ -663,20 +663,6 @@ CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of jax and every contender (``missing`` when absent)."""
-    from importlib import metadata
-
-    out = {}
-    contenders = ("gymnax", "rejax", "sbx-rl", "stable-baselines3", "torch", "brax", "mujoco-mjx")
-    for dist in ("jax", "jaxlib", *contenders):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
-
-
 def run_bench(
     budget: Budget, cases: list[str] | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -699,7 +685,7 @@ def run_bench(
         "meta": {
             "mode": budget.mode,
             "budget": dataclasses.asdict(budget),
-            "versions": versions(),
+            "versions": harness.versions(),
             "backend": jax.default_backend(),
             "devices": len(jax.devices()),
             "cpu_count": os.cpu_count(),

@@ -28,8 +28,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from benchmarks import harness, solve
 from jaxrl import envs
-from jaxrl.bench import harness, solve
 
 SOURCE = (
     "Brax's published PPO settings: notebooks/training.ipynb in github.com/google/brax "

@@ -37,8 +37,8 @@ from typing import Any
 
 import jax
 
+from benchmarks import cases, harness, mjx_case
 from jaxrl import compile_cache
-from jaxrl.bench import cases, harness, mjx_case
 
 # --- published settings -----------------------------------------------------------------
 
@@ -694,17 +694,6 @@ GPU_CASES: dict[str, Callable[[GpuBudget, dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def versions() -> dict[str, str]:
-    """``cases.versions()`` plus MuJoCo Playground's."""
-    from importlib import metadata
-
-    try:
-        playground = metadata.version("playground")
-    except metadata.PackageNotFoundError:
-        playground = "missing"
-    return cases.versions() | {"playground": playground}
-
-
 def run_gpu_bench(
     size: str | GpuBudget, cases: list[str] | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -732,7 +721,7 @@ def run_gpu_bench(
             "suite": "gpu",
             "mode": budget.mode,
             "budget": dataclasses.asdict(budget),
-            "versions": versions(),
+            "versions": harness.versions("playground"),
             "backend": jax.default_backend(),
             "devices": len(devices),
             "device_kind": devices[0].device_kind,
