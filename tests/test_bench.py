@@ -35,6 +35,8 @@ def _check_contender(record: dict, seeds: bool) -> None:
 
 @pytest.mark.slow  # ~6 CPU-minutes: every bench case at tiny size (the largest default test)
 def test_bench_tiny_end_to_end(tmp_path, capsys):
+    for rival in ("rejax", "stable_baselines3", "sbx"):  # every rival's record is checked
+        pytest.importorskip(rival, reason="needs the bench extra: pip install -e '.[bench]'")
     assert main(["bench", "--tiny", "--out", str(tmp_path)]) == 0
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert set(bench["cases"]) == set(CASES)
