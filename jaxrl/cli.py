@@ -222,13 +222,10 @@ def parse_overrides(items: list[str], config_cls: type, hparams_cls: type) -> tu
 def _checked_run_args(args: argparse.Namespace) -> tuple[Any, dict, dict]:
     """``(spec, config overrides, hparam overrides)`` of a train/sweep/pbt command, checked."""
     from jaxrl import agents
+    from jaxrl.runner import check_counts
 
-    for flag, value in (("--seeds", args.seeds), ("--steps", args.steps)):
-        if value is not None and value <= 0:
-            raise UsageError(f"{flag} must be positive, got {value}")
-    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
-        raise UsageError(f"--checkpoint-every must be positive, got {args.checkpoint_every}")
     try:
+        check_counts(args.seeds, args.steps, args.checkpoint_every, flags=True)
         spec = agents.get(args.algo)
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -236,38 +233,43 @@ def _checked_run_args(args: argparse.Namespace) -> tuple[Any, dict, dict]:
     return spec, config_over, hparam_over
 
 
-def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "seeds": args.seeds,
-        "seed": args.seed,
-        "steps": args.steps,
-        "out": args.out,
-        "checkpoint_every": args.checkpoint_every,
-        "resume": args.resume,
-        "tensorboard": args.tensorboard,
-        "progress": not args.no_progress,
-        "stop_after_chunks": args.stop_after_chunks,
-        "compile_cache": not args.no_compile_cache,
-    }
+def _run_options(args: argparse.Namespace) -> Any:
+    """The ``RunOptions`` of a train/sweep/pbt command, checked."""
+    from jaxrl.runner import RunOptions
+
+    spec, config_over, hparam_over = _checked_run_args(args)
+    try:
+        return RunOptions(
+            spec,
+            args.env,
+            seeds=args.seeds,
+            seed=args.seed,
+            steps=args.steps,
+            config=config_over,
+            hparams=hparam_over,
+            out=args.out,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            tensorboard=args.tensorboard,
+            progress=not args.no_progress,
+            debug_nans=getattr(args, "debug_nans", False),
+            eval_protocol=getattr(args, "eval_protocol", "standard"),
+            compile_cache=not args.no_compile_cache,
+            stop_after_chunks=args.stop_after_chunks,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    spec, config_over, hparam_over = _checked_run_args(args)
+    opts = _run_options(args)
     import jax
 
     from jaxrl import runner, sweep
 
     try:
-        grid = sweep.parse_grid(args.grid, spec.config, spec.hparams)
-        result = runner.run_sweep(
-            spec,
-            args.env,
-            grid=grid,
-            eval_protocol=args.eval_protocol,
-            config=config_over,
-            hparams=hparam_over,
-            **_run_kwargs(args),
-        )
+        grid = sweep.parse_grid(args.grid, opts.algo.config, opts.algo.hparams)
+        result = runner.run_sweep(opts, grid=grid)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
     if result.stopped_early or jax.process_index() != 0:
@@ -277,7 +279,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 
 def pbt_command(args: argparse.Namespace) -> int:
-    spec, config_over, hparam_over = _checked_run_args(args)
+    opts = _run_options(args)
     perturb = [x.strip() for x in args.perturb.split(",") if x.strip()]
     ranges = {}
     for item in args.range:
@@ -295,16 +297,12 @@ def pbt_command(args: argparse.Namespace) -> int:
 
     try:
         result = runner.run_pbt(
-            spec,
-            args.env,
+            opts,
             population=args.population,
             perturb=perturb,
             ready=args.ready,
             ranges=ranges,
             resample_prob=args.resample_prob,
-            config=config_over,
-            hparams=hparam_over,
-            **_run_kwargs(args),
         )
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
@@ -317,31 +315,14 @@ def pbt_command(args: argparse.Namespace) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    spec, config_over, hparam_over = _checked_run_args(args)
+    opts = _run_options(args)
 
     import jax
 
     from jaxrl import runner
 
     try:
-        result = runner.run(
-            spec,
-            args.env,
-            seeds=args.seeds,
-            seed=args.seed,
-            steps=args.steps,
-            config=config_over,
-            hparams=hparam_over,
-            out=args.out,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-            tensorboard=args.tensorboard,
-            progress=not args.no_progress,
-            debug_nans=args.debug_nans,
-            eval_protocol=args.eval_protocol,
-            stop_after_chunks=args.stop_after_chunks,
-            compile_cache=not args.no_compile_cache,
-        )
+        result = runner.run(opts)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
     if result.stopped_early or jax.process_index() != 0:
