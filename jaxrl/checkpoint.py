@@ -16,8 +16,8 @@ writer per host, a crash between hosts' writes would leave a partial checkpoint,
 restore would need every host's part and the old layout). On resume each process reads
 the whole checkpoint and keeps its own shards, so the folder must be shared by the
 hosts (or copied to each). The price, an all-gather of the run state per checkpoint
-and the whole state in each host's memory, is small for most RL agents (about 0.1 MB
-per PPO seed on cartpole); a large replay buffer is the case where it is not.
+and the whole state in each host's memory, is small for most RL agents (PPO's
+parameters and optimiser state); a large replay buffer is the case where it is not.
 """
 
 from __future__ import annotations
