@@ -148,9 +148,9 @@ def stray_tables(text: str, allowed: Iterable[str] = NOT_RESULTS) -> list[StrayT
     found, i = [], 0
     separator = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
     while i < len(lines) - 1:
-        if lines[i].lstrip().startswith("|") and separator.match(lines[i + 1]):
+        if "|" in lines[i] and "|" in lines[i + 1] and separator.match(lines[i + 1]):
             start, j = i, i + 2
-            while j < len(lines) and lines[j].lstrip().startswith("|"):
+            while j < len(lines) and "|" in lines[j] and lines[j].strip():
                 j += 1
             header = _header(lines[start])
             if header not in allowed:
