@@ -1,0 +1,104 @@
+"""The report builder: README and docs tables are generated from committed JSON."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jaxrl import report
+from jaxrl.report import build, renderers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_and_docs_are_up_to_date_with_no_hand_written_results_table(capsys):
+    """``python -m jaxrl.report build --check`` on this checkout: every generated section
+    equals a fresh render and no table of numbers sits outside one."""
+    code = build.main(["build", "--check", "--root", str(ROOT)])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_every_renderer_has_a_section_and_every_results_json_a_renderer():
+    used = {n for p in build.doc_files(ROOT) for n in build.section_names(p.read_text())}
+    assert used == set(renderers.RENDERERS), set(renderers.RENDERERS) ^ used
+    files = {e.file for e in renderers.RENDERERS.values()}
+    results = ROOT / "experiments" / "results"
+    committed = {str(p.relative_to(results)) for p in results.rglob("*.json")}
+    # golden.json is the regression record of every algorithm's state, not a results table.
+    assert committed - files == {"golden.json"}, committed - files
+
+
+def _checkout(tmp_path: Path, readme: str) -> Path:
+    (tmp_path / "experiments" / "results").mkdir(parents=True)
+    shutil.copy(ROOT / "experiments/results/pbt_vs_grid.json", tmp_path / "experiments/results")
+    (tmp_path / "README.md").write_text(readme)
+    return tmp_path
+
+
+def test_check_fails_on_a_stale_section_and_changes_nothing_build_fixes_it(tmp_path):
+    stale = "# x\n\n<!-- generated:pbt_vs_grid -->\n| a | b |\n<!-- /generated:pbt_vs_grid -->\n"
+    root = _checkout(tmp_path, stale)
+    assert build.main(["build", "--check", "--root", str(root)]) == 1
+    assert (root / "README.md").read_text() == stale
+    assert build.main(["build", "--root", str(root)]) == 0
+    fresh = (root / "README.md").read_text()
+    assert "-79.2 [-79.8, -78.5]" in fresh  # PBT best member on Acrobot, IQM [CI]
+    assert build.main(["build", "--check", "--root", str(root)]) == 0
+    # The JSON changes: the section is stale again.
+    data = json.loads((root / "experiments/results/pbt_vs_grid.json").read_text())
+    data["tasks"]["ppo/acrobot"]["scores"]["grid best"] = [-70.0, -71.0, -72.0, -73.0]
+    (root / "experiments/results/pbt_vs_grid.json").write_text(json.dumps(data))
+    assert build.main(["build", "--check", "--root", str(root)]) == 1
+    assert (root / "README.md").read_text() == fresh
+
+
+def test_unknown_section_or_unpaired_marker_is_an_error(tmp_path, capsys):
+    root = _checkout(tmp_path, "<!-- generated:nope -->\n<!-- /generated:nope -->\n")
+    assert build.main(["build", "--check", "--root", str(root)]) == 2
+    assert "no renderer for generated section 'nope'" in capsys.readouterr().err
+    (root / "README.md").write_text("<!-- generated:pbt_vs_grid -->\nno end\n")
+    assert build.main(["build", "--check", "--root", str(root)]) == 2
+    assert "has no matching marker" in capsys.readouterr().err
+
+
+def test_stray_tables_are_found_outside_generated_sections_only():
+    results = "| method | return |\n|---|---|\n| SAC | -136.0 |\n"
+    settings = "| flag | what |\n|---|---|\n| `--seeds 4` | seeds (`[1, 2]`) |\n"
+    named = "| env | what |\n|---|---|\n| build-3x3 | 5x5 grid, Mamba2 |\n"
+    inside = f"<!-- generated:x -->\n{results}<!-- /generated:x -->\n"
+    fenced = f"```\n{results}```\n"
+    allowed = "| name | what |\n|---|---|\n| assist | 8 x 8 |\n"
+    text = "\n".join(["# t", settings, named, inside, fenced, allowed, "Prose.", results])
+    found = build.stray_tables(text)
+    assert [t.header for t in found] == ["| method | return |"]
+    lines = text.split("\n")
+    assert found[0].line == max(i for i, x in enumerate(lines) if x == "| method | return |") + 1
+    bare = "method | return\n--- | ---\nSAC | -136.0\n"  # GFM tables need no outer pipes
+    assert [t.line for t in build.stray_tables(f"Text.\n\n{bare}")] == [3]
+    assert build.stray_tables("A setext heading 2024\n---\n") == []
+    assert build.stray_tables(allowed, allowed=()) != []  # the allow-list is what lets it pass
+
+
+def test_rendered_statistics_match_the_experiments_own_records():
+    """The renderers recompute IQM and CI from per-seed values; the experiment scripts
+    stored theirs (same estimator) next to the raw data: they agree."""
+    results = ROOT / "experiments" / "results"
+    mbrcsl = json.loads((results / "mbrcsl_pointmaze.json").read_text())
+    stored = mbrcsl["full"]["results"]["MBRCSL"]
+    assert renderers.iqm_ci(stored["final_returns"]) == renderers.fmt_ci(stored["iqm"])
+    assert renderers.fmt_ci(stored["iqm"]) in renderers.mbrcsl_pointmaze(mbrcsl)
+    drrpo = json.loads((results / "drrpo_shift.json").read_text())
+    episodes = np.asarray(drrpo["episodes"])
+    for m, slope in drrpo["regret_slope"].items():
+        per_seed = renderers._drrpo_slope(episodes, np.asarray(drrpo["regret"][m]))
+        np.testing.assert_allclose(renderers.ci(per_seed), slope)
+    x = np.array([3.0, -1.0, 7.0, 2.0, 5.0, 100.0, 4.0, 0.0])
+    assert renderers.ci(x)[0] == report.iqm(x) == np.mean(np.sort(x)[2:6])
+
+
+def test_import_leaves_matplotlib_unloaded():
+    code = "import sys, jaxrl.report.build; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
