@@ -130,12 +130,12 @@ def resolve(
     overrides = dict(config or {})
     if steps is not None:
         overrides["total_steps"] = steps
+    hp = spec.default_hparams(**(hparams or {}))  # declared domains, before the env is built
     env_obj = envs.make(env_name, **(env_kwargs or {}))
     try:
         cfg = spec.make_config(env_name, **overrides)
     except TypeError as err:
         raise ValueError(f"{spec.name}: {err}") from None
-    hp = spec.default_hparams(**(hparams or {}))
     if envs.is_host(env_name) and not isinstance(spec.data(cfg, env_obj), loops.Sequences):
         raise ValueError(
             f"{env_name} is a host env (stepped from Python); only sequence-replay agents "
