@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -187,15 +188,13 @@ def env_args(name: str) -> dict[str, Any]:
 def _check_common(episode_length: Any, reward_scale: Any) -> None:
     """ValueError for an ``episode_length`` that is not -1, None or a positive int, or a
     ``reward_scale`` that is not None or a finite number."""
-    ok_length = episode_length is None or episode_length == -1
-    if not ok_length and not (
-        isinstance(episode_length, int) and not isinstance(episode_length, bool)
-    ):
-        raise ValueError(f"episode_length must be a positive int, got {episode_length!r}")
-    if not ok_length and episode_length <= 0:
-        raise ValueError(f"episode_length must be positive, got {episode_length}")
+    if episode_length is not None and episode_length != -1:
+        if not isinstance(episode_length, numbers.Integral) or isinstance(episode_length, bool):
+            raise ValueError(f"episode_length must be a positive int, got {episode_length!r}")
+        if episode_length <= 0:
+            raise ValueError(f"episode_length must be positive, got {episode_length}")
     if reward_scale is not None and not (
-        isinstance(reward_scale, int | float) and math.isfinite(reward_scale)
+        isinstance(reward_scale, numbers.Real) and math.isfinite(reward_scale)
     ):
         raise ValueError(f"reward_scale must be a finite number, got {reward_scale!r}")
 
