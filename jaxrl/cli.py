@@ -1,7 +1,7 @@
 """Command line.
 
-``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--out DIR]
-[--checkpoint-every K] [--resume DIR] [--distributed]``;
+``jaxrl train ALGO [--env NAME] [--seeds N] [--steps S] [--set k=v ...] [--env-arg k=v ...]
+[--out DIR] [--checkpoint-every K] [--resume DIR] [--distributed]``;
 ``jaxrl sweep ALGO --grid KEY=V1,V2,... [--grid ...] [train's options]``;
 ``jaxrl pbt ALGO --population P --perturb KEY,KEY [--ready K] [train's options]``;
 ``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a Config field or a hyperparameter; repeatable",
+    )
+    p.add_argument(
+        "--env-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an env option passed to jaxrl.envs.make: episode_length, reward_scale or the "
+        "env's own constructor argument (an unknown key's error lists them); repeatable",
     )
     p.add_argument("--out", default=None, help="output folder (default runs/ALGO-ENV-TIME)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events")
@@ -174,10 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_value(name: str, text: str, kind: Any) -> Any:
-    """Converts ``text`` to the type of a Config field (int, float, bool, str, tuple[int])."""
-    origin = typing.get_origin(kind)
+def _parse_value(name: str, text: str, kind: Any, flag: str = "--set") -> Any:
+    """Converts ``text`` to ``kind``: int, float, bool, str, a tuple of them (``1,2`` or
+    ``(1,2)``), or one of them or None (``none``); ``flag`` names the option in errors."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
     try:
+        if origin in (typing.Union, types.UnionType) and type(None) in args:
+            if text.strip().lower() == "none":
+                return None
+            (kind,) = [a for a in args if a is not type(None)]
+            return _parse_value(name, text, kind, flag)
         if kind is bool:
             if text.lower() in ("1", "true", "yes", "on"):
                 return True
@@ -189,13 +204,42 @@ def _parse_value(name: str, text: str, kind: Any) -> Any:
         if kind is float:
             return float(text)
         if origin is tuple:
-            return tuple(int(x) for x in text.strip("()[] ").split(",") if x.strip())
+            parts = [x.strip() for x in text.strip("()[] ").split(",") if x.strip()]
+            item = args[0] if args and args[0] is not Ellipsis else int
+            if len(args) > 1 and args[1] is not Ellipsis and len(parts) != len(args):
+                raise ValueError
+            return tuple(_parse_value(name, x, item, flag) for x in parts)
         if kind is str:
             return text
-    except ValueError:
+    except (ValueError, UsageError):
         pass
-    type_name = getattr(kind, "__name__", str(kind))
-    raise UsageError(f"--set {name}={text}: expected a value of type {type_name}")
+    type_name = kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
+    raise UsageError(f"{flag} {name}={text}: expected a value of type {type_name}")
+
+
+def parse_env_args(items: list[str], env_name: str) -> dict[str, Any]:
+    """``["episode_length=500", ...]`` -> ``{"episode_length": 500}``, typed by
+    ``jaxrl.envs.env_args(env_name)``; a ``UsageError`` listing the env's options for an
+    unknown key."""
+    if not items:
+        return {}
+    from jaxrl import envs
+
+    try:
+        kinds = envs.env_args(env_name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    out = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise UsageError(f"--env-arg expects KEY=VALUE, got {item!r}")
+        if name not in kinds:
+            known = ", ".join(sorted(kinds)) or "none"
+            raise UsageError(f"unknown key {name!r} in --env-arg for {env_name}; it takes: {known}")
+        out[name] = _parse_value(name, text, kinds[name], "--env-arg")
+    return out
 
 
 def parse_overrides(items: list[str], config_cls: type, hparams_cls: type) -> tuple[dict, dict]:
@@ -219,8 +263,9 @@ def parse_overrides(items: list[str], config_cls: type, hparams_cls: type) -> tu
     return config_over, hparam_over
 
 
-def _checked_run_args(args: argparse.Namespace) -> tuple[Any, dict, dict]:
-    """``(spec, config overrides, hparam overrides)`` of a train/sweep/pbt command, checked."""
+def _checked_run_args(args: argparse.Namespace) -> tuple[Any, dict, dict, dict]:
+    """``(spec, config overrides, hparam overrides, env kwargs)`` of a train/sweep/pbt
+    command, checked."""
     from jaxrl import agents
     from jaxrl.runner import check_counts
 
@@ -230,14 +275,15 @@ def _checked_run_args(args: argparse.Namespace) -> tuple[Any, dict, dict]:
     except ValueError as err:
         raise UsageError(str(err)) from None
     config_over, hparam_over = parse_overrides(args.set, spec.config, spec.hparams)
-    return spec, config_over, hparam_over
+    env_kwargs = parse_env_args(args.env_arg, args.env or spec.default_env)
+    return spec, config_over, hparam_over, env_kwargs
 
 
 def _run_options(args: argparse.Namespace) -> Any:
     """The ``RunOptions`` of a train/sweep/pbt command, checked."""
     from jaxrl.runner import RunOptions
 
-    spec, config_over, hparam_over = _checked_run_args(args)
+    spec, config_over, hparam_over, env_kwargs = _checked_run_args(args)
     try:
         return RunOptions(
             spec,
@@ -247,6 +293,7 @@ def _run_options(args: argparse.Namespace) -> Any:
             steps=args.steps,
             config=config_over,
             hparams=hparam_over,
+            env_kwargs=env_kwargs,
             out=args.out,
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
@@ -355,6 +402,11 @@ def list_command(args: argparse.Namespace) -> int:
             print(f"  {family}/<id>  ({len(names)} ids: {', '.join(names[:4])}{more})")
         else:
             print(f"  {family}/<id>  (package not installed)")
+    print(
+        "\nenv options (--env-arg KEY=VALUE, repeatable): episode_length and reward_scale for "
+        "every env but atari/<id>,\nplus the env's own constructor arguments "
+        "(jaxrl.envs.env_args(NAME); an unknown key's error lists them)"
+    )
     return 0
 
 

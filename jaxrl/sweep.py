@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxrl.core.domains import check_hparam
+
 Train = Callable[[jax.Array, Any], tuple[Any, Any]]
 
 
@@ -218,7 +220,7 @@ def check_grid(axes: dict[str, Any], config_cls: type, hparams_cls: type) -> dic
 
     Raises:
       ValueError: no axes, a ``Config`` field or unknown name, an empty list, or a value
-        that is not a finite number.
+        that is not a finite number or lies outside its field's declared domain.
     """
     import dataclasses
 
@@ -237,12 +239,14 @@ def check_grid(axes: dict[str, Any], config_cls: type, hparams_cls: type) -> dic
         values = list(values)
         if not values:
             raise ValueError(f"--grid {name}: empty list of values")
-        ok = all(
-            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
-            for v in values
-        )
+        ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         if not ok:
             raise ValueError(f"--grid {name}: values must be finite numbers, got {values}")
+        try:  # the declared domain (finite, unless it allows inf)
+            for v in values:
+                check_hparam(hparams_cls, name, v)
+        except ValueError as err:
+            raise ValueError(f"--grid {name}: {err}") from None
         checked[name] = [float(v) for v in values]
     return checked
 

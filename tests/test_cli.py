@@ -146,3 +146,5 @@ def test_list_and_help_name_every_registered_algorithm(capsys):
         assert spec.default_env in row and ",".join(spec.action_kinds) in row
         assert name in help_text
     assert "gymnax/<id>" in out and "playground/<id>" in out
+    assert "--env-arg KEY=VALUE" in out and "episode_length" in out  # the env options
+    assert "--env-arg" in help_text

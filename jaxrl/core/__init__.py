@@ -1,6 +1,22 @@
-"""Core types (``types``) and the one optimiser builder (``optim``): the bottom layer,
+"""Core types (``types``), declared hyperparameter domains (``domains``) and the one
+optimiser builder (``optim``): the bottom layer,
 importing no other part of jaxrl (``AlgoSpec`` is ``jaxrl.loops.AlgoSpec``)."""
 
+from jaxrl.core.domains import (
+    FINITE,
+    NONNEGATIVE,
+    OPEN_UNIT,
+    POSITIVE,
+    POSITIVE_OR_INF,
+    RATE,
+    UNIT,
+    Domain,
+    check_hparam,
+    check_hparams,
+    declared,
+    domain_of,
+    hparam,
+)
 from jaxrl.core.optim import adam, clip_by_global_norm, global_norm
 from jaxrl.core.types import (
     ActFn,
@@ -17,6 +33,19 @@ from jaxrl.core.types import (
 )
 
 __all__ = [
+    "FINITE",
+    "NONNEGATIVE",
+    "OPEN_UNIT",
+    "POSITIVE",
+    "POSITIVE_OR_INF",
+    "RATE",
+    "UNIT",
+    "Domain",
+    "check_hparam",
+    "check_hparams",
+    "declared",
+    "domain_of",
+    "hparam",
     "ActFn",
     "Agent",
     "AgentState",

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxrl.core.domains import check_hparam
+
 Metrics = dict[str, jax.Array]
 AgentState = Any
 Carry = Any
@@ -133,10 +135,12 @@ class Agent(NamedTuple):
 
 
 def hparams_from(cls: type, overrides: dict[str, Any] | None = None) -> Any:
-    """Builds an hparams dataclass of float32 scalars from its defaults and ``overrides``.
+    """Builds an hparams dataclass of float32 scalars from its defaults and ``overrides``,
+    each checked against its field's declared domain (``jaxrl.core.domains``).
 
     Raises:
-      ValueError: for an unknown field or a value that is not a number.
+      ValueError: for an unknown field, a value that is not a number, or one outside its
+        field's domain (one line naming the field, the value and the domain).
     """
     names = [f.name for f in dataclasses.fields(cls)]
     overrides = dict(overrides or {})
@@ -152,6 +156,7 @@ def hparams_from(cls: type, overrides: dict[str, Any] | None = None) -> Any:
             values[f.name] = jnp.asarray(v, jnp.float32)
         except (TypeError, ValueError) as err:
             raise ValueError(f"hyperparameter {f.name!r} must be a number, got {v!r}") from err
+        check_hparam(cls, f.name, v)
     return cls(**values)
 
 

@@ -9,7 +9,9 @@ grasping task, ``jaxrl.envs.grasp``), ``assist/<name>`` (a pure-JAX assistance g
 with a simulated human, ``jaxrl.envs.assist``), ``linear/<name>`` (finite linear MDPs
 with known features and a test-time ``shift``, ``jaxrl.envs.linear``), and the
 optional extra ``suites``: ``craftax/<id>`` (Craftax), ``jumanji/<id>`` (any Jumanji
-env) and ``navix/<id>`` (any NAVIX MiniGrid env). ``known_names()`` lists every id.
+env) and ``navix/<id>`` (any NAVIX MiniGrid env). ``known_names()`` lists every id;
+``env_args(name)`` the options ``make(name, ...)`` takes as plain values
+(``episode_length``, ``reward_scale`` and the env's own constructor arguments).
 
 ``atari/<game>`` (extra ``atari``: any ALE game under the Atari100k protocol,
 ``jaxrl.envs.atari``) is a *host* env: C++ stepped from Python, not the functional
@@ -21,6 +23,8 @@ sequence-replay agent (Drama) trains on it.
 from __future__ import annotations
 
 import importlib
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +36,7 @@ from jaxrl.envs.capabilities import (
     ScriptedData,
     capability,
 )
-from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, first_state
+from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, call_args, first_state
 from jaxrl.envs.wrappers import (
     ActionRepeat,
     AutoReset,
@@ -53,6 +57,7 @@ __all__ = [
     "LinearFeatures",
     "ScriptedData",
     "capability",
+    "COMMON_ARGS",
     "Discrete",
     "Env",
     "EnvState",
@@ -62,6 +67,7 @@ __all__ = [
     "Spec",
     "VmapWrapper",
     "Wrapper",
+    "env_args",
     "families",
     "first_state",
     "is_host",
@@ -71,28 +77,28 @@ __all__ = [
 ]
 
 
-def _classic(cls_name: str) -> Callable[..., Env]:
+def _lazy(module: str, cls_name: str) -> Callable[..., Env]:
+    """``module.cls_name(**kwargs)``, imported on first use; ``build.target()`` gives the
+    class (whose constructor ``env_args`` reads)."""
+
+    def target() -> Callable[..., Env]:
+        return getattr(importlib.import_module(module), cls_name)
+
     def build(**kwargs: Any) -> Env:
-        from jaxrl.envs import classic
+        return target()(**kwargs)
 
-        return getattr(classic, cls_name)(**kwargs)
-
+    build.target = target
     return build
 
 
-def _pointmaze(**kwargs: Any) -> Env:
-    from jaxrl.envs.pointmaze import PointMaze
-
-    return PointMaze(**kwargs)
-
-
 _REGISTRY: dict[str, Callable[..., Env]] = {
-    "cartpole": _classic("CartPole"),
-    "pendulum": _classic("Pendulum"),
-    "pointmaze": _pointmaze,
+    "cartpole": _lazy("jaxrl.envs.classic", "CartPole"),
+    "pendulum": _lazy("jaxrl.envs.classic", "Pendulum"),
+    "pointmaze": _lazy("jaxrl.envs.pointmaze", "PointMaze"),
 }
 
-# Families of names handled by an adapter module exposing `make(id, **kw)` and `names()`.
+# Families of names handled by an adapter module exposing `make(id, **kw)`, `names()` and
+# `args(id)` (the plain-valued keyword arguments `make` takes, ``{name: type}``).
 _FAMILIES: dict[str, str] = {
     "gymnax": "jaxrl.envs.gymnax_env",
     "brax": "jaxrl.envs.brax_env",
@@ -149,9 +155,66 @@ def _unknown(name: str) -> ValueError:
     )
 
 
+#: The options ``make`` itself takes for every env that is not a host env.
+COMMON_ARGS: dict[str, Any] = {"episode_length": int, "reward_scale": float}
+
+
+def env_args(name: str) -> dict[str, Any]:
+    """``{keyword: type}`` of the options ``make(name, **kwargs)`` takes as plain values
+    (what ``jaxrl train --env-arg KEY=VALUE`` can set): ``COMMON_ARGS`` (``episode_length``,
+    ``reward_scale``; not for a host env) and the env's own constructor arguments.
+
+    Raises:
+      ValueError: for an unknown name, listing the known ones.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"environment name must be a string, got {type(name).__name__}")
+    if name in _REGISTRY:
+        builder = _REGISTRY[name]
+        own = call_args(getattr(builder, "target", lambda: builder)())
+    else:
+        family, _, env_id = name.partition("/")
+        if family not in _FAMILIES or not env_id:
+            raise _unknown(name)
+        adapter = importlib.import_module(_FAMILIES[family])
+        if env_id not in adapter.names():
+            raise _unknown(name)
+        own = adapter.args(env_id)
+        if is_host(name):
+            return own
+    return {**{k: v for k, v in own.items() if k not in COMMON_ARGS}, **COMMON_ARGS}
+
+
+def _check_common(episode_length: Any, reward_scale: Any) -> None:
+    """ValueError for an ``episode_length`` that is not -1, None or a positive int, or a
+    ``reward_scale`` that is not None or a finite number."""
+    if episode_length is not None and episode_length != -1:
+        if not isinstance(episode_length, numbers.Integral) or isinstance(episode_length, bool):
+            raise ValueError(f"episode_length must be a positive int, got {episode_length!r}")
+        if episode_length <= 0:
+            raise ValueError(f"episode_length must be positive, got {episode_length}")
+    if reward_scale is not None and not (
+        isinstance(reward_scale, numbers.Real) and math.isfinite(reward_scale)
+    ):
+        raise ValueError(f"reward_scale must be a finite number, got {reward_scale!r}")
+
+
 def is_host(name: str) -> bool:
     """Whether ``name`` is a host env (``HOST_FAMILIES``), stepped from Python."""
     return isinstance(name, str) and name.partition("/")[0] in HOST_FAMILIES
+
+
+def _build(name: str, kwargs: dict[str, Any]) -> Env:
+    """The unwrapped env ``name`` built with ``kwargs``; ValueError for an unknown name."""
+    if name in _REGISTRY:
+        return _REGISTRY[name](**kwargs)
+    family, _, env_id = name.partition("/")
+    if family not in _FAMILIES or not env_id:
+        raise _unknown(name)
+    adapter = importlib.import_module(_FAMILIES[family])
+    if env_id not in adapter.names():
+        raise _unknown(name)
+    return adapter.make(env_id, **kwargs)
 
 
 def make(
@@ -172,26 +235,25 @@ def make(
       **kwargs: passed to the env's constructor.
 
     Raises:
-      ValueError: for an unknown name, listing the known ones.
+      ValueError: for an unknown name, listing the known ones; a bad ``episode_length``
+        or ``reward_scale``; a keyword the env does not take (listing ``env_args``).
     """
     if not isinstance(name, str):
         raise ValueError(f"environment name must be a string, got {type(name).__name__}")
-    if name in _REGISTRY:
-        env = _REGISTRY[name](**kwargs)
-    else:
-        family, _, env_id = name.partition("/")
-        if family not in _FAMILIES or not env_id:
-            raise _unknown(name)
-        adapter = importlib.import_module(_FAMILIES[family])
-        if env_id not in adapter.names():
-            raise _unknown(name)
-        env = adapter.make(env_id, **kwargs)
-        if family in HOST_FAMILIES:
-            if episode_length != -1 or reward_scale is not None:
-                raise ValueError(
-                    f"{name} is a host env: it takes neither episode_length nor reward_scale"
-                )
-            return env
+    _check_common(episode_length, reward_scale)
+    try:
+        env = _build(name, kwargs)
+    except TypeError as err:
+        if not kwargs:
+            raise
+        takes = ", ".join(sorted(env_args(name))) or "none"
+        raise ValueError(f"{name}: {err}; its options: {takes}") from None
+    if is_host(name):
+        if episode_length != -1 or reward_scale is not None:
+            raise ValueError(
+                f"{name} is a host env: it takes neither episode_length nor reward_scale"
+            )
+        return env
     if reward_scale is not None:
         env = RewardScale(env, reward_scale)
     limit = env.max_episode_steps if episode_length == -1 else episode_length

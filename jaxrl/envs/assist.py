@@ -53,7 +53,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxrl.envs.capabilities import HumanModel
-from jaxrl.envs.core import Box, Discrete, Env, EnvState, first_state
+from jaxrl.envs.core import Box, Discrete, Env, EnvState, call_args, first_state
 from jaxrl.envs.wrappers import VmapWrapper
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -65,6 +65,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def names() -> list[str]:
     return list(PRESETS)
+
+
+def args(name: str) -> dict[str, Any]:
+    """The plain-valued fields of the game's ``Config``."""
+    return call_args(Config)
 
 
 def make(name: str, **kwargs: Any) -> Env:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxrl.envs.core import Box, Discrete
+from jaxrl.envs.core import Box, Discrete, call_args
 
 INSTALL_HINT = "pip install 'jaxrl[atari]' (gymnasium and ale-py)"
 
@@ -142,6 +142,11 @@ def names() -> list[str]:
     """Every ALE game with a ``ALE/<game>-v5`` id (``"Pong"``, ``"Breakout"``, ...)."""
     gym = _gym()
     return sorted(k[4:-3] for k in gym.envs.registry if k.startswith("ALE/") and k.endswith("-v5"))
+
+
+def args(game: str) -> dict[str, Any]:
+    """The plain-valued keyword arguments of ``Atari100k``."""
+    return call_args(Atari100k, skip=("env",))
 
 
 def make(game: str, **kwargs: Any) -> Atari100k:

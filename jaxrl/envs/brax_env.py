@@ -16,7 +16,7 @@ import brax.envs
 import jax
 import jax.numpy as jnp
 
-from jaxrl.envs.core import Box, Env, EnvState, cast_like, first_state
+from jaxrl.envs.core import Box, Env, EnvState, call_args, cast_like, first_state
 
 #: Brax's unit-test env (no physics, no MJX backend): not offered.
 _EXCLUDED = frozenset({"fast"})
@@ -25,6 +25,11 @@ _EXCLUDED = frozenset({"fast"})
 def names() -> list[str]:
     """Registered Brax env names (``ant``, ``halfcheetah``, ``hopper``, ...)."""
     return sorted(n for n in brax.envs._envs if n not in _EXCLUDED)
+
+
+def args(name: str) -> dict[str, Any]:
+    """``backend`` and Brax env ``name``'s plain-valued constructor arguments."""
+    return {"backend": str, **call_args(brax.envs._envs[name])}
 
 
 def make(name: str, **kwargs: Any) -> BraxEnv:

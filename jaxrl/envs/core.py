@@ -13,6 +13,10 @@ Wrappers keep their own bookkeeping in ``EnvState.info`` (a dict of arrays).
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable, Collection
 from typing import Any
 
 import jax
@@ -140,3 +144,42 @@ def cast_like(new: Any, old: jax.Array) -> jax.Array:
     """``new`` as an array of ``old``'s dtype, so that state dtypes stay fixed across steps."""
     new = jnp.asarray(new)
     return new if new.dtype == old.dtype else new.astype(old.dtype)
+
+
+#: The value types an env option may have (``jaxrl train --env-arg KEY=VALUE``).
+PLAIN_TYPES = (bool, int, float, str)
+
+
+def _plain(hint: Any) -> bool:
+    """Whether ``hint`` is a plain value type, a tuple of them, or one of them or None."""
+    if hint in PLAIN_TYPES:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        return bool(args) and all(a in PLAIN_TYPES or a is Ellipsis for a in args)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return len(rest) == 1 and _plain(rest[0])
+    return False
+
+
+def call_args(fn: Callable[..., Any], skip: Collection[str] = ()) -> dict[str, Any]:
+    """``{keyword: type}`` of the arguments of ``fn`` (a function or a class) that take a
+    plain value (``PLAIN_TYPES``, a tuple of them, or one of them or None): what can be
+    given as text. A parameter without a usable annotation is typed by its default;
+    ``skip`` names parameters to leave out (e.g. the env id an adapter passes itself)."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # annotations naming what is only imported for type checkers
+        hints = {}
+    out = {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            continue
+        hint = hints.get(p.name)
+        if not _plain(hint) and p.default is not p.empty and p.default is not None:
+            hint = type(p.default)
+        if _plain(hint):
+            out[p.name] = hint
+    return out

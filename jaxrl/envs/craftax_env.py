@@ -34,6 +34,11 @@ def names() -> list[str]:
     return list(IDS)
 
 
+def args(env_id: str) -> dict[str, Any]:
+    """None from text (``env_params``, a dict of ``EnvParams`` overrides, is Python-only)."""
+    return {}
+
+
 def make(env_id: str, env_params: dict[str, Any] | None = None) -> CraftaxEnv:
     """Builds Craftax env ``env_id`` with optional ``EnvParams`` overrides.
 

@@ -44,7 +44,7 @@ from flax import struct
 from mujoco import mjx
 
 from jaxrl.envs.capabilities import Demonstrator
-from jaxrl.envs.core import Box, Env, EnvState, first_state
+from jaxrl.envs.core import Box, Env, EnvState, call_args, first_state
 
 SHAPES = ("box", "capsule", "cylinder", "sphere")
 
@@ -77,6 +77,11 @@ def _names() -> list[str]:
 def names() -> list[str]:
     """Object shapes offered as ``grasp/<shape>``."""
     return _names()
+
+
+def args(name: str) -> dict[str, Any]:
+    """The plain-valued ``GraspConfig`` fields but ``shape`` (the name gives it)."""
+    return call_args(GraspConfig, skip=("shape",))
 
 
 def make(name: str, **kwargs: Any) -> GraspEnv:

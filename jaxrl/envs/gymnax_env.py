@@ -28,7 +28,16 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import spaces
 
-from jaxrl.envs.core import Box, Discrete, Env, EnvState, Spec, cast_like, first_state
+from jaxrl.envs.core import (
+    Box,
+    Discrete,
+    Env,
+    EnvState,
+    Spec,
+    call_args,
+    cast_like,
+    first_state,
+)
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -36,6 +45,12 @@ _F32_MAX = float(np.finfo(np.float32).max)
 def names() -> list[str]:
     """Every gymnax id (``MNISTBandit-bsuite`` downloads MNIST when built)."""
     return list(gymnax.registered_envs)
+
+
+def args(env_id: str) -> dict[str, Any]:
+    """The plain-valued keyword arguments of gymnax env ``env_id``'s constructor."""
+    env, _ = gymnax.make(env_id)
+    return call_args(type(env))
 
 
 def make(env_id: str, env_params: dict[str, Any] | None = None, **kwargs: Any) -> GymnaxEnv:

@@ -37,10 +37,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import jumanji
-from jumanji import specs
+from jumanji import registration, specs
 from jumanji.types import StepType
 
-from jaxrl.envs.core import Box, Discrete, Env, EnvState, cast_like, first_state
+from jaxrl.envs.core import Box, Discrete, Env, EnvState, call_args, cast_like, first_state
 
 _MAX_ACTIONS = 2**31 - 1
 _NO_LIMIT = 2**30
@@ -48,6 +48,12 @@ _NO_LIMIT = 2**30
 
 def names() -> list[str]:
     return sorted(jumanji.registered_environments())
+
+
+def args(env_id: str) -> dict[str, Any]:
+    """The plain-valued keyword arguments of Jumanji env ``env_id``'s constructor (e.g.
+    ``time_limit``, ``num_rows``); Game2048's ``board_size``."""
+    return call_args(registration.load(registration._REGISTRY[env_id].entry_point))
 
 
 def make(env_id: str, **kwargs: Any) -> JumanjiEnv:

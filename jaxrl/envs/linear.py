@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.envs.capabilities import LinearFeatures
-from jaxrl.envs.core import Box, Discrete, Env, EnvState, first_state
+from jaxrl.envs.core import Box, Discrete, Env, EnvState, call_args, first_state
 
 
 class LinearMDP(Env):
@@ -193,6 +193,11 @@ _ENVS = {"tabular": tabular, "drect": drect, "windy": windy}
 
 def names() -> list[str]:
     return list(_ENVS)
+
+
+def args(name: str) -> dict[str, Any]:
+    """The keyword arguments of the builder of ``name`` (e.g. ``shift``, ``horizon``)."""
+    return call_args(_ENVS[name])
 
 
 def make(name: str, **kwargs: Any) -> LinearMDP:

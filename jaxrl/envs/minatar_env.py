@@ -13,6 +13,7 @@ from typing import Any
 import jax
 
 from jaxrl.envs.core import Box, Env, EnvState
+from jaxrl.envs.gymnax_env import args as gymnax_args
 from jaxrl.envs.gymnax_env import make as gymnax_make
 from jaxrl.envs.wrappers import Wrapper
 
@@ -26,6 +27,11 @@ GYMNAX_IDS: dict[str, str] = {
 
 def names() -> list[str]:
     return list(GYMNAX_IDS)
+
+
+def args(name: str) -> dict[str, Any]:
+    """``flatten`` and the gymnax constructor's plain-valued keyword arguments."""
+    return {"flatten": bool, **gymnax_args(GYMNAX_IDS[name])}
 
 
 def make(name: str, *, flatten: bool = False, **kwargs: Any) -> Env:

@@ -33,6 +33,11 @@ def names() -> list[str]:
     return sorted(navix.registry())
 
 
+def args(env_id: str) -> dict[str, Any]:
+    """``max_steps``: NAVIX's own time limit (the others ``navix.make`` takes are functions)."""
+    return {"max_steps": int}
+
+
 def make(env_id: str, max_steps: int = 100, **kwargs: Any) -> NavixEnv:
     """Builds NAVIX env ``env_id``; ``kwargs`` go to ``navix.make`` (e.g. ``observation_fn``).
 

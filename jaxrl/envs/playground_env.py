@@ -21,12 +21,19 @@ import jax
 import jax.numpy as jnp
 from mujoco_playground import registry
 
-from jaxrl.envs.core import Box, Env, EnvState, cast_like, first_state
+from jaxrl.envs.core import PLAIN_TYPES, Box, Env, EnvState, cast_like, first_state
 
 
 def names() -> list[str]:
     """DM Control suite task names (``CartpoleBalance``, ``CheetahRun``, ...)."""
     return list(registry.dm_control_suite.ALL_ENVS)
+
+
+def args(name: str) -> dict[str, Any]:
+    """``impl`` and the plain-valued top-level fields of task ``name``'s env config."""
+    config = registry.get_default_config(name)
+    plain = {k: type(v) for k, v in config.items() if type(v) in PLAIN_TYPES}
+    return {"impl": str, **plain}
 
 
 def make(name: str, impl: str = "jax", **config_overrides: Any) -> PlaygroundEnv:

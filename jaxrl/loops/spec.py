@@ -118,8 +118,12 @@ class AlgoSpec:
         return self.config(**{**preset, **overrides})
 
     def default_hparams(self, **overrides: Any) -> Any:
-        """``HParams`` of float32 scalars; ValueError for an unknown name or a non-number."""
-        return hparams_from(self.hparams, overrides)
+        """``HParams`` of float32 scalars; ValueError (prefixed with the algorithm's name)
+        for an unknown name, a non-number or a value outside its field's declared domain."""
+        try:
+            return hparams_from(self.hparams, overrides)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
 
     def validate(self, config: Any, env: Env) -> None:
         """Raises ``ValueError`` naming the field for settings that cannot work on ``env``."""

@@ -122,20 +122,26 @@ def resolve(
     """``(spec, env_name, env, Config, HParams)`` from names and overrides, validated.
 
     Raises:
-      ValueError: for an unknown algorithm, env, field or value, or settings that
-        cannot work, before any compilation.
+      ValueError: for an unknown algorithm, env, field or value (a hyperparameter outside
+        its declared domain), an env without an episode limit, or settings that cannot
+        work, before any compilation.
     """
     spec = agents.get(algo) if isinstance(algo, str) else algo
     env_name = env or spec.default_env
     overrides = dict(config or {})
     if steps is not None:
         overrides["total_steps"] = steps
+    hp = spec.default_hparams(**(hparams or {}))  # declared domains, before the env is built
     env_obj = envs.make(env_name, **(env_kwargs or {}))
+    if not envs.is_host(env_name) and env_obj.max_episode_steps is None:
+        raise ValueError(
+            f"{env_name} has no episode limit of its own, which evaluation needs: give one "
+            "with --env-arg episode_length=N (from Python: env_kwargs={'episode_length': N})"
+        )
     try:
         cfg = spec.make_config(env_name, **overrides)
     except TypeError as err:
         raise ValueError(f"{spec.name}: {err}") from None
-    hp = spec.default_hparams(**(hparams or {}))
     if envs.is_host(env_name) and not isinstance(spec.data(cfg, env_obj), loops.Sequences):
         raise ValueError(
             f"{env_name} is a host env (stepped from Python); only sequence-replay agents "

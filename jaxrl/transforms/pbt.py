@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxrl.core.domains import check_hparam, domain_of
 from jaxrl.loops.run import RunState, Trainer
 
 
@@ -46,7 +47,9 @@ class PBTConfig:
       resample_prob: probability of resampling a hyperparameter from its range instead.
       ranges: ``name -> (low, high)``; the initial population is drawn from it
         (log-uniform when ``low > 0``, else uniform) and explored values are clipped to
-        it. Default: ``(v / 4, 4 v)`` around the base value ``v`` (which must be > 0).
+        it, so they stay in the field's declared domain (``jaxrl.core.domains``), which
+        a given range must lie in. Default: ``(v / 4, 4 v)`` around the base value ``v``
+        (which must be > 0), cut to the domain (e.g. ``gamma``'s ``[0, 1]``).
     """
 
     population: int = 8
@@ -71,7 +74,8 @@ def resolve_ranges(config: PBTConfig, hparams: Any) -> dict[str, tuple[float, fl
 
     Raises:
       ValueError: an unknown name, a bad population/ready/fraction/factor, an empty or
-        inverted range, or a zero/negative base value without an explicit range.
+        inverted range, a range outside the field's declared domain, or a zero/negative
+        base value without an explicit range.
     """
     names = [f.name for f in dataclasses.fields(hparams)]
     if config.population < 2:
@@ -98,13 +102,17 @@ def resolve_ranges(config: PBTConfig, hparams: Any) -> dict[str, tuple[float, fl
     for name in config.perturb:
         if name in config.ranges:
             low, high = (float(x) for x in config.ranges[name])
+            try:
+                check_hparam(type(hparams), name, [low, high])
+            except ValueError as err:
+                raise ValueError(f"pbt: range of {name}: {err}") from None
         else:
             base = float(getattr(hparams, name))
             if base <= 0:
                 raise ValueError(
                     f"pbt: {name}={base:g} needs an explicit range (the default is v/4..4v)"
                 )
-            low, high = base / 4, base * 4
+            low, high = domain_of(type(hparams), name).clip_range(base / 4, base * 4)
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"pbt: range of {name} must be finite with low < high")
         ranges[name] = (low, high)
@@ -112,10 +120,11 @@ def resolve_ranges(config: PBTConfig, hparams: Any) -> dict[str, tuple[float, fl
 
 
 def _sample(key: jax.Array, low: float, high: float, shape: tuple[int, ...]) -> jax.Array:
-    """Log-uniform in ``[low, high]`` when ``low > 0``, else uniform."""
+    """Log-uniform in ``[low, high]`` when ``low > 0``, else uniform (clipped to the range,
+    which float32 rounding of ``exp`` could leave)."""
     if low > 0:
         u = jax.random.uniform(key, shape, minval=math.log(low), maxval=math.log(high))
-        return jnp.exp(u)
+        return jnp.clip(jnp.exp(u), low, high)
     return jax.random.uniform(key, shape, minval=low, maxval=high)
 
 

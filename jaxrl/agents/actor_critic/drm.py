@@ -50,6 +50,7 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import NONNEGATIVE, OPEN_UNIT, POSITIVE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.losses import expectile_loss
 from jaxrl.nets import QNetwork, TanhGaussian, ValueHead
@@ -88,19 +89,20 @@ class Config(ac.Config):
 class HParams(sac.HParams):
     """SAC's numeric hyperparameters plus DrM's (defaults from the paper's code)."""
 
-    value_lr: float = 3e-4
-    dormant_tau: float = 0.025
-    target_dormant_ratio: float = 0.2
-    perturb_rate: float = 2.0
-    min_perturb: float = 0.2
-    max_perturb: float = 0.9
-    expectile: float = 0.9
-    target_lambda: float = 0.6
-    lambda_temp: float = 50.0
-    dormant_temp: float = 10.0
-    explore_std_scale: float = 1.0
-    explore_std_final: float = 0.1
-    explore_duration: float = 10_000.0  # updates for the awakened linear decay 1 -> final
+    value_lr: float = hparam(3e-4, POSITIVE)
+    dormant_tau: float = hparam(0.025, NONNEGATIVE)
+    target_dormant_ratio: float = hparam(0.2, UNIT)
+    perturb_rate: float = hparam(2.0, NONNEGATIVE)
+    min_perturb: float = hparam(0.2, UNIT)
+    max_perturb: float = hparam(0.9, UNIT)
+    expectile: float = hparam(0.9, OPEN_UNIT)
+    target_lambda: float = hparam(0.6, UNIT)
+    lambda_temp: float = hparam(50.0, POSITIVE)
+    dormant_temp: float = hparam(10.0, POSITIVE)
+    explore_std_scale: float = hparam(1.0, NONNEGATIVE)
+    explore_std_final: float = hparam(0.1, NONNEGATIVE)
+    # updates for the awakened linear decay 1 -> final
+    explore_duration: float = hparam(10_000.0, POSITIVE)
 
 
 class DrMState(ac.SoftActorCritic):

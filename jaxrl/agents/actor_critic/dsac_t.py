@@ -52,6 +52,7 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Agent, Transition
+from jaxrl.core.domains import POSITIVE, RATE, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import MLP, TanhGaussian
 from jaxrl.nets.dense import Dense
@@ -80,10 +81,10 @@ class Config(ac.Config):
 class HParams(sac.HParams):
     """SAC's numeric hyperparameters with DSAC-T's learning rates, plus ``tau_b``."""
 
-    actor_lr: float = 1e-4
-    critic_lr: float = 1e-4
-    init_alpha: float = math.e  # DSAC-v2 starts log_alpha at 1
-    tau_b: float = 0.005  # step size of the running mean std ``b``
+    actor_lr: float = hparam(1e-4, POSITIVE)
+    critic_lr: float = hparam(1e-4, POSITIVE)
+    init_alpha: float = hparam(math.e, POSITIVE)  # DSAC-v2 starts log_alpha at 1
+    tau_b: float = hparam(0.005, RATE)  # step size of the running mean std ``b``
 
 
 class DSACTState(ac.SoftActorCritic):

@@ -22,6 +22,7 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import sac
 from jaxrl.core import Agent
+from jaxrl.core.domains import UNIT, hparam
 from jaxrl.data.datasets import record
 from jaxrl.envs import Demonstrator, Env, capability
 from jaxrl.transforms.demonstrations import with_demonstrations
@@ -49,7 +50,7 @@ class HParams(sac.HParams):
     """SAC's hyperparameters plus ``demo_fraction``: the share of each batch drawn from
     the demonstrations (0.5 in the paper's code; 0 gives SAC from the grasp pose)."""
 
-    demo_fraction: float = 0.5
+    demo_fraction: float = hparam(0.5, UNIT)
 
 
 def make_agent(

@@ -25,6 +25,7 @@ from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.agents.actor_critic import drm
 from jaxrl.core import Agent
+from jaxrl.core.domains import NONNEGATIVE, hparam
 from jaxrl.envs import Env
 from jaxrl.nets.moe import MoETanhGaussian
 
@@ -52,7 +53,8 @@ class Config(drm.Config):
 
 @struct.dataclass
 class HParams(drm.HParams):
-    aux_coef: float = 0.01  # weight of the MoE's load/entropy loss (our choice)
+    # weight of the MoE's load/entropy loss (our choice)
+    aux_coef: float = hparam(0.01, NONNEGATIVE)
 
 
 def make_actor(config: Config, act_dim: int) -> MoETanhGaussian:

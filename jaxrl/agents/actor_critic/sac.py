@@ -20,6 +20,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.core import Agent, Transition
+from jaxrl.core.domains import FINITE, POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import QNetwork, TanhGaussian
 from jaxrl.nets.mlp import tanh_gaussian, tanh_gaussian_sample
@@ -39,13 +40,13 @@ class Config(ac.Config):
 class HParams:
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    init_alpha: float = 1.0
-    target_entropy_scale: float = 1.0
+    actor_lr: float = hparam(3e-4, POSITIVE)
+    critic_lr: float = hparam(3e-4, POSITIVE)
+    alpha_lr: float = hparam(3e-4, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    tau: float = hparam(0.005, RATE)
+    init_alpha: float = hparam(1.0, POSITIVE)
+    target_entropy_scale: float = hparam(1.0, FINITE)
 
 
 SACState = ac.SoftActorCritic

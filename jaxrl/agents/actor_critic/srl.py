@@ -50,6 +50,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import FINITE, POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.models.dynamics import DynamicsModel, Ensemble
 from jaxrl.nets import MLP, QNetwork
@@ -95,14 +96,14 @@ class Config(fas.Config, SequenceConfig):
 class HParams:
     """Numeric hyperparameters (SAC's, plus the model's learning rate)."""
 
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    model_lr: float = 1e-3
-    gamma: float = 0.99
-    tau: float = 0.005
-    init_alpha: float = 1.0
-    target_entropy_scale: float = 1.0
+    actor_lr: float = hparam(3e-4, POSITIVE)
+    critic_lr: float = hparam(3e-4, POSITIVE)
+    alpha_lr: float = hparam(3e-4, POSITIVE)
+    model_lr: float = hparam(1e-3, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    tau: float = hparam(0.005, RATE)
+    init_alpha: float = hparam(1.0, POSITIVE)
+    target_entropy_scale: float = hparam(1.0, FINITE)
 
 
 class SRLState(ac.SoftActorCritic):

@@ -23,6 +23,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.actor_critic import common as ac
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import NONNEGATIVE, POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import QNetwork, TanhPolicy
 
@@ -41,13 +42,13 @@ class Config(ac.Config):
 class HParams:
     """Numeric hyperparameters (the paper's; float32 arrays, vmappable)."""
 
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    explore_noise: float = 0.1
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
+    actor_lr: float = hparam(3e-4, POSITIVE)
+    critic_lr: float = hparam(3e-4, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    tau: float = hparam(0.005, RATE)
+    explore_noise: float = hparam(0.1, NONNEGATIVE)
+    policy_noise: float = hparam(0.2, NONNEGATIVE)
+    noise_clip: float = hparam(0.5, NONNEGATIVE)
 
 
 class TD3State(ac.ActorCritic):

@@ -58,6 +58,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Agent, Transition
+from jaxrl.core.domains import NONNEGATIVE, POSITIVE, UNIT, hparam
 from jaxrl.envs import Env, LinearFeatures, capability
 from jaxrl.loops import AlgoSpec
 
@@ -91,10 +92,10 @@ class HParams:
     """Numeric hyperparameters (float32; vmappable). ``rho``: TV radius in ``[0, 1]``;
     ``beta``: bonus scale; ``kl_coef``: KL weight ``lambda`` toward ``pi_ref``; ``ridge``."""
 
-    rho: float = 0.1
-    beta: float = 6.0
-    kl_coef: float = 0.02
-    ridge: float = 1.0
+    rho: float = hparam(0.1, UNIT)
+    beta: float = hparam(6.0, NONNEGATIVE)
+    kl_coef: float = hparam(0.02, NONNEGATIVE)
+    ridge: float = hparam(1.0, POSITIVE)
 
 
 class Plan(struct.PyTreeNode):
@@ -116,21 +117,6 @@ class DRRPOState(struct.PyTreeNode):
     reward_sum: jax.Array
     act: Plan
     episodes: jax.Array
-
-
-def check_hparams(hparams: HParams) -> None:
-    """ValueError naming the field for a value that cannot work (skipped when traced)."""
-    bounds = {"rho": (0.0, 1.0), "beta": (0.0, None), "kl_coef": (0.0, None)}
-    for name, (low, high) in bounds.items():
-        value = getattr(hparams, name)
-        if isinstance(value, jax.core.Tracer) or jnp.ndim(value):
-            continue
-        if value < low or (high is not None and value > high):
-            where = f"[{low}, {high}]" if high is not None else f">= {low}"
-            raise ValueError(f"drrpo: {name} must be {where}, got {float(value)}")
-    ridge = hparams.ridge
-    if not isinstance(ridge, jax.core.Tracer) and not jnp.ndim(ridge) and ridge <= 0:
-        raise ValueError(f"drrpo: ridge must be positive, got {float(ridge)}")
 
 
 def robust_nu(coef: jax.Array, v_next: jax.Array, rho: jax.Array) -> jax.Array:
@@ -228,7 +214,6 @@ def greedy_plan(config: Config, env: Env, hparams: HParams, state: DRRPOState) -
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """DR-RPO's (init, act, update); ``update`` takes one unbatched transition."""
     mdp = capability(env, LinearFeatures)
-    check_hparams(hparams)
     phi = mdp.features  # [S, A, d]
     num_s, num_a, dim = phi.shape
     horizon = mdp.horizon

@@ -34,6 +34,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Agent, adam
+from jaxrl.core.domains import NONNEGATIVE, POSITIVE, UNIT, hparam
 from jaxrl.data.sequences import (
     DFSSampler,
 )
@@ -159,19 +160,19 @@ class HParams:
 
     # CPU budget (~1.2k updates in 20k env steps): learning rates well above the
     # paper's (world model 4e-5 with LaProp; actor-critic 3e-5 over ~100k updates).
-    wm_lr: float = 3e-4
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    gamma: float = 0.985
-    lam: float = 0.95
-    ent_coef: float = 3e-4
-    slow_critic_decay: float = 0.98
-    slow_critic_reg: float = 1.0
-    return_scale_decay: float = 0.99
-    free_bits: float = 1.0
-    dyn_scale: float = 1.0
-    rep_scale: float = 0.1
-    actor_unimix: float = 0.01
+    wm_lr: float = hparam(3e-4, POSITIVE)
+    actor_lr: float = hparam(1e-3, POSITIVE)
+    critic_lr: float = hparam(1e-3, POSITIVE)
+    gamma: float = hparam(0.985, UNIT)
+    lam: float = hparam(0.95, UNIT)
+    ent_coef: float = hparam(3e-4, NONNEGATIVE)
+    slow_critic_decay: float = hparam(0.98, UNIT)
+    slow_critic_reg: float = hparam(1.0, NONNEGATIVE)
+    return_scale_decay: float = hparam(0.99, UNIT)
+    free_bits: float = hparam(1.0, NONNEGATIVE)
+    dyn_scale: float = hparam(1.0, NONNEGATIVE)
+    rep_scale: float = hparam(0.1, NONNEGATIVE)
+    actor_unimix: float = hparam(0.01, UNIT)
 
 
 class ActorCriticState(struct.PyTreeNode):

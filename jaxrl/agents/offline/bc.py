@@ -14,6 +14,7 @@ from jaxrl import loops
 from jaxrl.agents.offline import common
 from jaxrl.agents.offline.rcsl import PolicyState, policy_agent
 from jaxrl.core import Agent
+from jaxrl.core.domains import POSITIVE, hparam
 from jaxrl.envs import Env
 
 __all__ = ["SPEC", "Config", "HParams", "PolicyState", "make_agent"]
@@ -26,7 +27,7 @@ class Config(common.OfflineConfig):
 
 @struct.dataclass
 class HParams:
-    lr: float = 1e-3
+    lr: float = hparam(1e-3, POSITIVE)
 
 
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:

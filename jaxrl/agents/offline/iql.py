@@ -28,6 +28,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.offline import common
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import NONNEGATIVE, OPEN_UNIT, POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.losses import expectile_loss
 from jaxrl.nets import QNetwork, TanhPolicy, ValueHead
@@ -42,12 +43,12 @@ class Config(common.OfflineConfig):
 class HParams:
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005  # Polyak rate of the target critics
-    expectile: float = 0.7
-    beta: float = 3.0  # inverse temperature of the advantage weights
-    max_weight: float = 100.0
+    lr: float = hparam(3e-4, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    tau: float = hparam(0.005, RATE)  # Polyak rate of the target critics
+    expectile: float = hparam(0.7, OPEN_UNIT)
+    beta: float = hparam(3.0, NONNEGATIVE)  # inverse temperature of the advantage weights
+    max_weight: float = hparam(100.0, POSITIVE)
 
 
 class IQLState(struct.PyTreeNode):

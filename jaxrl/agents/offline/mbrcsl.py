@@ -63,6 +63,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.offline import common, rcsl
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import POSITIVE, hparam
 from jaxrl.data.datasets import Dataset
 from jaxrl.data.sampling import weighted_indices
 from jaxrl.envs import Env
@@ -106,9 +107,9 @@ class Config(common.OfflineConfig):
 class HParams:
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 1e-3  # RCSL policy
-    model_lr: float = 1e-3
-    behavior_lr: float = 1e-3
+    lr: float = hparam(1e-3, POSITIVE)  # RCSL policy
+    model_lr: float = hparam(1e-3, POSITIVE)
+    behavior_lr: float = hparam(1e-3, POSITIVE)
 
 
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:

@@ -23,6 +23,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.offline import common
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import POSITIVE, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import TanhPolicy
 
@@ -36,7 +37,7 @@ class Config(common.OfflineConfig):
 class HParams:
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 1e-3
+    lr: float = hparam(1e-3, POSITIVE)
 
 
 class PolicyState(struct.PyTreeNode):

@@ -18,6 +18,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import NONNEGATIVE, POSITIVE, POSITIVE_OR_INF, UNIT, hparam
 from jaxrl.core.optim import last_grad_norm
 from jaxrl.envs import Env
 from jaxrl.loops import AlgoSpec
@@ -64,16 +65,17 @@ class Config:
 class HParams:
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 2.5e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    vf_clip_eps: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5  # inf: no clipping
-    reward_scale: float = 1.0  # rewards are multiplied by it before GAE (Brax's reward_scaling)
-    adam_eps: float = 1e-5
+    lr: float = hparam(2.5e-4, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    gae_lambda: float = hparam(0.95, UNIT)
+    clip_eps: float = hparam(0.2, POSITIVE)
+    vf_clip_eps: float = hparam(0.2, POSITIVE)
+    ent_coef: float = hparam(0.01, NONNEGATIVE)
+    vf_coef: float = hparam(0.5, NONNEGATIVE)
+    max_grad_norm: float = hparam(0.5, POSITIVE_OR_INF)  # inf: no clipping
+    # rewards are multiplied by reward_scale before GAE (Brax's reward_scaling)
+    reward_scale: float = hparam(1.0, POSITIVE)
+    adam_eps: float = hparam(1e-5, POSITIVE)
 
 
 class PPOState(struct.PyTreeNode):

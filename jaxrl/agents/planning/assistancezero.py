@@ -42,6 +42,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.planning import common as pc
 from jaxrl.core import Agent, Transition, adam
+from jaxrl.core.domains import NONNEGATIVE, hparam
 from jaxrl.envs import Env, HumanModel, capability
 from jaxrl.envs import assist as game
 from jaxrl.loops import AlgoSpec
@@ -60,8 +61,8 @@ class Config(pc.Config):
 
 @struct.dataclass
 class HParams(pc.HParams):
-    human_coef: float = 1.0
-    goal_coef: float = 1.0
+    human_coef: float = hparam(1.0, NONNEGATIVE)
+    goal_coef: float = hparam(1.0, NONNEGATIVE)
 
 
 class Node(struct.PyTreeNode):

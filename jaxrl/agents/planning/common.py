@@ -26,6 +26,8 @@ import optax
 from flax import struct
 
 from jaxrl import loops
+from jaxrl.core import domains
+from jaxrl.core.domains import NONNEGATIVE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.nets.mlp import MLP
 
@@ -56,9 +58,9 @@ class Config:
 class HParams:
     """Numeric hyperparameters (float32 arrays, vmappable)."""
 
-    lr: float = 1e-3
-    gamma: float = 0.95
-    value_coef: float = 0.5
+    lr: float = hparam(1e-3, domains.POSITIVE)
+    gamma: float = hparam(0.95, UNIT)
+    value_coef: float = hparam(0.5, NONNEGATIVE)
 
 
 class PlanState(struct.PyTreeNode):

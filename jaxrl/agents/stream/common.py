@@ -32,6 +32,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.core import Transition
+from jaxrl.core.domains import POSITIVE, UNIT, hparam
 from jaxrl.loops import AlgoSpec
 from jaxrl.normalize import Welford, welford_update
 
@@ -241,9 +242,9 @@ class Config:
 class HParams:
     """Step size and eligibility-trace settings every stream-x learner has (float32)."""
 
-    lr: float = 1.0
-    gamma: float = 0.99
-    lam: float = 0.8
+    lr: float = hparam(1.0, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    lam: float = hparam(0.8, UNIT)
 
 
 #: Fields every streaming learner's ``Config`` has that must be positive.

@@ -28,6 +28,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
 from jaxrl.core import Agent, Transition
+from jaxrl.core.domains import NONNEGATIVE, POSITIVE, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import StreamMLP
 
@@ -48,9 +49,9 @@ class Config(sx.Config):
 class HParams(sx.HParams):
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    kappa_policy: float = 3.0
-    kappa_value: float = 2.0
-    entropy_coef: float = 0.01
+    kappa_policy: float = hparam(3.0, POSITIVE)
+    kappa_value: float = hparam(2.0, POSITIVE)
+    entropy_coef: float = hparam(0.01, NONNEGATIVE)
 
 
 class StreamACState(struct.PyTreeNode):

@@ -24,6 +24,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
 from jaxrl.core import Agent, Transition
+from jaxrl.core.domains import POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import StreamMLP
 
@@ -40,10 +41,10 @@ class Config(sx.Config):
 class HParams(sx.HParams):
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    kappa: float = 2.0
-    eps_start: float = 1.0
-    eps_end: float = 0.01
-    exploration_fraction: float = 0.05
+    kappa: float = hparam(2.0, POSITIVE)
+    eps_start: float = hparam(1.0, UNIT)
+    eps_end: float = hparam(0.01, UNIT)
+    exploration_fraction: float = hparam(0.05, RATE)
 
 
 class StreamQState(struct.PyTreeNode):

@@ -25,6 +25,7 @@ from flax import struct
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
 from jaxrl.core import Agent, Transition
+from jaxrl.core.domains import POSITIVE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.nets import StreamMLP
 
@@ -49,10 +50,10 @@ class Config:
 
 @struct.dataclass
 class HParams:
-    lr: float = 1.0
-    gamma: float = 0.99
-    lam: float = 0.8
-    kappa: float = 2.0
+    lr: float = hparam(1.0, POSITIVE)
+    gamma: float = hparam(0.99, UNIT)
+    lam: float = hparam(0.8, UNIT)
+    kappa: float = hparam(2.0, POSITIVE)
 
 
 class StreamTDState(struct.PyTreeNode):
