@@ -4,8 +4,6 @@ table."""
 
 import json
 
-import pytest
-
 from benchmarks import compile_suite
 from jaxrl import agents
 from jaxrl.cli import main
@@ -28,7 +26,7 @@ def test_an_unknown_compile_case_is_a_usage_error(capsys):
     assert main(["bench", "--suite", "compile", "--quick"]) == 2
 
 
-@pytest.mark.slow  # two fresh processes that import jax and compile PPO: ~20 s quiet, more loaded
+# two fresh processes that import jax and compile PPO: ~15 s on 2 quiet cores
 def test_a_warm_process_loads_every_program_the_cold_one_wrote(tmp_path):
     case = compile_suite.Case("ppo", "cartpole", {"total_steps": 2048, "num_evals": 2}, True)
     bench = compile_suite.run_compile_bench(["ppo"], log=lambda _: None, only={"ppo": case})
