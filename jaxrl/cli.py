@@ -5,7 +5,7 @@
 ``jaxrl sweep ALGO --grid KEY=V1,V2,... [--grid ...] [train's options]``;
 ``jaxrl pbt ALGO --population P --perturb KEY,KEY [--ready K] [train's options]``;
 ``jaxrl list``; ``jaxrl plot RUN_DIR [RUN_DIR ...] [--out DIR]``;
-``jaxrl bench [--suite cpu|gpu] [--quick] [--out DIR] [--cases NAME,...]`` (from a checkout:
+``jaxrl bench [--suite cpu|gpu|compile] [--quick] [--out DIR] [--cases NAME,...]`` (from a checkout:
 it runs the repository's ``benchmarks/``, which is not installed with jaxrl).
 
 Bad input gives one ``jaxrl: error: ...`` line on stderr and exit code 2.
@@ -172,13 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--suite",
-        choices=("cpu", "gpu"),
+        choices=("cpu", "gpu", "compile"),
         default="cpu",
-        help="cpu: the CPU bench (default); gpu: published GPU figures (~8 min on one GPU)",
+        help="cpu: the CPU bench (default); gpu: published GPU figures (~8 min on one GPU); "
+        "compile: cold and warm compile seconds and HLO size per algorithm (fresh processes)",
     )
     bench.add_argument("--quick", action="store_true", help="small budgets (< 10 min, 2 cores)")
     bench.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests only
-    bench.add_argument("--out", default="bench", help="output folder for bench.json")
+    bench.add_argument(
+        "--out", default="bench", help="output folder for bench.json (bench_compile.json)"
+    )
     bench.add_argument("--cases", default=None, help="comma-separated case names (default all)")
     return parser
 
@@ -444,10 +447,14 @@ def bench_command(args: argparse.Namespace, root: Path) -> int:
     from jaxrl import logging as jlog
 
     gpu = args.suite == "gpu"
-    if gpu and args.quick:
-        raise UsageError("--quick sizes the cpu suite; use --suite gpu alone (or --suite cpu)")
-    known = gpu_suite.GPU_CASES if gpu else bench.CASES
+    if args.suite != "cpu" and args.quick:
+        raise UsageError(
+            f"--quick sizes the cpu suite; use --suite {args.suite} alone (or --suite cpu)"
+        )
     cases = [c.strip() for c in args.cases.split(",") if c.strip()] if args.cases else None
+    if args.suite == "compile":
+        return compile_bench_command(args, cases)
+    known = gpu_suite.GPU_CASES if gpu else bench.CASES
     unknown = [c for c in cases or [] if c not in known]
     if unknown:
         raise UsageError(
@@ -466,6 +473,28 @@ def bench_command(args: argparse.Namespace, root: Path) -> int:
     print(format_table(result))
     if gpu:
         print(gpu_suite.format_published(result))
+    print(f"wall time {result['meta']['wall_seconds']:.0f} s; wrote {out}")
+    return 0
+
+
+def compile_bench_command(args: argparse.Namespace, cases: list[str] | None) -> int:
+    """``jaxrl bench --suite compile``: writes ``bench_compile.json`` and prints its table."""
+    from benchmarks import compile_suite
+    from jaxrl import logging as jlog
+
+    known = compile_suite.cases()
+    unknown = [c for c in cases or [] if c not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown bench case(s) {', '.join(unknown)}; known in the compile suite: "
+            f"{', '.join(known)}"
+        )
+    t0 = time.perf_counter()
+    result = compile_suite.run_compile_bench(cases)
+    result["meta"]["wall_seconds"] = time.perf_counter() - t0
+    out = Path(args.out) / "bench_compile.json"
+    jlog.write_json(out, result)
+    print(compile_suite.format_compile_table(result))
     print(f"wall time {result['meta']['wall_seconds']:.0f} s; wrote {out}")
     return 0
 

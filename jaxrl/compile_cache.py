@@ -120,16 +120,31 @@ def count_entries(directory: str | None) -> int:
     return sum(name.endswith("-cache") for name in os.listdir(directory))
 
 
+def hlo_size(compiled: Any) -> tuple[int, int]:
+    """``(bytes, instructions)`` of a compiled program's optimised HLO module text
+    (``compiled.as_text()``; an instruction is an indented ``name = ...`` line); ``(0, 0)``
+    when the backend gives no text. The count is the same for a program loaded from the
+    persistent cache; the bytes differ slightly (source-location tables)."""
+    try:
+        text = compiled.as_text() or ""
+    except Exception:  # noqa: BLE001 - a backend without HLO text: nothing to count
+        return 0, 0
+    instructions = sum(1 for line in text.splitlines() if line.startswith(" ") and " = " in line)
+    return len(text.encode()), instructions
+
+
 class CompileStats:
     """Counts XLA compiles while open (``with CompileStats() as stats:``) from JAX's
     monitoring events: ``count`` programs, ``seconds`` in XLA (a cache load included),
     ``trace_seconds`` tracing and lowering, ``hits`` loaded from the persistent cache,
     ``written`` new entries, ``rejected`` entries present but recompiled (an XLA:CPU build
-    that refuses its own cached executables, jax-ml/jax#38445)."""
+    that refuses its own cached executables, jax-ml/jax#38445); ``hlo_bytes`` and
+    ``hlo_instructions`` sum ``hlo_size`` over the programs given to ``add_program``."""
 
     def __init__(self) -> None:
         self.count, self.hits, self.written, self.rejected = 0, 0, 0, 0
         self.seconds = self.trace_seconds = 0.0
+        self.hlo_bytes = self.hlo_instructions = 0
         self.dir: str | None = None
         self._entries = 0
 
@@ -157,13 +172,22 @@ class CompileStats:
         added = count_entries(self.dir) - self._entries
         self.rejected = max(0, self.written - added)  # rewritten: was present, not loaded
 
+    def add_program(self, compiled: Any) -> None:
+        """Adds a compiled program's optimised HLO size (``hlo_size``)."""
+        size, instructions = hlo_size(compiled)
+        self.hlo_bytes += size
+        self.hlo_instructions += instructions
+
     def fields(self) -> dict[str, Any]:
         """The ``summary.json`` fields: ``compiles``, ``trace_seconds``,
-        ``backend_compile_seconds`` and ``compile_cache`` (``summary()``)."""
+        ``backend_compile_seconds``, ``hlo_bytes``, ``hlo_instructions`` and
+        ``compile_cache`` (``summary()``)."""
         return {
             "compiles": self.count,
             "trace_seconds": self.trace_seconds,
             "backend_compile_seconds": self.seconds,
+            "hlo_bytes": self.hlo_bytes,
+            "hlo_instructions": self.hlo_instructions,
             "compile_cache": self.summary(),
         }
 

@@ -121,6 +121,13 @@ def test_tiny_run_writes_outputs(tmp_path):
         assert field in summary, field
     assert summary["algo"] == "ppo" and summary["env"] == "cartpole" and summary["seeds"] == 2
     assert summary["steps"] == 8192 and summary["hparams"]["lr"] == pytest.approx(1e-3)
+    # evaluation apart from training: an estimate within the run, and how it was bounded
+    assert 0 < summary["eval_seconds"] < summary["run_seconds"]
+    assert summary["eval_fraction"] == pytest.approx(
+        summary["eval_seconds"] / summary["run_seconds"]
+    )
+    assert summary["eval_episodes"] == 16 and summary["eval_episode_limit"] == 500
+    assert summary["eval_episodes_capped"] is False and summary["hlo_instructions"] > 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 4
     assert {r["seed"] for r in rows} == {0, 1}

@@ -12,8 +12,10 @@ from __future__ import annotations
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
 from jaxrl.loops.evaluate import (
     CARRY_KEY,
+    EVAL_MAX_STEPS,
     Conditioning,
     act_step,
+    episode_limit,
     evaluate,
     reset_where,
 )
@@ -22,6 +24,7 @@ from jaxrl.loops.off_policy import off_policy
 from jaxrl.loops.offline import offline
 from jaxrl.loops.on_policy import on_policy, transition
 from jaxrl.loops.run import (
+    EvalProgress,
     LoopCarry,
     LoopSetup,
     MakeAgent,
@@ -44,7 +47,9 @@ __all__ = [
     "Conditioning",
     "Data",
     "Dataset",
+    "EVAL_MAX_STEPS",
     "EvalHook",
+    "EvalProgress",
     "HookInput",
     "LoopCarry",
     "LoopSetup",
@@ -59,6 +64,7 @@ __all__ = [
     "Trainer",
     "act_step",
     "action_kind",
+    "episode_limit",
     "evaluate",
     "host_sequences",
     "learners",

@@ -40,21 +40,36 @@ def _acting(agent: Agent) -> tuple[Callable, Callable]:
 
 
 def host_evaluate(
-    agent: Agent, state: Any, env: Any, key: jax.Array, episodes: int
+    agent: Agent,
+    state: Any,
+    env: Any,
+    key: jax.Array,
+    episodes: int,
+    max_steps: int | None = None,
 ) -> tuple[float, float]:
-    """``(mean, std)`` undiscounted return of ``episodes`` whole episodes of ``env`` with
-    deterministic actions (``explore=False``); each episode runs to the env's own end."""
-    return _evaluate(_acting(agent)[0], agent, state, env, key, episodes)
+    """``(mean, std)`` undiscounted return of ``episodes`` episodes of ``env`` with
+    deterministic actions (``explore=False``); each episode runs to the env's own end, or
+    for at most ``max_steps`` steps when given."""
+    return _evaluate(_acting(agent)[0], agent, state, env, key, episodes, max_steps)
 
 
 def _evaluate(
-    act: Callable, agent: Agent, state: Any, env: Any, key: jax.Array, episodes: int
+    act: Callable,
+    agent: Agent,
+    state: Any,
+    env: Any,
+    key: jax.Array,
+    episodes: int,
+    max_steps: int | None = None,
 ) -> tuple[float, float]:
     scale = _obs_scale(env)
     returns = []
+    limit = float("inf") if max_steps is None else max_steps
     for _ in range(episodes):
         obs, belief, total, done = env.reset(), agent.initial_carry(1), 0.0, False
-        while not done:
+        steps = 0
+        while not done and steps < limit:
+            steps += 1
             key, act_key = jax.random.split(key)
             x = jnp.asarray(obs, jnp.float32)[None] / scale
             action, belief = act(state, belief, x, act_key, False)
@@ -92,6 +107,7 @@ def host_sequences(
     num_evals: int = 1,
     eval_env: Any = None,
     eval_episodes: int = 1,
+    eval_max_steps: int | None = None,
     progress: Callable[[int], None] | None = None,
     log: Callable[[int, float], None] | None = None,
 ) -> tuple[Any, dict[str, np.ndarray], float]:
@@ -101,7 +117,8 @@ def host_sequences(
     The first ``data.warmup_steps`` actions are uniformly random; updates run every
     ``data.train_every`` steps once ``data.first_update`` steps are stored. At the end of
     each of ``num_evals`` equal periods the agent is evaluated for ``eval_episodes``
-    episodes on ``eval_env`` (a second instance, so the training episode is not cut).
+    episodes of at most ``eval_max_steps`` steps (``None``: whole episodes) on ``eval_env``
+    (a second instance, so the training episode is not cut).
     ``log(step, episode_return)`` is called at each training episode's end and
     ``progress(step)`` every 100 steps.
 
@@ -183,7 +200,7 @@ def host_sequences(
             progress(t + 1)
         if t + 1 in ends:
             mean, std = (
-                _evaluate(act, agent, state, eval_env, eval_key, eval_episodes)
+                _evaluate(act, agent, state, eval_env, eval_key, eval_episodes, eval_max_steps)
                 if eval_env is not None
                 else (float("nan"), float("nan"))
             )

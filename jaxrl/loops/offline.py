@@ -41,7 +41,8 @@ def offline(data: Dataset, setup: LoopSetup) -> Trainer:
 
     def eval_fn(agent, carry, key, num_envs):
         conditioning = None if data.conditioning is None else data.conditioning(carry.data)
-        return evaluate(agent, carry.agent_state, setup.env, key, num_envs, conditioning)
+        state = carry.agent_state
+        return evaluate(agent, state, setup.env, key, num_envs, conditioning, setup.eval_max_steps)
 
     return run_loop(
         setup,

@@ -11,6 +11,7 @@ equal the one-shot run bitwise, which checkpoints build on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,9 +21,13 @@ from flax import struct
 
 from jaxrl.core import Agent, LoopContext, Metrics, mean_metrics, tree_finite
 from jaxrl.envs import Env
-from jaxrl.loops.evaluate import evaluate
+from jaxrl.loops.evaluate import EVAL_MAX_STEPS, evaluate
 
 Progress = Callable[[jax.Array], None]
+#: ``eval_progress(env_steps, dependency, finished=...)``: a host callback as each
+#: evaluation starts (``finished=False``) and ends (``True``); ``dependency`` is an array
+#: the evaluation's start or end produced, so the call waits for it.
+EvalProgress = Callable[..., None]
 #: ``make_agent(hparams, schedule) -> Agent``: hparams may be traced (sweeps vmap them).
 MakeAgent = Callable[[Any, "Schedule"], Agent]
 
@@ -129,7 +134,8 @@ class LoopSetup(NamedTuple):
     """What every loop is built from besides its data declaration.
 
     ``make_agent(hparams, schedule) -> Agent``; ``env``: the (unbatched) env, also used for
-    evaluation with ``num_eval_envs`` episodes; ``progress(env_steps)``: host callback.
+    evaluation with ``num_eval_envs`` episodes of at most ``eval_max_steps`` steps;
+    ``progress(env_steps)``, ``eval_progress``: host callbacks (``Progress``, ``EvalProgress``).
     """
 
     make_agent: MakeAgent
@@ -137,6 +143,8 @@ class LoopSetup(NamedTuple):
     schedule: Schedule
     num_eval_envs: int
     progress: Progress | None = None
+    eval_max_steps: int | None = EVAL_MAX_STEPS
+    eval_progress: EvalProgress | None = None
 
 
 def env_context(env_state: Any, env_step: jax.Array) -> LoopContext:
@@ -179,15 +187,20 @@ def run_loop(
 ) -> Trainer:
     """Periods of iterations, each closed by an evaluation; the shared outer structure.
 
-    ``eval_fn`` defaults to ``evaluate`` in ``setup.env``; ``setup.progress(env_steps)`` is
-    called on the host about ``progress_points`` times a run.
+    ``eval_fn`` defaults to ``evaluate`` in ``setup.env`` (episodes capped at
+    ``setup.eval_max_steps``); ``setup.progress(env_steps)`` is
+    called on the host about ``progress_points`` times a run, ``setup.eval_progress`` as
+    each evaluation starts and ends.
     """
     schedule, make_agent, progress = setup.schedule, setup.make_agent, setup.progress
+    eval_progress = setup.eval_progress
     progress_every = max(1, schedule.num_iters // progress_points)
     if eval_fn is None:
 
         def eval_fn(agent, carry, key, num_envs):
-            return evaluate(agent, carry.agent_state, setup.env, key, num_envs)
+            return evaluate(
+                agent, carry.agent_state, setup.env, key, num_envs, max_steps=setup.eval_max_steps
+            )
 
     def init(key: jax.Array, hparams: Any) -> RunState:
         key, init_key = jax.random.split(key)
@@ -215,10 +228,17 @@ def run_loop(
             its = p * schedule.iters_per_eval + jnp.arange(schedule.iters_per_eval)
             carry, metrics = jax.lax.scan(inner, carry, (its, keys[:-1]))
             metrics = mean_metrics(metrics)
+            env_steps = (p + 1) * schedule.iters_per_eval * schedule.steps_per_iter
+            if eval_progress is not None:
+                started = functools.partial(eval_progress, finished=False)
+                jax.debug.callback(started, env_steps, carry.iteration)
             ret_mean, ret_std = eval_fn(agent, carry, keys[-1], setup.num_eval_envs)
+            if eval_progress is not None:
+                ended = functools.partial(eval_progress, finished=True)
+                jax.debug.callback(ended, env_steps, ret_mean)
             metrics.update(
                 {
-                    "env_steps": (p + 1) * schedule.iters_per_eval * schedule.steps_per_iter,
+                    "env_steps": env_steps,
                     "eval_return": ret_mean,
                     "eval_return_std": ret_std,
                     "train_return": train_return(carry),

@@ -15,7 +15,7 @@ from typing import Any
 from jaxrl.core.types import Agent, hparams_from
 from jaxrl.envs import Env
 from jaxrl.loops.data import Data
-from jaxrl.loops.run import Progress, Schedule, Trainer
+from jaxrl.loops.run import EvalProgress, Progress, Schedule, Trainer
 from jaxrl.loops.train import make_train, schedule_for
 
 ACTION_KINDS = ("discrete", "continuous")
@@ -78,7 +78,7 @@ class AlgoSpec:
       name: the registry name (``jaxrl train NAME``).
       summary: one line for ``jaxrl list``.
       config: the frozen ``Config`` dataclass (static: shapes, control flow); it has
-        ``total_steps``, ``num_evals`` and ``num_eval_envs``.
+        ``total_steps``, ``num_evals``, ``num_eval_envs`` and ``eval_max_steps``.
       hparams: the ``HParams`` pytree class (float32 leaves; vmappable, sweepable).
       make_agent: ``(config, env, hparams, schedule) -> Agent``.
       data: ``(config, env) -> Rollout | Replay | Stream | Sequences | Dataset``.
@@ -132,7 +132,8 @@ class AlgoSpec:
             raise ValueError(
                 f"{self.name} needs a {need} action space; the env's is {action_kind(env)}"
             )
-        for field in ("total_steps", "num_evals", "num_eval_envs", *self.positive):
+        fields = ("total_steps", "num_evals", "num_eval_envs", "eval_max_steps")
+        for field in (*fields, *self.positive):
             if getattr(config, field) <= 0:
                 raise ValueError(
                     f"{self.name}: {field} must be positive, got {getattr(config, field)}"
@@ -151,8 +152,15 @@ class AlgoSpec:
         data = self.data(config, env)
         return schedule_for(data, config.total_steps, config.num_evals)
 
-    def make_train(self, config: Any, env: Env, progress: Progress | None = None) -> Trainer:
-        """``train(key, hparams) -> (agent_state, metrics)``, one jittable function."""
+    def make_train(
+        self,
+        config: Any,
+        env: Env,
+        progress: Progress | None = None,
+        eval_progress: EvalProgress | None = None,
+    ) -> Trainer:
+        """``train(key, hparams) -> (agent_state, metrics)``, one jittable function
+        (``progress``, ``eval_progress``: host callbacks, see ``jaxrl.loops.run``)."""
         self.validate(config, env)
 
         def make_agent(hparams: Any, schedule: Schedule) -> Agent:
@@ -166,4 +174,6 @@ class AlgoSpec:
             num_evals=config.num_evals,
             num_eval_envs=config.num_eval_envs,
             progress=progress,
+            eval_max_steps=config.eval_max_steps,
+            eval_progress=eval_progress,
         )

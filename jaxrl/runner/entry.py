@@ -17,7 +17,14 @@ from jaxrl import envs, loops, sweep
 from jaxrl.loops import AlgoSpec
 from jaxrl.runner.display import ProgressBar
 from jaxrl.runner.engine import Executed, Program, execute, to_host
-from jaxrl.runner.hooks import Transform, absolute_fields, absolute_fn, run_hooks, with_protocol
+from jaxrl.runner.hooks import (
+    Transform,
+    absolute_fields,
+    absolute_fn,
+    run_hooks,
+    time_evaluation,
+    with_protocol,
+)
 from jaxrl.runner.options import Job, RunOptions, RunResult, check_protocol, prepare
 from jaxrl.runner.outputs import Timing, make_summary, write_run
 
@@ -56,7 +63,7 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
     schedule = spec.schedule(cfg, job.env)
     bar = ProgressBar(schedule.total_steps, enabled=opts.progress)
     # Without a bar no host callback is compiled in: JAX never caches a program with one.
-    trainer = spec.make_train(cfg, job.env, progress=bar if opts.progress else None)
+    trainer = spec.make_train(cfg, job.env, *bar.hooks())
     if transform is not None:
         trainer = transform.wrap(trainer, hp)
     trainer = with_protocol(trainer, opts.eval_protocol, run_meta)
@@ -71,7 +78,11 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
     if done.stopped_early:
         return RunResult({}, done.metrics, out, stopped_early=True)
     runs = seeds * (transform.runs_per_seed if transform else 1)
-    summary = make_summary(job, schedule.total_steps, done.metrics, timing(done, schedule, runs))
+    measured = time_evaluation(
+        trainer, lambda fn: sweep.over_seeds(fn, seeds), done.state, hp, cfg.num_eval_envs
+    )
+    speed = timing(done, schedule, runs, measured)
+    summary = make_summary(job, schedule.total_steps, done.metrics, speed)
     summary.update(transform.meta if transform else {})
     if opts.eval_protocol == "absolute":
         fn = sweep.over_seeds(absolute_fn(trainer, cfg.num_eval_envs), seeds)
@@ -83,16 +94,22 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
     return RunResult(summary, done.metrics, out)
 
 
-def timing(done: Executed, schedule: Any, runs: int) -> Timing:
-    """The ``Timing`` of an executed program of ``runs`` batched runs."""
-    steps_per_period = schedule.iters_per_eval * schedule.steps_per_iter
-    run_steps = (schedule.num_evals - done.start) * steps_per_period * runs
+def timing(
+    done: Executed, schedule: Any, runs: int, evaluation: tuple[float, float] | None = None
+) -> Timing:
+    """The ``Timing`` of an executed program of ``runs`` batched runs; ``evaluation``:
+    ``time_evaluation``'s ``(seconds of one evaluation, measuring seconds)``."""
+    periods = schedule.num_evals - done.start
+    run_steps = periods * schedule.iters_per_eval * schedule.steps_per_iter * runs
+    one_eval, measuring = evaluation if evaluation is not None else (None, None)
     return Timing(
         steps_per_second=run_steps / max(done.run_seconds, 1e-9),
         compile_seconds=done.compile_seconds,
         run_seconds=done.run_seconds,
         resumed_from=done.start if done.resumed else None,
         compiles=done.compiles,
+        eval_seconds=None if one_eval is None else periods * one_eval,
+        eval_timing_seconds=measuring,
     )
 
 
@@ -126,6 +143,7 @@ def run_host(job: Job, out: Path) -> RunResult:
                 num_evals=cfg.num_evals,
                 eval_env=eval_env,
                 eval_episodes=cfg.num_eval_envs,
+                eval_max_steps=cfg.eval_max_steps,
                 progress=bar,
             )
             bar.close()

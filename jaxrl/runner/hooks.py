@@ -4,6 +4,7 @@ the absolute evaluation protocol, and the evaluation hooks a spec declares."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,33 @@ def absolute_fields(mean: np.ndarray, std: np.ndarray, num_eval_envs: int) -> di
         "absolute_return_stds": [float(x) for x in np.ravel(std)],
         "absolute_episodes": ABSOLUTE_FACTOR * num_eval_envs,
     }
+
+
+def time_evaluation(
+    trainer: Any, batched: Callable[[Callable], Callable], state: Any, hp: Any, num_envs: int
+) -> tuple[float, float] | None:
+    """``(seconds of one evaluation, seconds spent measuring it)`` of the final agents in
+    ``state`` (a run's ``RunState``, batched like the run), or ``None`` for a trainer
+    without an evaluation routine (a wrapped one, e.g. PBT's).
+
+    The loop's own evaluation (``trainer.evaluate``, ``num_envs`` episodes) is compiled on
+    its own (``batched(fn)`` vmaps and jits ``fn(state, hp)`` as the run's program was)
+    and timed once, so the training program is not compiled twice; the measuring
+    seconds include that compile.
+    """
+    if trainer.evaluate is None:
+        return None
+
+    def evaluate(state: Any, hp: Any) -> tuple[jax.Array, jax.Array]:
+        key = jax.random.fold_in(state.period_keys[-1], 2)
+        return trainer.evaluate(state.carry, hp, key, num_envs)
+
+    start = time.perf_counter()
+    compiled = batched(evaluate).lower(state, hp).compile()
+    timed = time.perf_counter()
+    jax.block_until_ready(compiled(state, hp))
+    end = time.perf_counter()
+    return end - timed, end - start
 
 
 def hook_fields(spec: AlgoSpec, given: loops.HookInput) -> dict[str, Any]:

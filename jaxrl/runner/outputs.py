@@ -12,20 +12,54 @@ import numpy as np
 
 from jaxrl import compile_cache as xla_cache
 from jaxrl import logging as jlog
-from jaxrl import sweep
+from jaxrl import loops, sweep
 from jaxrl.runner.options import Job
 
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
     """A run's speed for its summary: env steps per second, compile and run seconds, the
-    period resumed from (``None`` when not resumed) and the up-front compiles."""
+    period resumed from (``None`` when not resumed) and the up-front compiles.
+
+    ``eval_seconds``: the part of ``run_seconds`` spent evaluating, estimated as the
+    periods run times one timed evaluation of the final agents (``hooks.time_evaluation``);
+    ``eval_timing_seconds``: what measuring it cost (its compile included); both ``None``
+    when not measured.
+    """
 
     steps_per_second: float
     compile_seconds: float
     run_seconds: float
     resumed_from: int | None = None
     compiles: xla_cache.CompileStats | None = None
+    eval_seconds: float | None = None
+    eval_timing_seconds: float | None = None
+
+    def eval_fields(self) -> dict[str, Any]:
+        """``eval_seconds``, ``eval_fraction`` (of ``run_seconds``), ``eval_timing_seconds``."""
+        fraction = None
+        if self.eval_seconds is not None:
+            fraction = self.eval_seconds / max(self.run_seconds, 1e-9)
+        return {
+            "eval_seconds": self.eval_seconds,
+            "eval_fraction": fraction,
+            "eval_timing_seconds": self.eval_timing_seconds,
+        }
+
+
+def eval_bound(job: Job) -> dict[str, Any]:
+    """How a run's evaluations were bounded, for its summary: ``eval_episodes`` per
+    evaluation, ``eval_episode_limit`` (steps an episode may last: the env's limit capped
+    at ``eval_max_steps``) and ``eval_episodes_capped`` (whether that cap cut the env's
+    limit)."""
+    cap = getattr(job.cfg, "eval_max_steps", None)
+    env_limit = job.env.max_episode_steps
+    limit = env_limit if env_limit is None else loops.episode_limit(job.env, cap)
+    return {
+        "eval_episodes": job.cfg.num_eval_envs,
+        "eval_episode_limit": limit,
+        "eval_episodes_capped": env_limit is not None and limit < env_limit,
+    }
 
 
 def make_summary(
@@ -54,6 +88,8 @@ def make_summary(
         "compile_seconds": timing.compile_seconds,
         **(compiles.fields() if compiles is not None else {}),
         "run_seconds": timing.run_seconds,
+        **timing.eval_fields(),
+        **eval_bound(job),
         "finite": first_bad is None,
         "first_nonfinite_step": first_bad,
         "resumed_from_period": timing.resumed_from,

@@ -14,9 +14,9 @@ from jaxrl.loops import AlgoSpec
 from jaxrl.runner.display import ProgressBar
 from jaxrl.runner.engine import Program, execute, to_host
 from jaxrl.runner.entry import timing
-from jaxrl.runner.hooks import absolute_fields, absolute_fn, with_protocol
+from jaxrl.runner.hooks import absolute_fields, absolute_fn, time_evaluation, with_protocol
 from jaxrl.runner.options import RunOptions, SweepResult, prepare
-from jaxrl.runner.outputs import make_summary, write_run, write_sweep
+from jaxrl.runner.outputs import eval_bound, make_summary, write_run, write_sweep
 
 
 def run_sweep(
@@ -57,7 +57,7 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     run_meta = job.meta(grid={k: list(v) for k, v in grid.items()})
     schedule = spec.schedule(cfg, job.env)
     bar = ProgressBar(schedule.total_steps, enabled=opts.progress, desc="sweep (per run)")
-    trainer = spec.make_train(cfg, job.env, progress=bar if opts.progress else None)
+    trainer = spec.make_train(cfg, job.env, *bar.hooks())
     trainer = with_protocol(trainer, opts.eval_protocol, run_meta)
     init = sweep.over_grid(trainer.init, seeds, num_settings, first_batched=False)
 
@@ -71,7 +71,15 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     metrics = done.metrics
     if done.stopped_early:
         return SweepResult({}, metrics, out, stopped_early=True)
-    speed = timing(done, schedule, num_settings * seeds)
+    batched = functools.partial(sweep.over_grid, num_seeds=seeds, batch_size=num_settings)
+    measured = time_evaluation(
+        trainer,
+        lambda fn: batched(fn, first_batched=True),
+        done.state,
+        batched_hp,
+        cfg.num_eval_envs,
+    )
+    speed = timing(done, schedule, num_settings * seeds, measured)
     rows = sweep.rank_settings(settings, metrics["eval_return"][:, :, -1])
     names = [sweep.setting_name(i, s) for i, s in enumerate(settings)]
     absolute = None
@@ -91,6 +99,8 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
         "compile_seconds": done.compile_seconds,
         **done.compiles.fields(),
         "run_seconds": done.run_seconds,
+        **speed.eval_fields(),
+        **eval_bound(job),
         "steps_per_second": speed.steps_per_second,
         "resumed_from_period": speed.resumed_from,
         "best": rows[0]["hparams"],

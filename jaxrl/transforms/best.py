@@ -31,6 +31,14 @@ class BestState(struct.PyTreeNode):
     def agent_state(self) -> Any:
         return self.run.agent_state
 
+    @property
+    def carry(self) -> Any:
+        return self.run.carry
+
+    @property
+    def period_keys(self) -> jax.Array:
+        return self.run.period_keys
+
 
 def with_best(trainer: Trainer) -> Trainer:
     """``trainer`` that also keeps the agent state of its best evaluation (see module)."""

@@ -39,6 +39,7 @@ class Config:
     critic_layer_norm: bool = False
     num_evals: int = 20
     num_eval_envs: int = 8
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
     log_dormant: bool = False  # add the actor's tau-dormant ratio (DrM) to the metrics
 
     @property

@@ -85,6 +85,7 @@ class Config:
     reference: str = "uniform"
     num_evals: int = 10
     num_eval_envs: int = 16
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
 
 
 @struct.dataclass

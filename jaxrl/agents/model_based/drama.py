@@ -99,6 +99,7 @@ class Config:
     dfs_temperature: float = 10.0
     num_evals: int = 10
     num_eval_envs: int = 8
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
 
     @property
     def world_model(self) -> WorldModelConfig:

@@ -34,6 +34,7 @@ class OfflineConfig:
     activation: str = "relu"
     num_evals: int = 10
     num_eval_envs: int = 16
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
     dataset: str = ""
     dataset_seed: int = 0
 

@@ -59,6 +59,7 @@ class Config:
     ortho_init: bool = True  # orthogonal weights (CleanRL/PureJaxRL); False: flax's lecun_normal
     num_evals: int = 20
     num_eval_envs: int = 16
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
 
 
 @struct.dataclass

@@ -52,6 +52,7 @@ class Config:
     max_considered: int = 16  # Gumbel: actions considered at the root
     num_evals: int = 10
     num_eval_envs: int = 16
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
 
 
 @struct.dataclass

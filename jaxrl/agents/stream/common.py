@@ -236,6 +236,7 @@ class Config:
     optimizer: str = "obgd"
     num_evals: int = 20
     num_eval_envs: int = 16
+    eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
 
 
 @struct.dataclass
