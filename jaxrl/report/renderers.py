@@ -310,6 +310,51 @@ def sweep_compile(data: dict) -> str:
     )
 
 
+def bench_compile(data: dict) -> str:
+    """``jaxrl bench --suite compile``: cold and warm compile of each case's programs."""
+    rows = []
+    for case, r in data["cases"].items():
+        cold, warm = r["cold"], r["warm"]
+        if cold.get("status") != "ok" or warm.get("status") != "ok":
+            rows.append([case, f"`{r['settings']['env']}`", "failed", "", "", "", ""])
+            continue
+        rows.append(
+            [
+                case,
+                f"`{r['settings']['env']}`",
+                f"{cold['compile_seconds']:.1f} ({cold['backend_compile_seconds']:.1f})",
+                f"{warm['compile_seconds']:.1f} ({warm['backend_compile_seconds']:.1f})",
+                f"{warm['cache_hits']} of {warm['programs']}",
+                f"{r['ratio_compile_cold_over_warm']:.1f}x",
+                f"{cold['hlo_instructions']:,}",
+            ]
+        )
+    meta, done = data["meta"], data["done_when"]
+    header = [
+        "case",
+        "env",
+        "cold compile s (XLA)",
+        "warm compile s (XLA)",
+        "warm cache hits",
+        "cold / warm",
+        "HLO instructions",
+    ]
+    return blocks(
+        facts(
+            date=meta["date"],
+            machine=f"{meta['cpu']}, {meta['cpu_count']} cores",
+            cases=len(rows),
+            wall=minutes(meta["wall_seconds"]),
+        ),
+        table(header, rows),
+        "A second identical `jaxrl train ppo` in a new process: XLA compile "
+        f"{done['ppo_ratio_backend_compile_cold_over_warm']:.1f}x faster (goal "
+        f">= {done['goals']['backend_compile']:g}), whole `compile_seconds` "
+        f"{done['ppo_ratio_compile_cold_over_warm']:.1f}x smaller (goal "
+        f">= {done['goals']['compile_seconds']:g}).",
+    )
+
+
 def seed_scaling(data: dict) -> str:
     """``experiments/seed_scaling.py``: the cost of a seed as seeds are added."""
     rows = []
@@ -859,6 +904,7 @@ class Renderer:
 RENDERERS: dict[str, Renderer] = {
     "assistance_game": Renderer("assistance_game.json", assistance_game),
     "assistance_game_gamma0.5": Renderer("gamma0.5/assistance_game.json", assistance_game),
+    "bench_compile": Renderer("bench_compile.json", bench_compile),
     "bench_quick": Renderer("bench_quick.json", bench_quick),
     "drama_atari": Renderer("drama_atari.json", drama_atari),
     "drama_minatar": Renderer("drama_minatar.json", drama_minatar),
