@@ -69,7 +69,7 @@ def test_recurrent_carry_observes_each_step_and_restarts_with_each_episode():
         ),
         update=lambda s, b, k: (s, {}),
         initial_carry=lambda n: jnp.zeros(n, jnp.int32),
-        observe=lambda s, carry, obs, action: carry + 1,
+        observe=lambda s, carry, obs, action, info: carry + 1,
     )
     state, belief = env.reset(jax.random.PRNGKey(0)), agent.initial_carry(2)
     seen = []

@@ -9,14 +9,9 @@ schedule)``. Algorithms choose a declaration (``Rollout``, ``Replay``, ``Stream`
 
 from __future__ import annotations
 
+from jaxrl.loops.carry import first_carry, next_carry, reset_where, silent_info
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
-from jaxrl.loops.evaluate import (
-    CARRY_KEY,
-    Conditioning,
-    act_step,
-    evaluate,
-    reset_where,
-)
+from jaxrl.loops.evaluate import Conditioning, act_step, evaluate
 from jaxrl.loops.host import host_sequences
 from jaxrl.loops.off_policy import off_policy
 from jaxrl.loops.offline import offline
@@ -40,7 +35,6 @@ from jaxrl.loops.train import make_train, schedule_for
 __all__ = [
     "ACTION_KINDS",
     "AlgoSpec",
-    "CARRY_KEY",
     "Conditioning",
     "Data",
     "Dataset",
@@ -60,10 +54,12 @@ __all__ = [
     "act_step",
     "action_kind",
     "evaluate",
+    "first_carry",
     "host_sequences",
     "learners",
     "make_schedule",
     "make_train",
+    "next_carry",
     "off_policy",
     "offline",
     "on_policy",
@@ -72,6 +68,7 @@ __all__ = [
     "schedule_for",
     "sequence_updates",
     "sequences",
+    "silent_info",
     "streaming",
     "transition",
 ]

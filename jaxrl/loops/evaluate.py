@@ -10,10 +10,7 @@ import jax.numpy as jnp
 
 from jaxrl.core import Agent
 from jaxrl.envs import Env, EnvState, VmapWrapper
-
-#: A recurrent agent may return its next carry in ``act``'s info under this key (the
-#: loops then skip ``observe``): ``with_action_sequences`` does, for its plan.
-CARRY_KEY = "carry"
+from jaxrl.loops.carry import first_carry, next_carry
 
 
 class Conditioning(NamedTuple):
@@ -27,15 +24,6 @@ class Conditioning(NamedTuple):
     init: Callable[[int], Any]
     obs: Callable[[jax.Array, Any], jax.Array]
     step: Callable[[Any, jax.Array], Any]
-
-
-def reset_where(done: jax.Array, fresh: Any, carry: Any) -> Any:
-    """``carry`` with the rows of finished envs (``done [B]``) replaced by ``fresh``."""
-
-    def pick(f, c):
-        return jnp.where(done.reshape((-1,) + (1,) * (c.ndim - 1)), f, c)
-
-    return jax.tree.map(pick, fresh, carry)
 
 
 def act_step(
@@ -52,20 +40,13 @@ def act_step(
     """The agent acts in ``env_state`` (batched), the env steps: ``(action, info, next, belief)``.
 
     ``obs`` replaces ``env_state.obs`` as the policy input when given. A recurrent agent's
-    ``belief`` observes the step and restarts where an episode ended; for a feed-forward
-    agent it stays ``None``. An agent whose ``act`` returns ``info[CARRY_KEY]`` gives its
-    next belief that way instead of through ``observe``.
+    ``belief`` moves by ``next_carry`` (it observes the step and restarts where an episode
+    ended); for a feed-forward agent it stays ``None``.
     """
     x = env_state.obs if obs is None else obs
     action, info = agent.act(agent_state, x, key, explore, env_state=env_state, carry=belief)
     nxt = env.step(env_state, action)
-    if agent.recurrent:
-        if CARRY_KEY in info:
-            info = dict(info)
-            belief = info.pop(CARRY_KEY)
-        else:
-            belief = agent.observe(agent_state, belief, x, action)
-        belief = reset_where(nxt.done, agent.initial_carry(action.shape[0]), belief)
+    belief = next_carry(agent, agent_state, belief, x, action, info, nxt.done)
     return action, info, nxt, belief
 
 
@@ -92,7 +73,7 @@ def evaluate(
     # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
     keys = jax.random.split(key, num_envs + horizon)
     state = eval_env.reset_each(keys[:num_envs])
-    belief = agent.initial_carry(num_envs) if agent.recurrent else None
+    belief = first_carry(agent, num_envs)
     cond = conditioning.init(num_envs) if conditioning is not None else None
 
     def body(carry, k):

@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxrl.core import Agent
 from jaxrl.data.sequences import sequence_replay_add, sequence_replay_init
+from jaxrl.loops.carry import first_carry, next_carry, silent_info
 from jaxrl.loops.data import Sequences
 from jaxrl.loops.sequences import sequence_updates
 
@@ -30,13 +31,19 @@ def _obs_scale(env: Any) -> float:
 
 def _acting(agent: Agent) -> tuple[Callable, Callable]:
     """Jitted ``act(state, belief, obs [1, ...], key, explore) -> (action [1], belief)`` and
-    ``observe`` (the belief update for an action chosen elsewhere)."""
+    ``observe(state, belief, obs, action) -> belief`` for an action the loop chose (the
+    agent is not asked: ``silent_info``). Both move the belief by ``next_carry``; each
+    episode starts from ``first_carry``."""
 
     def act(state, belief, obs, key, explore):
-        action, _ = agent.act(state, obs, key, explore, carry=belief)
-        return action, agent.observe(state, belief, obs, action)
+        action, info = agent.act(state, obs, key, explore, carry=belief)
+        return action, next_carry(agent, state, belief, obs, action, info)
 
-    return jax.jit(act, static_argnums=4), jax.jit(agent.observe)
+    def observe(state, belief, obs, action):
+        info = silent_info(agent, state, obs, belief)
+        return next_carry(agent, state, belief, obs, action, info)
+
+    return jax.jit(act, static_argnums=4), jax.jit(observe)
 
 
 def host_evaluate(
@@ -53,7 +60,7 @@ def _evaluate(
     scale = _obs_scale(env)
     returns = []
     for _ in range(episodes):
-        obs, belief, total, done = env.reset(), agent.initial_carry(1), 0.0, False
+        obs, belief, total, done = env.reset(), first_carry(agent, 1), 0.0, False
         while not done:
             key, act_key = jax.random.split(key)
             x = jnp.asarray(obs, jnp.float32)[None] / scale
@@ -95,7 +102,8 @@ def host_sequences(
     progress: Callable[[int], None] | None = None,
     log: Callable[[int, float], None] | None = None,
 ) -> tuple[Any, dict[str, np.ndarray], float]:
-    """``total_steps`` steps of one host env with a recurrent ``agent`` on ``data``'s
+    """``total_steps`` steps of one host env with ``agent`` (its carry, if any, moved by
+    ``next_carry``) on ``data``'s
     sequence replay (``data.num_envs`` is ignored: one env).
 
     The first ``data.warmup_steps`` actions are uniformly random; updates run every
@@ -142,7 +150,7 @@ def host_sequences(
     period_returns: list[float] = []
     first_call, timed = 0.0, {"act": False, "update": False}
     obs = env.reset()
-    belief = agent.initial_carry(1)
+    belief = first_carry(agent, 1)
     episode_return = 0.0
     for t in range(total_steps):
         key, act_key, update_key, eval_key = jax.random.split(key, 4)
@@ -171,7 +179,7 @@ def host_sequences(
             period_returns.append(episode_return)
             if log is not None:
                 log(t + 1, episode_return)
-            obs, belief, episode_return = env.reset(), agent.initial_carry(1), 0.0
+            obs, belief, episode_return = env.reset(), first_carry(agent, 1), 0.0
         if t + 1 >= data.first_update and (t + 1) % data.train_every == 0:
             start = time.perf_counter()
             state, buffer, _ = updates(state, buffer, update_key)
