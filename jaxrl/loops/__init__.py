@@ -9,7 +9,7 @@ schedule)``. Algorithms choose a declaration (``Rollout``, ``Replay``, ``Stream`
 
 from __future__ import annotations
 
-from jaxrl.loops.carry import first_carry, next_carry, reset_where, silent_info
+from jaxrl.loops.carry import first_carry, next_carry, reset_where, silenced, silent_info
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
 from jaxrl.loops.evaluate import Conditioning, act_step, evaluate
 from jaxrl.loops.host import host_sequences
@@ -68,6 +68,7 @@ __all__ = [
     "schedule_for",
     "sequence_updates",
     "sequences",
+    "silenced",
     "silent_info",
     "streaming",
     "transition",

@@ -45,8 +45,9 @@ def next_carry(
     loop that starts each episode with ``first_carry`` itself). ``None`` for a
     feed-forward agent.
 
-    ``info`` is what ``act`` returned for this step, or ``silent_info`` where the loop chose
-    the action without asking the agent (a warm-up's random action).
+    ``info`` is what ``act`` returned for the action played, or zeros of that structure
+    where the loop played an action of its own (a warm-up's random action: ``silent_info``
+    when the agent was not asked, ``silenced`` when its answer was overridden).
     """
     if not agent.recurrent:
         return None
@@ -67,3 +68,9 @@ def silent_info(
         )[1]
     )
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def silenced(info: dict, loop_chose: jax.Array) -> dict:
+    """``info`` as zeros where ``loop_chose`` (a bool scalar: the loop played an action of
+    its own instead of the agent's), so that ``observe`` sees what ``silent_info`` gives."""
+    return jax.tree.map(lambda x: jnp.where(loop_chose, jnp.zeros_like(x), x), info)

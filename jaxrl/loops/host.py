@@ -2,7 +2,8 @@
 env, every agent computation (acting, belief update, buffer writes, updates) is jitted.
 
 A host env has ``reset() -> obs``, ``step(a) -> (obs, reward, terminated, truncated)``,
-``observation_spec`` and a discrete ``action_spec``. It cannot run inside the jitted
+``observation_spec`` and an ``action_spec`` (``a`` an int for a discrete spec, a float32
+array for a box). It cannot run inside the jitted
 loops, so it has its own evaluation (``host_evaluate``: the same rule as
 ``jaxrl.loops.evaluate``, deterministic actions, one episode at a time).
 """
@@ -27,6 +28,19 @@ from jaxrl.loops.sequences import sequence_updates
 def _obs_scale(env: Any) -> float:
     """uint8 frames (a Box with ``high`` above 1) enter the model in [0, 1]."""
     return 255.0 if float(np.max(env.observation_spec.high)) > 1.0 else 1.0
+
+
+def _host_action(spec: Any, action: jax.Array) -> Any:
+    """The row of ``action [1, ...]`` as a host env takes it (int, or float32 array)."""
+    return int(action[0]) if spec.discrete else np.asarray(action[0], np.float32)
+
+
+def _random_action(spec: Any, rng: np.random.Generator) -> jax.Array:
+    """A uniformly random action ``[1, ...]``: the host's NumPy generator draws a discrete
+    one itself and seeds ``spec.sample`` for a box."""
+    if spec.discrete:
+        return jnp.asarray([rng.integers(spec.num_actions)], jnp.int32)
+    return spec.sample(jax.random.PRNGKey(int(rng.integers(2**31 - 1))))[None]
 
 
 def _acting(agent: Agent) -> tuple[Callable, Callable]:
@@ -65,7 +79,7 @@ def _evaluate(
             key, act_key = jax.random.split(key)
             x = jnp.asarray(obs, jnp.float32)[None] / scale
             action, belief = act(state, belief, x, act_key, False)
-            obs, reward, terminated, truncated = env.step(int(action[0]))
+            obs, reward, terminated, truncated = env.step(_host_action(env.action_spec, action))
             total += reward
             done = terminated or truncated
         returns.append(total)
@@ -128,7 +142,7 @@ def host_sequences(
     obs_shape = tuple(env.observation_spec.shape)
     example = {
         "obs": jnp.zeros((1, *obs_shape), frames),
-        "action": jnp.zeros((1,), jnp.int32),
+        "action": jnp.zeros((1, *env.action_spec.shape), env.action_spec.dtype),
         "reward": jnp.zeros((1,), jnp.float32),
         "terminated": jnp.zeros((1,), jnp.bool_),
     }
@@ -156,7 +170,7 @@ def host_sequences(
         key, act_key, update_key, eval_key = jax.random.split(key, 4)
         obs_in = jnp.asarray(obs, jnp.float32)[None] / scale
         if t < data.warmup_steps:
-            action = jnp.asarray([rng.integers(env.action_spec.num_actions)], jnp.int32)
+            action = _random_action(env.action_spec, rng)
             belief = observe(state, belief, obs_in, action)
         else:
             start = time.perf_counter()
@@ -165,7 +179,7 @@ def host_sequences(
                 jax.block_until_ready(action)
                 first_call += time.perf_counter() - start
                 timed["act"] = True
-        next_obs, reward, terminated, truncated = env.step(int(action[0]))
+        next_obs, reward, terminated, truncated = env.step(_host_action(env.action_spec, action))
         row = {
             "obs": jnp.asarray(obs, frames)[None, None],
             "action": action[None],

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxrl.core import Agent, Metrics, mean_metrics
 from jaxrl.data.sequences import SequenceBatch, sequence_replay_add, sequence_replay_init
 from jaxrl.envs import AutoReset, VmapWrapper
-from jaxrl.loops.carry import first_carry, next_carry
+from jaxrl.loops.carry import first_carry, next_carry, silenced
 from jaxrl.loops.data import Sequences
 from jaxrl.loops.run import (
     LoopCarry,
@@ -86,8 +86,9 @@ def sequences(data: Sequences, setup: LoopSetup) -> Trainer:
                 agent_state, env_state.obs, act_key, True, env_state=env_state, carry=belief
             )
             random = jax.vmap(env.action_spec.sample)(jax.random.split(rand_key, num_envs))
-            action = jnp.where(t * num_envs < data.warmup_steps, random, action)
-            action = action.astype(random.dtype)
+            warm = t * num_envs < data.warmup_steps
+            action = jnp.where(warm, random, action).astype(random.dtype)
+            info = silenced(info, warm)
             nxt = train_env.step(env_state, action)
             belief = next_carry(agent, agent_state, belief, env_state.obs, action, info, nxt.done)
             row = {

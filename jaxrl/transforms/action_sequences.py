@@ -12,8 +12,8 @@ plan and the position in it (``SequenceCarry``); ``act`` reads it and returns th
 its info, ``observe`` (run by every loop through ``jaxrl.loops.next_carry``) keeps the
 plan and advances the position, and the loops restart it at episode ends, so every
 episode starts with a decision and truncation is untouched. Where a loop plays an action
-of its own without asking the agent (a warm-up), ``observe`` sees zeros for the info and
-the next step decides afresh.
+of its own (a warm-up), ``observe`` sees zeros for the info and the next step decides
+afresh, in every loop alike.
 
 The transform is data: its ``act`` is an ``ActionSequences`` record holding the inner
 policy and the interval, so transforming an agent this transform made (or a wrapper of
@@ -39,8 +39,8 @@ from jaxrl.loops.evaluate import evaluate
 #: The ``act`` info key under which a sequence policy returns its plan ``[B, L, act]``.
 SEQUENCE_KEY = "action_sequence"
 #: The transformed agent's ``act`` info holds True ``[B]`` here; the zeros a loop hands to
-#: ``observe`` for an action it chose without asking the agent read False.
-ASKED_KEY = "sequence_asked"
+#: ``observe`` for an action of its own read False.
+PLAYED_KEY = "sequence_played"
 
 
 class SequenceCarry(struct.PyTreeNode):
@@ -96,7 +96,7 @@ class ActionSequences:
     ) -> tuple[jax.Array, dict]:
         """``obs [B, ...] -> (action [B, act], info)``: the plan's action at ``carry.index``,
         the policy asked for a new plan where the index is 0. ``info`` holds the plan
-        ``[B, J, act]`` (``SEQUENCE_KEY``) and ``ASKED_KEY``."""
+        ``[B, J, act]`` (``SEQUENCE_KEY``) and ``PLAYED_KEY``."""
         if carry is None:
             carry = self.initial_carry(obs.shape[0])
 
@@ -111,17 +111,17 @@ class ActionSequences:
         fresh = jax.lax.cond(jnp.any(decide_now), decide, lambda: carry.plan)
         plan = jnp.where(decide_now[:, None, None], fresh, carry.plan)
         action = plan[jnp.arange(plan.shape[0]), carry.index]
-        asked = jnp.ones(decide_now.shape, jnp.bool_)
-        return action, {SEQUENCE_KEY: plan, ASKED_KEY: asked}
+        played = jnp.ones(decide_now.shape, jnp.bool_)
+        return action, {SEQUENCE_KEY: plan, PLAYED_KEY: played}
 
     def observe(
         self, state: Any, carry: SequenceCarry, obs: jax.Array, action: jax.Array, info: dict
     ) -> SequenceCarry:
         """The plan ``act`` returned, one position on (0 after ``J`` actions, or where the
-        loop did not ask the agent: ``info[ASKED_KEY]`` False)."""
+        loop played an action of its own: ``info[PLAYED_KEY]`` False)."""
         del state, obs, action
         step = (carry.index + 1) % self.interval
-        return SequenceCarry(info[SEQUENCE_KEY], jnp.where(info[ASKED_KEY], step, 0))
+        return SequenceCarry(info[SEQUENCE_KEY], jnp.where(info[PLAYED_KEY], step, 0))
 
 
 def sequence_policy(agent: Agent) -> Agent:
