@@ -110,9 +110,9 @@ class ObserveFn(Protocol):
     ``obs`` is the observation the action was taken in, ``action`` the action the env was
     stepped with, ``info`` what ``act`` returned for it (a plan, a search result), or zeros
     of that structure where the loop played an action of its own (a warm-up's random
-    action). A belief over the world (Drama)
-    reads ``obs`` and ``action``; an agent that commits to a plan in ``act`` (the
-    action-sequence transform) reads the plan from ``info``.
+    action). A belief over the world (Drama) reads ``obs`` and ``action``; an agent that
+    commits to a plan in ``act`` (the action-sequence transform) reads the plan from
+    ``info``.
     """
 
     def __call__(

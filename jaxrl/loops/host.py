@@ -3,9 +3,9 @@ env, every agent computation (acting, belief update, buffer writes, updates) is 
 
 A host env has ``reset() -> obs``, ``step(a) -> (obs, reward, terminated, truncated)``,
 ``observation_spec`` and an ``action_spec`` (``a`` an int for a discrete spec, a float32
-array for a box). It cannot run inside the jitted
-loops, so it has its own evaluation (``host_evaluate``: the same rule as
-``jaxrl.loops.evaluate``, deterministic actions, one episode at a time).
+array for a box). It cannot run inside the jitted loops, so it has its own evaluation
+(``host_evaluate``: the same rule as ``jaxrl.loops.evaluate``, deterministic actions, one
+episode at a time).
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ def host_sequences(
     log: Callable[[int, float], None] | None = None,
 ) -> tuple[Any, dict[str, np.ndarray], float]:
     """``total_steps`` steps of one host env with ``agent`` (its carry, if any, moved by
-    ``next_carry``) on ``data``'s
-    sequence replay (``data.num_envs`` is ignored: one env).
+    ``next_carry``) on ``data``'s sequence replay (``data.num_envs`` is ignored: one env).
 
     The first ``data.warmup_steps`` actions are uniformly random; updates run every
     ``data.train_every`` steps once ``data.first_update`` steps are stored. At the end of
