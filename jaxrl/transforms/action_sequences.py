@@ -68,8 +68,10 @@ def fit_sequence(seq: jax.Array, length: int) -> jax.Array:
 class ActionSequences:
     """The ``act`` of an agent deciding every ``interval`` env steps, as data.
 
-    Called like any ``act``; ``initial_carry`` and ``observe`` are the agent's carry
-    functions. Attributes:
+    Called like any ``act``; its ``initial_carry`` and ``observe`` are the agent's carry
+    functions.
+
+    Attributes:
       policy: the inner feed-forward agent whose ``act`` decides.
       interval: J, env steps per decision.
       act_shape: the shape of one primitive action.
