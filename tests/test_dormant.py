@@ -353,3 +353,37 @@ def test_off_policy_loop_passes_its_context_to_the_agent():
     assert np.all(r < 0)
     # The env step counts every training step so far: mean of 200p+1 .. 200p+200 in period p.
     np.testing.assert_allclose(m["seen_step"], 200 * np.arange(4) + 100.5)
+
+
+def test_a_recurrent_agent_keeps_its_carry_under_the_transform():
+    """A counting belief (+1 a step, read by ``act``) passes through the wrapper, observed
+    with the inner state (which ``observe`` checks it gets)."""
+    from jaxrl import loops
+
+    def act(state, obs, key, explore=True, *, carry, **_):
+        return jnp.zeros(obs.shape[0], jnp.int32), {"seen": carry}
+
+    def observe(state, carry, obs, action, info):
+        return carry + 1 + 0 * state  # the inner state: a scalar, not a PerturbState
+
+    inner = Agent(
+        init=lambda key: jnp.zeros((), jnp.int32),
+        act=act,
+        update=lambda s, b, k: (s, {}),
+        initial_carry=lambda n: jnp.zeros(n, jnp.int32),
+        observe=observe,
+    )
+    parts = dormant.Parts(get=lambda s: s, set=lambda s, p: p)
+    agent = dormant.with_dormant_perturbation(
+        inner, measure=lambda s, b: jnp.zeros(()), perturbed=parts, perturb_every=1
+    )
+    assert agent.recurrent
+    env = E.AutoReset(E.VmapWrapper(E.make("cartpole", episode_length=3), 2))
+    state, belief = env.reset(jax.random.PRNGKey(0)), loops.first_carry(agent, 2)
+    agent_state, seen = agent.init(jax.random.PRNGKey(1)), []
+    for t in range(4):
+        _, info, state, belief = loops.act_step(
+            agent, agent_state, env, state, belief, jax.random.PRNGKey(t), explore=True
+        )
+        seen.append(int(info["seen"][0]))
+    assert seen == [0, 1, 2, 0]

@@ -203,7 +203,7 @@ def test_imagination_shapes_update_determinism_and_belief():
         obs, actions = wm_batch["obs"][0], jnp.arange(config.wm_seq_len) % 2
 
         def step(carry, xs):
-            carry = agent.observe(state, carry, xs[0][None], xs[1][None])
+            carry = agent.observe(state, carry, xs[0][None], xs[1][None], {})
             return carry, carry[1][0]
 
         _, hs = jax.lax.scan(step, agent.initial_carry(1), (obs, actions))
@@ -363,6 +363,6 @@ def test_drama_with_a_transformer_updates_under_jit():
     # Acting: the belief is a KV cache that the recurrent form advances.
     carry = agent.initial_carry(2)
     obs = jnp.zeros((2, obs_dim))
-    action, _ = agent.act(new, obs, jax.random.PRNGKey(4), carry=carry)
-    carry = jax.jit(agent.observe)(new, carry, obs, action)
+    action, info = agent.act(new, obs, jax.random.PRNGKey(4), carry=carry)
+    carry = jax.jit(agent.observe)(new, carry, obs, action, info)
     assert carry[0].pos.tolist() == [1, 1] and carry[1].shape == (2, 32)

@@ -16,7 +16,9 @@ from jaxrl.core import Agent, Transition
 from jaxrl.envs.core import Box, Env, first_state
 from jaxrl.transforms.action_sequences import (
     SEQUENCE_KEY,
+    ActionSequences,
     evaluate_intervals,
+    sequence_policy,
     with_action_sequences,
 )
 
@@ -113,6 +115,29 @@ def test_evaluate_at_interval_one_is_the_plain_evaluation():
     assert float(loops.evaluate(timed, None, env, key, 2)[0]) == 82.0
     rets = evaluate_intervals(timed, None, env, key, 2, (1, 2, 5))
     np.testing.assert_allclose(rets, [100.0, 82.0, 9.0])
+
+
+def test_the_inner_policy_is_data_that_wrappers_and_re_timing_keep():
+    """The transform's ``act`` is an ``ActionSequences`` record: a wrapper that keeps ``act``
+    (here one that replaces ``update``) keeps the inner policy, so transforming it again,
+    twice over, re-times that policy instead of sequencing a sequence."""
+    env, key = E.EpisodeLimit(Clock(), 5), jax.random.PRNGKey(0)
+    agent = _seq_agent(4)
+    timed = with_action_sequences(agent, 2, Clock.action_spec)
+    assert isinstance(timed.act, ActionSequences) and timed.act.policy.act is agent.act
+    assert timed.act.interval == 2 and sequence_policy(agent) is agent
+
+    def update(state, batch, key):  # a wrapper's own update
+        return state, {"wrapped": jnp.ones(())}
+
+    wrapped = timed._replace(update=update)
+    inner = sequence_policy(wrapped)
+    assert inner.act is agent.act and inner.update is update and not inner.recurrent
+    five = with_action_sequences(with_action_sequences(wrapped, 3, Clock.action_spec), 5,
+                                 Clock.action_spec)  # fmt: skip
+    assert five.act.policy.act is agent.act and five.act.interval == 5 and five.update is update
+    # k=5 plays 0, 1, 2, 3 and holds 3 (as evaluate_intervals at 5 above).
+    assert float(loops.evaluate(five, None, env, key, 2)[0]) == 9.0
 
 
 def test_bad_intervals_rejected():

@@ -78,7 +78,8 @@ class ActFn(Protocol):
     ``carry`` is the recurrent state from ``Agent.initial_carry`` / ``Agent.observe``
     (``None`` for feed-forward agents). Agents that need neither ignore both, and since
     unused inputs are dropped by the compiler they cost nothing. ``info`` is a dict of
-    ``[B, ...]`` arrays; the loop keeps the keys the data declaration names.
+    ``[B, ...]`` arrays; the loop keeps the keys the data declaration names and hands it
+    to ``observe``. ``act`` never returns a carry: ``observe`` is the one channel.
     """
 
     def __call__(
@@ -106,10 +107,18 @@ class InitialCarryFn(Protocol):
 
 
 class ObserveFn(Protocol):
-    """``observe(state, carry, obs [B, ...], action [B, ...]) -> carry`` after acting."""
+    """``observe(state, carry, obs [B, ...], action [B, ...], info) -> carry`` after a step.
+
+    ``obs`` is the observation the action was taken in, ``action`` the action the env was
+    stepped with, ``info`` what ``act`` returned for it (a plan, a search result), or zeros
+    of that structure where the loop played an action of its own (a warm-up's random
+    action). A belief over the world (Drama) reads ``obs`` and ``action``; an agent that
+    commits to a plan in ``act`` (the action-sequence transform) reads the plan from
+    ``info``.
+    """
 
     def __call__(
-        self, state: AgentState, carry: Carry, obs: jax.Array, action: jax.Array
+        self, state: AgentState, carry: Carry, obs: jax.Array, action: jax.Array, info: dict
     ) -> Carry: ...
 
 
@@ -119,8 +128,10 @@ class Agent(NamedTuple):
     ``init(key) -> state``; ``act`` (see ``ActFn``); ``update`` (see ``UpdateFn``).
     A recurrent agent (one that acts from a belief carried across env steps) also
     gives ``initial_carry(batch) -> carry`` (the belief at an episode start) and
-    ``observe(state, carry, obs, action) -> carry``; the loops carry it per env and
-    reset it at episode ends. Feed-forward agents leave both ``None``.
+    ``observe(state, carry, obs, action, info) -> carry`` (see ``ObserveFn``), the only
+    way a carry moves: ``act`` reads it, never returns it. Every loop carries it per env
+    through ``jaxrl.loops.next_carry`` and restarts it at episode ends. Feed-forward
+    agents leave both ``None``.
     """
 
     init: InitFn

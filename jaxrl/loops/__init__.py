@@ -9,15 +9,14 @@ schedule)``. Algorithms choose a declaration (``Rollout``, ``Replay``, ``Stream`
 
 from __future__ import annotations
 
+from jaxrl.loops.carry import first_carry, next_carry, reset_where, silenced, silent_info
 from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
 from jaxrl.loops.evaluate import (
-    CARRY_KEY,
     EVAL_MAX_STEPS,
     Conditioning,
     act_step,
     episode_limit,
     evaluate,
-    reset_where,
 )
 from jaxrl.loops.host import host_sequences
 from jaxrl.loops.off_policy import off_policy
@@ -43,7 +42,6 @@ from jaxrl.loops.train import make_train, schedule_for
 __all__ = [
     "ACTION_KINDS",
     "AlgoSpec",
-    "CARRY_KEY",
     "Conditioning",
     "Data",
     "Dataset",
@@ -66,10 +64,12 @@ __all__ = [
     "action_kind",
     "episode_limit",
     "evaluate",
+    "first_carry",
     "host_sequences",
     "learners",
     "make_schedule",
     "make_train",
+    "next_carry",
     "off_policy",
     "offline",
     "on_policy",
@@ -78,6 +78,8 @@ __all__ = [
     "schedule_for",
     "sequence_updates",
     "sequences",
+    "silenced",
+    "silent_info",
     "streaming",
     "transition",
 ]

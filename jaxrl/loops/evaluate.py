@@ -10,16 +10,13 @@ import jax.numpy as jnp
 
 from jaxrl.core import Agent
 from jaxrl.envs import Env, EnvState, VmapWrapper
+from jaxrl.loops.carry import first_carry, next_carry
 
 #: The default cap on an evaluation episode's length in the loops (``eval_max_steps``):
 #: the longest classic-control (500), Brax and Playground (1000) and MinAtar (1000) limits,
 #: so their evaluations run whole episodes, while a long-episode env (Craftax: 10,000
 #: steps) does not spend a run evaluating.
 EVAL_MAX_STEPS = 1000
-
-#: A recurrent agent may return its next carry in ``act``'s info under this key (the
-#: loops then skip ``observe``): ``with_action_sequences`` does, for its plan.
-CARRY_KEY = "carry"
 
 
 class Conditioning(NamedTuple):
@@ -33,15 +30,6 @@ class Conditioning(NamedTuple):
     init: Callable[[int], Any]
     obs: Callable[[jax.Array, Any], jax.Array]
     step: Callable[[Any, jax.Array], Any]
-
-
-def reset_where(done: jax.Array, fresh: Any, carry: Any) -> Any:
-    """``carry`` with the rows of finished envs (``done [B]``) replaced by ``fresh``."""
-
-    def pick(f, c):
-        return jnp.where(done.reshape((-1,) + (1,) * (c.ndim - 1)), f, c)
-
-    return jax.tree.map(pick, fresh, carry)
 
 
 def act_step(
@@ -58,20 +46,13 @@ def act_step(
     """The agent acts in ``env_state`` (batched), the env steps: ``(action, info, next, belief)``.
 
     ``obs`` replaces ``env_state.obs`` as the policy input when given. A recurrent agent's
-    ``belief`` observes the step and restarts where an episode ended; for a feed-forward
-    agent it stays ``None``. An agent whose ``act`` returns ``info[CARRY_KEY]`` gives its
-    next belief that way instead of through ``observe``.
+    ``belief`` moves by ``next_carry`` (it observes the step and restarts where an episode
+    ended); for a feed-forward agent it stays ``None``.
     """
     x = env_state.obs if obs is None else obs
     action, info = agent.act(agent_state, x, key, explore, env_state=env_state, carry=belief)
     nxt = env.step(env_state, action)
-    if agent.recurrent:
-        if CARRY_KEY in info:
-            info = dict(info)
-            belief = info.pop(CARRY_KEY)
-        else:
-            belief = agent.observe(agent_state, belief, x, action)
-        belief = reset_where(nxt.done, agent.initial_carry(action.shape[0]), belief)
+    belief = next_carry(agent, agent_state, belief, x, action, info, nxt.done)
     return action, info, nxt, belief
 
 
@@ -119,7 +100,7 @@ def evaluate(
     keys = jax.random.split(key, num_envs + horizon)
     step_keys = keys[num_envs:]
     state = eval_env.reset_each(keys[:num_envs])
-    belief = agent.initial_carry(num_envs) if agent.recurrent else None
+    belief = first_carry(agent, num_envs)
     cond = conditioning.init(num_envs) if conditioning is not None else None
 
     def running(carry):

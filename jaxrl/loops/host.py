@@ -2,9 +2,10 @@
 env, every agent computation (acting, belief update, buffer writes, updates) is jitted.
 
 A host env has ``reset() -> obs``, ``step(a) -> (obs, reward, terminated, truncated)``,
-``observation_spec`` and a discrete ``action_spec``. It cannot run inside the jitted
-loops, so it has its own evaluation (``host_evaluate``: the same rule as
-``jaxrl.loops.evaluate``, deterministic actions, one episode at a time).
+``observation_spec`` and an ``action_spec`` (``a`` an int for a discrete spec, a float32
+array for a box). It cannot run inside the jitted loops, so it has its own evaluation
+(``host_evaluate``: the same rule as ``jaxrl.loops.evaluate``, deterministic actions, one
+episode at a time).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from jaxrl.core import Agent
 from jaxrl.data.sequences import sequence_replay_add, sequence_replay_init
+from jaxrl.loops.carry import first_carry, next_carry, silent_info
 from jaxrl.loops.data import Sequences
 from jaxrl.loops.sequences import sequence_updates
 
@@ -28,15 +30,34 @@ def _obs_scale(env: Any) -> float:
     return 255.0 if float(np.max(env.observation_spec.high)) > 1.0 else 1.0
 
 
+def _host_action(spec: Any, action: jax.Array) -> Any:
+    """The row of ``action [1, ...]`` as a host env takes it (int, or float32 array)."""
+    return int(action[0]) if spec.discrete else np.asarray(action[0], np.float32)
+
+
+def _random_action(spec: Any, rng: np.random.Generator) -> jax.Array:
+    """A uniformly random action ``[1, ...]``: the host's NumPy generator draws a discrete
+    one itself and seeds ``spec.sample`` for a box."""
+    if spec.discrete:
+        return jnp.asarray([rng.integers(spec.num_actions)], jnp.int32)
+    return spec.sample(jax.random.PRNGKey(int(rng.integers(2**31 - 1))))[None]
+
+
 def _acting(agent: Agent) -> tuple[Callable, Callable]:
     """Jitted ``act(state, belief, obs [1, ...], key, explore) -> (action [1], belief)`` and
-    ``observe`` (the belief update for an action chosen elsewhere)."""
+    ``observe(state, belief, obs, action) -> belief`` for an action the loop chose (the
+    agent is not asked: ``silent_info``). Both move the belief by ``next_carry``; each
+    episode starts from ``first_carry``."""
 
     def act(state, belief, obs, key, explore):
-        action, _ = agent.act(state, obs, key, explore, carry=belief)
-        return action, agent.observe(state, belief, obs, action)
+        action, info = agent.act(state, obs, key, explore, carry=belief)
+        return action, next_carry(agent, state, belief, obs, action, info)
 
-    return jax.jit(act, static_argnums=4), jax.jit(agent.observe)
+    def observe(state, belief, obs, action):
+        info = silent_info(agent, state, obs, belief)
+        return next_carry(agent, state, belief, obs, action, info)
+
+    return jax.jit(act, static_argnums=4), jax.jit(observe)
 
 
 def host_evaluate(
@@ -66,14 +87,14 @@ def _evaluate(
     returns = []
     limit = float("inf") if max_steps is None else max_steps
     for _ in range(episodes):
-        obs, belief, total, done = env.reset(), agent.initial_carry(1), 0.0, False
+        obs, belief, total, done = env.reset(), first_carry(agent, 1), 0.0, False
         steps = 0
         while not done and steps < limit:
             steps += 1
             key, act_key = jax.random.split(key)
             x = jnp.asarray(obs, jnp.float32)[None] / scale
             action, belief = act(state, belief, x, act_key, False)
-            obs, reward, terminated, truncated = env.step(int(action[0]))
+            obs, reward, terminated, truncated = env.step(_host_action(env.action_spec, action))
             total += reward
             done = terminated or truncated
         returns.append(total)
@@ -111,8 +132,8 @@ def host_sequences(
     progress: Callable[[int], None] | None = None,
     log: Callable[[int, float], None] | None = None,
 ) -> tuple[Any, dict[str, np.ndarray], float]:
-    """``total_steps`` steps of one host env with a recurrent ``agent`` on ``data``'s
-    sequence replay (``data.num_envs`` is ignored: one env).
+    """``total_steps`` steps of one host env with ``agent`` (its carry, if any, moved by
+    ``next_carry``) on ``data``'s sequence replay (``data.num_envs`` is ignored: one env).
 
     The first ``data.warmup_steps`` actions are uniformly random; updates run every
     ``data.train_every`` steps once ``data.first_update`` steps are stored. At the end of
@@ -137,7 +158,7 @@ def host_sequences(
     obs_shape = tuple(env.observation_spec.shape)
     example = {
         "obs": jnp.zeros((1, *obs_shape), frames),
-        "action": jnp.zeros((1,), jnp.int32),
+        "action": jnp.zeros((1, *env.action_spec.shape), env.action_spec.dtype),
         "reward": jnp.zeros((1,), jnp.float32),
         "terminated": jnp.zeros((1,), jnp.bool_),
     }
@@ -159,13 +180,13 @@ def host_sequences(
     period_returns: list[float] = []
     first_call, timed = 0.0, {"act": False, "update": False}
     obs = env.reset()
-    belief = agent.initial_carry(1)
+    belief = first_carry(agent, 1)
     episode_return = 0.0
     for t in range(total_steps):
         key, act_key, update_key, eval_key = jax.random.split(key, 4)
         obs_in = jnp.asarray(obs, jnp.float32)[None] / scale
         if t < data.warmup_steps:
-            action = jnp.asarray([rng.integers(env.action_spec.num_actions)], jnp.int32)
+            action = _random_action(env.action_spec, rng)
             belief = observe(state, belief, obs_in, action)
         else:
             start = time.perf_counter()
@@ -174,7 +195,7 @@ def host_sequences(
                 jax.block_until_ready(action)
                 first_call += time.perf_counter() - start
                 timed["act"] = True
-        next_obs, reward, terminated, truncated = env.step(int(action[0]))
+        next_obs, reward, terminated, truncated = env.step(_host_action(env.action_spec, action))
         row = {
             "obs": jnp.asarray(obs, frames)[None, None],
             "action": action[None],
@@ -188,7 +209,7 @@ def host_sequences(
             period_returns.append(episode_return)
             if log is not None:
                 log(t + 1, episode_return)
-            obs, belief, episode_return = env.reset(), agent.initial_carry(1), 0.0
+            obs, belief, episode_return = env.reset(), first_carry(agent, 1), 0.0
         if t + 1 >= data.first_update and (t + 1) % data.train_every == 0:
             start = time.perf_counter()
             state, buffer, _ = updates(state, buffer, update_key)

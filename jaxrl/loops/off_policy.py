@@ -8,8 +8,8 @@ import jax.numpy as jnp
 from jaxrl.core import Transition, mean_metrics
 from jaxrl.data.replay import replay_add, replay_init, replay_sample
 from jaxrl.envs import AutoReset, VmapWrapper
+from jaxrl.loops.carry import first_carry, next_carry, silent_info
 from jaxrl.loops.data import Replay
-from jaxrl.loops.evaluate import CARRY_KEY, reset_where
 from jaxrl.loops.on_policy import transition
 from jaxrl.loops.run import (
     LoopCarry,
@@ -26,10 +26,9 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
     (with the declared ``extras`` of ``act``'s info); once ``warmup_steps`` env steps are
     stored (taken with uniformly random actions, zero extras) it runs
     ``updates_per_iter`` updates on flat batches ``[batch_size, ...]``.
-    Update-to-data ratio = ``updates_per_iter / num_envs``. A recurrent agent that returns
-    its next carry in ``act``'s info (``CARRY_KEY``; e.g. ``with_action_sequences``) has
-    it carried per env and reset at episode ends; it stays at its initial value during
-    the warm-up.
+    Update-to-data ratio = ``updates_per_iter / num_envs``. A recurrent agent's carry
+    moves by ``next_carry`` each step; a warm-up step's ``observe`` sees the random
+    action and ``silent_info`` (the agent is not asked).
     """
     env, schedule = setup.env, setup.schedule
     if data.updates_per_iter <= 0:
@@ -51,17 +50,8 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
         agent_key, env_key = jax.random.split(key)
         agent_state = agent.init(agent_key)
         env_state = train_env.reset(env_key)
-        belief = agent.initial_carry(num_envs) if agent.recurrent else None
-        info = jax.eval_shape(
-            lambda: agent.act(
-                agent_state, env_state.obs, key, True, env_state=env_state, carry=belief
-            )[1]
-        )
-        if agent.recurrent and CARRY_KEY not in info:
-            raise ValueError(
-                "the replay loop carries a recurrent agent's belief only when act returns "
-                f"it in info[{CARRY_KEY!r}]"
-            )
+        belief = first_carry(agent, num_envs)
+        info = silent_info(agent, agent_state, env_state.obs, belief, env_state)
         example = Transition(
             obs=env_state.obs[0],
             action=env.action_spec.sample(jax.random.PRNGKey(0)),
@@ -69,7 +59,7 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
             terminated=env_state.terminated[0],
             truncated=env_state.truncated[0],
             next_obs=env_state.obs[0],
-            extras={k: jnp.zeros(s.shape[1:], s.dtype) for k, s in kept(info).items()},
+            extras={k: jnp.zeros(x.shape[1:], x.dtype) for k, x in kept(info).items()},
         )
         buffer = replay_init(example, min(data.buffer_size, schedule.total_steps))
         return LoopCarry(agent_state, env_state, buffer, belief)
@@ -89,25 +79,25 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
         agent_state, env_state, it = carry.agent_state, carry.env_state, carry.iteration
         act_key, update_key = jax.random.split(key)
 
+        belief = carry.belief
+
         def policy_action():
-            action, info = agent.act(
+            return agent.act(
                 agent_state, env_state.obs, act_key, True, env_state=env_state, carry=belief
             )
-            return action, kept(info), info.get(CARRY_KEY)
 
         def random_action():
             keys = jax.random.split(act_key, num_envs)
             action = jax.vmap(env.action_spec.sample)(keys)
-            shape = jax.eval_shape(policy_action)
-            return action.astype(shape[0].dtype), zeros_like_shape(shape[1]), belief
+            dtype = jax.eval_shape(policy_action)[0].dtype
+            info = silent_info(agent, agent_state, env_state.obs, belief, env_state)
+            return action.astype(dtype), info
 
-        belief = carry.belief
         # A cond, not a select: only one of the two is computed each step.
-        action, extras, belief = jax.lax.cond(it < warmup_iters, random_action, policy_action)
+        action, info = jax.lax.cond(it < warmup_iters, random_action, policy_action)
         nxt = train_env.step(env_state, action)
-        if agent.recurrent:
-            belief = reset_where(nxt.done, agent.initial_carry(num_envs), belief)
-        buffer = replay_add(carry.data, transition(env_state, action, nxt, extras))
+        belief = next_carry(agent, agent_state, belief, env_state.obs, action, info, nxt.done)
+        buffer = replay_add(carry.data, transition(env_state, action, nxt, kept(info)))
         context = env_context(nxt, (it + 1) * num_envs)
         metrics_shape = jax.eval_shape(
             lambda: update_many(agent, agent_state, buffer, update_key, context)[1]

@@ -6,6 +6,7 @@ import jax
 
 from jaxrl.core import Transition
 from jaxrl.envs import AutoReset, EnvState, VmapWrapper
+from jaxrl.loops.carry import first_carry
 from jaxrl.loops.data import Rollout
 from jaxrl.loops.evaluate import act_step
 from jaxrl.loops.run import LoopCarry, LoopSetup, Trainer, env_context, run_loop
@@ -33,7 +34,7 @@ def on_policy(data: Rollout, setup: LoopSetup) -> Trainer:
 
     def init_carry(key, agent, hparams):
         agent_key, env_key = jax.random.split(key)
-        belief = agent.initial_carry(data.num_envs) if agent.recurrent else None
+        belief = first_carry(agent, data.num_envs)
         return LoopCarry(agent.init(agent_key), train_env.reset(env_key), belief=belief)
 
     def iteration(carry: LoopCarry, agent, hparams, key):

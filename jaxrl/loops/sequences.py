@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from jaxrl.core import Agent, Metrics, mean_metrics
 from jaxrl.data.sequences import SequenceBatch, sequence_replay_add, sequence_replay_init
 from jaxrl.envs import AutoReset, VmapWrapper
+from jaxrl.loops.carry import first_carry, next_carry, silenced
 from jaxrl.loops.data import Sequences
-from jaxrl.loops.evaluate import reset_where
 from jaxrl.loops.run import (
     LoopCarry,
     LoopSetup,
@@ -50,7 +50,7 @@ def sequence_updates(
 
 def sequences(data: Sequences, setup: LoopSetup) -> Trainer:
     """Each iteration steps ``num_envs`` envs ``train_every`` times (a recurrent agent's
-    belief carried per env, reset at episode ends) and appends the steps
+    belief moved by ``next_carry``) and appends the steps
     (``obs, action, reward, terminated``, leaves ``[train_every, num_envs, ...]``) to a
     sequence buffer sized for the whole run. Actions are uniformly random for the first
     ``warmup_steps`` env steps; once ``first_update`` steps per env are stored, each
@@ -73,7 +73,7 @@ def sequences(data: Sequences, setup: LoopSetup) -> Trainer:
             "terminated": env_state.terminated,
         }
         buffer = sequence_replay_init(example, capacity)
-        belief = agent.initial_carry(num_envs) if agent.recurrent else None
+        belief = first_carry(agent, num_envs)
         return LoopCarry(agent.init(agent_key), env_state, buffer, belief)
 
     def collect(agent, carry: LoopCarry, key):
@@ -82,16 +82,15 @@ def sequences(data: Sequences, setup: LoopSetup) -> Trainer:
         def step(state, k):
             env_state, belief, t = state
             act_key, rand_key = jax.random.split(k)
-            action, _ = agent.act(
+            action, info = agent.act(
                 agent_state, env_state.obs, act_key, True, env_state=env_state, carry=belief
             )
             random = jax.vmap(env.action_spec.sample)(jax.random.split(rand_key, num_envs))
-            action = jnp.where(t * num_envs < data.warmup_steps, random, action)
-            action = action.astype(random.dtype)
+            warm = t * num_envs < data.warmup_steps
+            action = jnp.where(warm, random, action).astype(random.dtype)
+            info = silenced(info, warm)
             nxt = train_env.step(env_state, action)
-            if agent.recurrent:
-                belief = agent.observe(agent_state, belief, env_state.obs, action)
-                belief = reset_where(nxt.done, agent.initial_carry(num_envs), belief)
+            belief = next_carry(agent, agent_state, belief, env_state.obs, action, info, nxt.done)
             row = {
                 "obs": env_state.obs,
                 "action": action,

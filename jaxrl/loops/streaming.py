@@ -8,6 +8,7 @@ import jax
 
 from jaxrl.core import Agent, Transition, mean_metrics
 from jaxrl.envs import AutoReset, VmapWrapper
+from jaxrl.loops.carry import first_carry
 from jaxrl.loops.data import Stream
 from jaxrl.loops.evaluate import act_step
 from jaxrl.loops.on_policy import transition
@@ -54,8 +55,10 @@ def learners(agent: Agent, num_learners: int) -> Agent:
         )
         return states, mean_metrics(metrics)
 
-    def observe(states, carry, obs, action):
-        grouped = jax.vmap(agent.observe)(states, group(carry), group(obs), group(action))
+    def observe(states, carry, obs, action, info):
+        grouped = jax.vmap(agent.observe)(
+            states, group(carry), group(obs), group(action), group(info)
+        )
         return jax.tree.map(ungroup, grouped)
 
     if agent.recurrent:
@@ -87,7 +90,7 @@ def streaming(data: Stream, setup: LoopSetup) -> Trainer:
 
     def init_carry(key, agent, hparams):
         agent_key, env_key = jax.random.split(key)
-        belief = agent.initial_carry(num_envs) if agent.recurrent else None
+        belief = first_carry(agent, num_envs)
         return LoopCarry(agent.init(agent_key), train_env.reset(env_key), belief=belief)
 
     def iteration(carry: LoopCarry, agent, hparams, key):

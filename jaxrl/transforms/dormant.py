@@ -245,7 +245,8 @@ def with_dormant_perturbation(
         (``batch.context.train_return``, taken once ``train_return_valid``).
 
     Returns:
-      An ``Agent`` whose state is a ``PerturbState``; its metrics add
+      An ``Agent`` whose state is a ``PerturbState`` (a recurrent agent's carry passes
+      through unchanged); its metrics add
       ``dormant_ratio`` (unless the inner agent reports it), ``perturb_coef`` and
       ``perturbations``.
 
@@ -352,4 +353,10 @@ def with_dormant_perturbation(
             metrics["snapshots"] = jnp.sum(valid.astype(jnp.float32))
         return new_state, metrics
 
+    if agent.recurrent:  # the carry passes through, observed with the inner state
+
+        def observe(state: PerturbState, carry: Any, obs, action, info: dict) -> Any:
+            return agent.observe(state.inner, carry, obs, action, info)
+
+        return Agent(init, act, update, agent.initial_carry, observe)
     return Agent(init=init, act=act, update=update)

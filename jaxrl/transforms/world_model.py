@@ -137,8 +137,11 @@ def with_world_model(
         feat = jnp.concatenate([latent_mode(state.wm_params, obs), carry[1]], -1)
         return behaviour.act(state.inner, feat, key, explore)
 
-    def observe(state: WorldModelState, carry: Any, obs: jax.Array, action: jax.Array) -> Any:
-        """The belief after ``obs [B, ...]`` and ``action [B]``."""
+    def observe(
+        state: WorldModelState, carry: Any, obs: jax.Array, action: jax.Array, info: dict
+    ) -> Any:
+        """The belief after ``obs [B, ...]`` and ``action [B]`` (``info`` is not needed)."""
+        del info
         z = latent_mode(state.wm_params, obs)
         h, seq_state = model.apply(state.wm_params, z, action, carry[0], method=WorldModel.seq_step)
         return seq_state, h
