@@ -118,7 +118,7 @@ def test_flat_adam_equals_per_leaf_adam_over_steps():
     params = {"a": jnp.array([[1.0, -2.0], [0.5, 0.0]]), "b": jnp.array([3.0, 0.1, -1.0])}
     per_leaf, flat = (adam(1e-2, eps=1e-5, max_grad_norm=0.7, flat=f) for f in (False, True))
     s1, s2 = per_leaf.init(params), flat.init(params)
-    assert jax.tree.leaves(s2)[1].shape == (7,)  # the first moment, one vector
+    assert jax.tree.leaves(s2)[2].shape == (7,)  # [clip norm, count, mu, nu]: mu, one vector
     for step in range(3):
         grads = jax.tree.map(lambda x, i=step: jnp.sin(x * (i + 2.0)) * (i + 1.0), params)
         u1, s1 = per_leaf.update(grads, s1)
