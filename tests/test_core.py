@@ -112,6 +112,23 @@ def test_adam_builder_equals_optax_adam_and_clips_first():
     np.testing.assert_allclose(float(last_grad_norm(s3)), norm, rtol=1e-6)
 
 
+def test_flat_adam_equals_per_leaf_adam_over_steps():
+    """``flat=True`` keeps one moment vector for all leaves; updates, the clip and the
+    recorded norm equal the per-leaf chain's over several steps."""
+    params = {"a": jnp.array([[1.0, -2.0], [0.5, 0.0]]), "b": jnp.array([3.0, 0.1, -1.0])}
+    per_leaf, flat = (adam(1e-2, eps=1e-5, max_grad_norm=0.7, flat=f) for f in (False, True))
+    s1, s2 = per_leaf.init(params), flat.init(params)
+    assert jax.tree.leaves(s2)[2].shape == (7,)  # [clip norm, count, mu, nu]: mu, one vector
+    for step in range(3):
+        grads = jax.tree.map(lambda x, i=step: jnp.sin(x * (i + 2.0)) * (i + 1.0), params)
+        u1, s1 = per_leaf.update(grads, s1)
+        u2, s2 = flat.update(grads, s2)
+        for k in params:
+            np.testing.assert_allclose(u2[k], u1[k], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(last_grad_norm(s2), last_grad_norm(s1), rtol=1e-6)
+        params = optax.apply_updates(params, u1)
+
+
 def test_schedule_rounds_down_and_rejects_tiny_budgets():
     s = loops.make_schedule(10_000, 128, 5)
     assert s.total_steps == 128 * 75 and s.num_evals == 5 and s.iters_per_eval == 15

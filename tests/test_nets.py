@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxrl.nets import MLP, Categorical, DiagGaussian
-from jaxrl.nets.init import orthogonal, orthonormal_columns
+from jaxrl.nets.init import KernelSpec, draw_kernels, orthogonal, orthonormal_columns
 
 
 def test_gram_schmidt_equals_qr_with_positive_diagonal():
@@ -30,6 +30,54 @@ def test_orthogonal_init_vmaps_over_keys():
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     w = jax.jit(jax.vmap(lambda k: orthogonal()(k, (5, 4))))(keys)
     assert w.shape == (3, 5, 4) and not np.allclose(w[0], w[1])
+
+
+def test_draw_kernels_padded_batch_equals_each_layer_alone():
+    """One batched Gram-Schmidt over zero-padded layers gives each layer's own Q."""
+    specs = [KernelSpec((4, 64), True, 2.0), KernelSpec((64, 64), True), KernelSpec((64, 2), True)]
+    kernels = draw_kernels(jax.random.PRNGKey(0), specs)
+    for spec, w in zip(specs, kernels, strict=True):
+        w = np.asarray(w, np.float64)
+        assert w.shape == spec.shape
+        tall = w if w.shape[0] >= w.shape[1] else w.T
+        np.testing.assert_allclose(tall.T @ tall, spec.scale**2 * np.eye(tall.shape[1]), atol=1e-4)
+        # Q of the layer's own Gaussian (unpadded) recovers the same kernel up to float error.
+        alone = np.asarray(orthonormal_columns(jnp.asarray(tall / spec.scale, jnp.float32)))
+        np.testing.assert_allclose(alone * spec.scale, tall, atol=1e-4)
+
+
+def test_draw_kernels_lecun_statistics_and_keys():
+    """lecun-normal: std sqrt(1/fan_in) of a normal truncated at 2 std; new key, new draw."""
+    specs = [KernelSpec((256, 512), False), KernelSpec((16, 512), False)]
+    big, small = (np.asarray(w) for w in draw_kernels(jax.random.PRNGKey(0), specs))
+    for w, fan_in in ((big, 256), (small, 16)):
+        std = np.sqrt(1.0 / fan_in)
+        assert abs(w.std() / std - 1.0) < 0.02 and abs(w.mean()) < 0.05 * std
+        assert np.abs(w).max() <= 2.0 * std / 0.87962566103423978 + 1e-6
+    again = np.asarray(draw_kernels(jax.random.PRNGKey(1), specs)[0])
+    assert not np.allclose(again, big)
+
+
+def test_heads_init_every_kernel_from_one_draw_and_apply_draws_nothing():
+    """Categorical's kernels (MLP + head) are orthogonal with their gains, and ``apply``
+    (no "params" rng) runs without drawing."""
+    x = jnp.ones((3, 4))
+    cat = Categorical(2, (8, 8), ortho=True)
+    params = cat.init(jax.random.PRNGKey(0), x)
+    gains = {"MLP_0/Dense_0": 2.0, "MLP_0/Dense_1": 2.0, "Dense_0": 1e-4}
+    flat = {
+        "/".join(k.key for k in p[1:-1]): v
+        for p, v in jax.tree_util.tree_leaves_with_path(params)
+        if p[-1].key == "kernel"
+    }
+    assert set(flat) == set(gains)
+    for name, w in flat.items():
+        w = np.asarray(w, np.float64)
+        tall = w if w.shape[0] >= w.shape[1] else w.T
+        np.testing.assert_allclose(
+            tall.T @ tall, gains[name] * np.eye(tall.shape[1]), rtol=1e-3, atol=1e-7
+        )
+    assert cat.apply(params, x).logits.shape == (3, 2)
 
 
 def test_heads_shapes_and_log_probs():

@@ -115,8 +115,10 @@ def test_reward_scale_equals_scaled_rewards():
     key = jax.random.PRNGKey(2)
     a, ma = jax.jit(scaled.update)(state, batch, key)
     b, mb = jax.jit(plain.update)(state, batch.replace(reward=3.0 * batch.reward), key)
+    # Equal up to float rounding, relative to each leaf's scale: the two programs scale the
+    # rewards in different places (Adam moments near 1e-10 then differ in the 4th digit).
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-6)
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5 * float(np.abs(y).max()))
     c, _ = jax.jit(plain.update)(state, batch, key)
     assert not np.allclose(
         c.params["critic"]["params"]["Dense_0"]["kernel"],

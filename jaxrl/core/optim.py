@@ -49,6 +49,7 @@ def adam(
     *,
     eps: float | jax.Array = 1e-8,
     max_grad_norm: float | jax.Array | None = None,
+    flat: bool = False,
 ) -> optax.GradientTransformation:
     """Adam (``optax.scale_by_adam`` then ``-lr``), every algorithm's optimiser.
 
@@ -56,10 +57,16 @@ def adam(
     recompiling) and ``lr`` a schedule of the update count. With ``max_grad_norm`` the
     chain starts with ``clip_by_global_norm`` (its state comes first). Without it the
     chain equals ``optax.adam(lr, eps=eps)``, state included.
+
+    ``flat``: the chain runs on all leaves concatenated into one vector
+    (``optax.flatten``; its moments are vectors too). Same values elementwise, but a few
+    large kernels instead of a few per leaf: a smaller program to compile (PPO's
+    gradient step lost about 30 of its 130 kernels on XLA:CPU).
     """
     parts = [] if max_grad_norm is None else [clip_by_global_norm(max_grad_norm)]
     parts += [optax.scale_by_adam(eps=eps), optax.scale_by_learning_rate(lr)]
-    return optax.chain(*parts)
+    chain = optax.chain(*parts)
+    return optax.flatten(chain) if flat else chain
 
 
 def last_grad_norm(opt_state: Any) -> jax.Array:

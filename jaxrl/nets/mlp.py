@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl.nets.dense import Dense
-from jaxrl.nets.init import orthogonal
+from jaxrl.nets.init import KernelSpec, draw_kernels, fixed, orthogonal
 
 _ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu,
@@ -46,8 +46,9 @@ class MLP(nn.Module):
     """Dense layers ``[..., in] -> [..., hidden[-1]]`` with an activation after each.
 
     ``layer_norm`` adds LayerNorm before each activation; ``ortho`` uses orthogonal
-    init with gain sqrt(2) (PPO style) instead of flax's lecun-normal. Each layer's
-    activated output is sowed (``sow_activated``) for the tau-dormant ratio.
+    init with gain sqrt(2) (PPO style) instead of flax's lecun-normal; ``kernel_inits``
+    (one per layer) replaces both (``head_inits`` passes kernels drawn by the parent).
+    Each layer's activated output is sowed (``sow_activated``) for the tau-dormant ratio.
     """
 
     hidden: Sequence[int] = (256, 256)
@@ -55,12 +56,14 @@ class MLP(nn.Module):
     layer_norm: bool = False
     ortho: bool = False
     dtype: jnp.dtype = jnp.float32
+    kernel_inits: Sequence[Callable] | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         init = orthogonal(np.sqrt(2)) if self.ortho else nn.initializers.lecun_normal()
-        for width in self.hidden:
-            dense = Dense(width, kernel_init=init, dtype=self.dtype)
+        inits = self.kernel_inits or [init] * len(self.hidden)
+        for width, layer_init in zip(self.hidden, inits, strict=True):
+            dense = Dense(width, kernel_init=layer_init, dtype=self.dtype)
             x = dense(x)
             if self.layer_norm:
                 x = nn.LayerNorm(dtype=self.dtype)(x)
@@ -69,8 +72,24 @@ class MLP(nn.Module):
         return x
 
 
-def _head_init(ortho: bool, scale: float):
-    return orthogonal(scale) if ortho else nn.initializers.lecun_normal()
+def head_inits(
+    module: nn.Module, in_dim: int, hidden: Sequence[int], out: int, ortho: bool, scale: float
+) -> tuple[tuple[Callable, ...] | None, Callable]:
+    """Kernel initialisers of an ``MLP(hidden)`` then a ``Dense(out)`` head, for ``module``
+    to pass down: ``(mlp kernel_inits, head kernel_init)``.
+
+    While ``module`` initialises, every kernel comes from one ``make_rng`` and one PRNG
+    call (``draw_kernels``): orthogonal (gain sqrt(2), head ``scale``) with ``ortho``, else
+    lecun-normal. Otherwise (``apply``) nothing is drawn and the MLP keeps its default.
+    """
+    if not module.is_initializing():
+        return None, nn.initializers.zeros
+    dims = [in_dim, *hidden, out]
+    gains = [np.sqrt(2)] * len(hidden) + [scale]
+    shapes = zip(dims[:-1], dims[1:], strict=True)
+    specs = [KernelSpec(shape, ortho, g) for shape, g in zip(shapes, gains, strict=True)]
+    kernels = draw_kernels(module.make_rng("params"), specs)
+    return tuple(fixed(k) for k in kernels[:-1]), fixed(kernels[-1])
 
 
 class ValueHead(nn.Module):
@@ -83,8 +102,9 @@ class ValueHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = MLP(self.hidden, self.act, self.layer_norm, self.ortho)(x)
-        return Dense(1, kernel_init=_head_init(self.ortho, 1.0))(x)[..., 0]
+        inits, head = head_inits(self, x.shape[-1], self.hidden, 1, self.ortho, 1.0)
+        x = MLP(self.hidden, self.act, self.layer_norm, self.ortho, kernel_inits=inits)(x)
+        return Dense(1, kernel_init=head)(x)[..., 0]
 
 
 class Categorical(nn.Module):
@@ -97,8 +117,9 @@ class Categorical(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> distrax.Categorical:
-        x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
-        logits = Dense(self.num_actions, kernel_init=_head_init(self.ortho, 0.01))(x)
+        inits, head = head_inits(self, x.shape[-1], self.hidden, self.num_actions, self.ortho, 0.01)
+        x = MLP(self.hidden, self.act, ortho=self.ortho, kernel_inits=inits)(x)
+        logits = Dense(self.num_actions, kernel_init=head)(x)
         return distrax.Categorical(logits=logits)
 
 
@@ -113,8 +134,9 @@ class DiagGaussian(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> distrax.MultivariateNormalDiag:
-        x = MLP(self.hidden, self.act, ortho=self.ortho)(x)
-        mean = Dense(self.action_dim, kernel_init=_head_init(self.ortho, 0.01))(x)
+        inits, head = head_inits(self, x.shape[-1], self.hidden, self.action_dim, self.ortho, 0.01)
+        x = MLP(self.hidden, self.act, ortho=self.ortho, kernel_inits=inits)(x)
+        mean = Dense(self.action_dim, kernel_init=head)(x)
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
         )

@@ -79,6 +79,10 @@ class HParams:
     adam_eps: float = hparam(1e-5, POSITIVE)
 
 
+#: The per-gradient-step metrics ``update`` reports (means over its steps).
+STEP_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "grad_norm")
+
+
 class PPOState(struct.PyTreeNode):
     params: Any  # {"actor": ..., "critic": ...}
     opt_state: Any
@@ -124,6 +128,7 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         annealed if config.anneal_lr else hparams.lr,
         eps=hparams.adam_eps,
         max_grad_norm=hparams.max_grad_norm,
+        flat=True,
     )
 
     def obs_in(state: PPOState, obs: jax.Array) -> jax.Array:
@@ -171,11 +176,14 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         }
 
     def grad_step(state: PPOState, minibatch):
+        """One Adam step; its metrics as one ``[len(STEP_METRICS)]`` vector (one stacked
+        output per scan instead of one per metric)."""
         mb, old_values, adv, targets = minibatch
         grads, info = jax.grad(loss_fn, has_aux=True)(state.params, mb, old_values, adv, targets)
         updates, opt_state = tx.update(grads, state.opt_state)
         info["grad_norm"] = last_grad_norm(opt_state)
         params = optax.apply_updates(state.params, updates)
+        info = jnp.stack([info[name] for name in STEP_METRICS])
         return state.replace(params=params, opt_state=opt_state, step=state.step + 1), info
 
     def update(state: PPOState, batch: Transition, key: jax.Array):
@@ -213,7 +221,8 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         state, info = jax.lax.scan(epoch, state, perms[:, : mb_size * config.num_minibatches])
         if config.normalize_obs:
             state = state.replace(obs_stats=update_stats(state.obs_stats, batch.obs, batch_ndim=2))
-        metrics = jax.tree.map(jnp.mean, info)
+        means = jnp.mean(info, axis=(0, 1))  # [E, M, len(STEP_METRICS)] -> per metric
+        metrics = {name: means[i] for i, name in enumerate(STEP_METRICS)}
         metrics["value_mean"] = jnp.mean(values)
         return state, metrics
 
