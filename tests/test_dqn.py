@@ -143,13 +143,15 @@ def test_train_is_deterministic_and_vmaps_over_seeds_with_n_step_runs():
     train = dqn.SPEC.make_train(config, ENV)
     hp = dqn.SPEC.default_hparams()
     keys = sweep.seed_keys(0, 2)
-    states, metrics = sweep.over_seeds(train, 2)(keys, hp)
+    run = sweep.over_seeds(train, 2)
+    states, metrics = run(keys, hp)
     assert metrics["eval_return"].shape == (2, 2) and bool(np.all(metrics["finite"]))
+    first = jax.tree.leaves(states.params)[0]
+    assert not np.allclose(first[0], first[1])  # the seeds differ
     # 100 iterations; updates start at iteration 9 (warm-up 10 rows): 91 x 2 updates.
     np.testing.assert_array_equal(states.step, [182, 182])
     np.testing.assert_array_equal(states.env_step, [400, 400])
-    run = jax.jit(train)
-    assert _leaves_equal(run(keys[0], hp), run(keys[0], hp))  # a function of its key
+    assert _leaves_equal(states, run(keys, hp)[0])  # a run is a function of its key
 
 
 def test_registered_and_rejects_bad_configs():

@@ -106,13 +106,17 @@ def test_train_is_deterministic_and_vmaps_over_seeds():
     train = pqn.SPEC.make_train(config, ENV)
     hp = pqn.SPEC.default_hparams()
     keys = sweep.seed_keys(0, 2)
-    states, metrics = sweep.over_seeds(train, 2)(keys, hp)
+    run = sweep.over_seeds(train, 2)
+    states, metrics = run(keys, hp)
     assert metrics["eval_return"].shape == (2, 2) and bool(np.all(metrics["finite"]))
+    first = jax.tree.leaves(states.params)[0]
+    assert not np.allclose(first[0], first[1])  # the seeds differ
     np.testing.assert_array_equal(states.updates, [4, 4])
     np.testing.assert_array_equal(states.step, [32, 32])  # 4 x 2 epochs x 4 minibatches
-    run = jax.jit(train)
-    a, b = run(keys[0], hp), run(keys[0], hp)
-    assert all(bool(jnp.all(x == y)) for x, y in zip(*map(jax.tree.leaves, (a, b)), strict=True))
+    again = run(keys, hp)[0]  # a run is a function of its key
+    assert all(
+        bool(jnp.all(x == y)) for x, y in zip(*map(jax.tree.leaves, (states, again)), strict=True)
+    )
 
 
 def test_registered_and_rejects_bad_configs():

@@ -41,14 +41,16 @@ LOSSES = ("mse", "huber")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static settings (shapes, control flow). The defaults are tuned for ``cartpole``
-    (rejax's CartPole DQN settings: 10 envs, 5 updates of 100 samples per step of them,
-    a dueling 64x64 swish network, double Q)."""
+    """Static settings (shapes, control flow). The defaults are tuned for ``cartpole``:
+    rejax's CartPole DQN settings (10 envs, 5 updates of 100 samples per step of them, a
+    dueling 64x64 swish network, double Q) plus LayerNorm, a buffer holding the whole
+    200k-step run and half the learning rate (``HParams.lr``). Rejax's settings as they
+    are let the greedy policy of some seeds collapse late in a 200k-step run."""
 
     total_steps: int = 200_000
     num_envs: int = 10
     batch_size: int = 100
-    buffer_size: int = 50_000
+    buffer_size: int = 200_000
     warmup_steps: int = 5_000
     updates_per_iter: int = 5  # gradient updates per step of the num_envs envs
     target_period: int = 1  # updates between target moves (by tau)
@@ -57,8 +59,9 @@ class Config:
     dueling: bool = True
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "silu"
-    layer_norm: bool = False
+    layer_norm: bool = True
     loss: str = "mse"  # "mse": 0.5 (Q - y)^2; "huber": Huber with delta 1 (Nature DQN)
+    anneal_lr: bool = False  # True: linearly to 0 over the run's updates
     num_evals: int = 20
     num_eval_envs: int = 16
 
@@ -67,7 +70,7 @@ class Config:
 class HParams:
     """Numeric hyperparameters (float32 arrays; vmappable for sweeps)."""
 
-    lr: float = 1e-3
+    lr: float = 5e-4
     gamma: float = 0.99
     tau: float = 0.005  # target step per move; 1: hard copy
     eps_start: float = 1.0
@@ -122,7 +125,14 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     net = DiscreteQ(
         spec.num_actions, config.hidden, config.activation, config.layer_norm, config.dueling
     )
-    tx = adam(hparams.lr, max_grad_norm=hparams.max_grad_norm)
+    warmup_iters = -(-config.warmup_steps // config.num_envs)
+    first = max(warmup_iters, config.n_step) if config.n_step > 1 else warmup_iters
+    total_updates = max(1, schedule.num_iters - max(first - 1, 0)) * config.updates_per_iter
+
+    def annealed(count: jax.Array) -> jax.Array:
+        return hparams.lr * jnp.maximum(1.0 - count / total_updates, 0.0)
+
+    tx = adam(annealed if config.anneal_lr else hparams.lr, max_grad_norm=hparams.max_grad_norm)
 
     def init(key: jax.Array) -> DQNState:
         params = net.init(key, jnp.zeros((1, *obs_shape), jnp.float32))
