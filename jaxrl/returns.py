@@ -75,3 +75,37 @@ def lambda_returns(
         body, next_values[-1], (rewards, next_values, not_term, done), reverse=True
     )
     return returns
+
+
+def n_step_return(
+    rewards: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    gamma: jax.Array | float,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The n-step return of windows of ``T`` consecutive steps, cut at the first episode end.
+
+    With ``m`` the steps up to and including the first end (``T`` without one), the
+    target is ``ret + discount * V(next_obs[last])``, where
+    ``ret = sum_{t<m} gamma^t r_t``, ``last = m - 1`` and
+    ``discount = gamma^m (1 - terminated[last])`` (a truncation still bootstraps).
+    It equals ``lambda_returns(..., lam=1)[0]`` with the value taken at ``last``.
+
+    Args:
+      rewards, terminated, truncated: ``[T, B]``.
+      gamma: discount (scalar, may be traced).
+
+    Returns:
+      ``(ret, discount, last)``: ``[B]`` float32, ``[B]`` float32, ``[B]`` int32.
+    """
+    chex.assert_equal_shape([rewards, terminated, truncated])
+    done = jnp.logical_or(terminated, truncated).astype(jnp.float32)
+    # alive[t] = 1 while no earlier step of the window ended its episode.
+    alive = jnp.cumprod(jnp.concatenate([jnp.ones_like(done[:1]), 1.0 - done[:-1]]), axis=0)
+    powers = jnp.power(gamma, jnp.arange(rewards.shape[0], dtype=jnp.float32))[:, None]
+    ret = jnp.sum(alive * powers * rewards, axis=0)
+    steps = jnp.sum(alive, axis=0)
+    last = steps.astype(jnp.int32) - 1
+    term_last = jnp.take_along_axis(terminated, last[None], axis=0)[0]
+    discount = jnp.power(gamma, steps) * (1.0 - term_last.astype(jnp.float32))
+    return ret, discount, last

@@ -11,7 +11,12 @@ import pytest
 from jaxrl import loops
 from jaxrl.core import adam, clip_by_global_norm, hparams_from, tree_finite
 from jaxrl.core.optim import last_grad_norm
-from jaxrl.data.replay import replay_add, replay_init, replay_sample
+from jaxrl.data.replay import (
+    replay_add,
+    replay_init,
+    replay_sample,
+    replay_sample_sequences,
+)
 from jaxrl.normalize import RunningStats, update_stats
 
 
@@ -127,6 +132,33 @@ def test_flat_adam_equals_per_leaf_adam_over_steps():
             np.testing.assert_allclose(u2[k], u1[k], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(last_grad_norm(s2), last_grad_norm(s1), rtol=1e-6)
         params = optax.apply_updates(params, u1)
+
+
+def test_replay_sequences_are_consecutive_steps_of_one_env_after_wrapping():
+    """3 envs write rows of (step, env); after the ring wraps, every sampled run is n
+    consecutive stored steps of one env, time-major, and reaches every stored start."""
+    buf = replay_init({"t": jnp.int32(0), "env": jnp.int32(0)}, capacity=3 * 7)
+    for t in range(11):  # 11 rows into 7: rows 4..10 remain
+        buf = replay_add(buf, {"t": jnp.full(3, t, jnp.int32), "env": jnp.arange(3)})
+    run = replay_sample_sequences(buf, jax.random.PRNGKey(0), 2000, 3, 3)
+    t, env = np.asarray(run["t"]), np.asarray(run["env"])
+    assert t.shape == (3, 2000)
+    np.testing.assert_array_equal(t[1:] - t[:-1], np.ones((2, 2000)))
+    np.testing.assert_array_equal(env, np.broadcast_to(env[0], env.shape))
+    assert set(t[0].tolist()) == set(range(4, 9)) and set(env[0].tolist()) == {0, 1, 2}
+    with pytest.raises(ValueError, match="multiple of stride"):
+        replay_sample_sequences(buf, jax.random.PRNGKey(0), 4, 2, 4)
+
+
+def test_adam_rectified_equals_optax_radam():
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    ours, ref = adam(1e-3, rectified=True), optax.radam(1e-3)
+    s1, s2 = ours.init(params), ref.init(params)
+    for g in (0.3, -1.0, 2.0, 0.5, 4.0, -0.2, 1.5):  # past RAdam's 5-step warm-up
+        grads = {"w": jnp.array([g, -4.0 * g, 2.0])}
+        u1, s1 = ours.update(grads, s1)
+        u2, s2 = ref.update(grads, s2)
+        np.testing.assert_allclose(u1["w"], u2["w"], rtol=1e-6)
 
 
 def test_schedule_rounds_down_and_rejects_tiny_budgets():

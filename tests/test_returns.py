@@ -1,11 +1,12 @@
-"""GAE and lambda-returns against a float64 NumPy reference, episode ends mixed in."""
+"""GAE, lambda-returns and n-step returns against a float64 NumPy reference, episode ends
+mixed in."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.returns import gae, lambda_returns
+from jaxrl.returns import gae, lambda_returns, n_step_return
 
 
 def reference_gae(r, v, v_next, term, trunc, gamma, lam):
@@ -96,3 +97,43 @@ def test_lambda_one_returns_equal_gae_targets_on_monte_carlo_tail():
     _, tgt = gae(jnp.asarray(r), jnp.asarray(v), jnp.asarray(v_next), no, no, 0.95, 1.0)
     lr = lambda_returns(jnp.asarray(r), jnp.asarray(v_next), no, no, 0.95, 1.0)
     np.testing.assert_allclose(tgt, lr, rtol=1e-4, atol=1e-4)
+
+
+def reference_n_step(r, v_next, term, trunc, gamma):
+    """Per-window float64 loop: discounted rewards up to the first episode end (or the
+    window's end), then the bootstrap value unless that step terminated."""
+    T, B = r.shape
+    out = np.zeros(B)
+    for b in range(B):
+        g, disc = 0.0, 1.0
+        for t in range(T):
+            g += disc * r[t, b]
+            disc *= gamma
+            if term[t, b]:
+                break
+            if trunc[t, b] or t == T - 1:
+                g += disc * v_next[t, b]
+                break
+        out[b] = g
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("T", [1, 3, 6])
+def test_n_step_return_matches_reference_and_lambda_one(seed, T):
+    rng = np.random.default_rng(seed)
+    r, v_next = rng.normal(size=(T, 64)), rng.normal(size=(T, 64))
+    term = rng.random((T, 64)) < 0.2
+    trunc = (rng.random((T, 64)) < 0.2) & ~term
+    term[0, 2], trunc[0, 2] = True, False  # terminated on the first step
+    ret, discount, last = n_step_return(
+        jnp.asarray(r, jnp.float32), jnp.asarray(term), jnp.asarray(trunc), 0.9
+    )
+    target = ret + discount * np.take_along_axis(v_next, np.asarray(last)[None], 0)[0]
+    ref = reference_n_step(r, v_next, term, trunc, 0.9)
+    np.testing.assert_allclose(target, ref, rtol=1e-5, atol=1e-5)
+    lam_one = lambda_returns(
+        jnp.asarray(r), jnp.asarray(v_next), jnp.asarray(term), jnp.asarray(trunc), 0.9, 1.0
+    )[0]
+    np.testing.assert_allclose(target, lam_one, rtol=1e-5, atol=1e-5)
+    assert float(discount[2]) == 0.0 and int(last[2]) == 0  # terminated at once

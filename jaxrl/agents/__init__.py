@@ -4,7 +4,8 @@ algorithms stays fast. Adding an algorithm = its file + one line here + its test
 
 Algorithms are grouped by family: ``actor_critic`` (off-policy, replay), ``on_policy``
 (rollouts), ``stream`` (one transition per update), ``offline`` (fixed datasets) and
-``model_based`` (world models) and ``planning`` (tree search on ``mctx``).
+``model_based`` (world models), ``planning`` (tree search on ``mctx``) and ``value``
+(discrete Q-learning: DQN on replay, PQN on rollouts).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ ALGOS: dict[str, str] = {
     "bc": "jaxrl.agents.offline.bc",
     "drama": "jaxrl.agents.model_based.drama",
     "drm": "jaxrl.agents.actor_critic.drm",
+    "dqn": "jaxrl.agents.value.dqn",
     "drrpo": "jaxrl.agents.linear.drrpo",
     "dsac_t": "jaxrl.agents.actor_critic.dsac_t",
     "gpayn": "jaxrl.agents.actor_critic.gpayn",
@@ -26,6 +28,7 @@ ALGOS: dict[str, str] = {
     "mbrcsl": "jaxrl.agents.offline.mbrcsl",
     "mentor": "jaxrl.agents.actor_critic.mentor",
     "ppo": "jaxrl.agents.on_policy.ppo",
+    "pqn": "jaxrl.agents.value.pqn",
     "rcsl": "jaxrl.agents.offline.rcsl",
     "sac": "jaxrl.agents.actor_critic.sac",
     "srl": "jaxrl.agents.actor_critic.srl",

@@ -1,4 +1,4 @@
-"""The one optimiser builder: Adam as an optax chain, with the learning rate a traced
+"""The one optimiser builder: Adam (or RAdam) as an optax chain, with the learning rate a traced
 hyperparameter or a schedule, and an optional one-reduction global-norm clip."""
 
 from __future__ import annotations
@@ -50,13 +50,15 @@ def adam(
     eps: float | jax.Array = 1e-8,
     max_grad_norm: float | jax.Array | None = None,
     flat: bool = False,
+    rectified: bool = False,
 ) -> optax.GradientTransformation:
     """Adam (``optax.scale_by_adam`` then ``-lr``), every algorithm's optimiser.
 
     ``lr`` and ``eps`` may be traced hyperparameters (sweeps vmap over them without
     recompiling) and ``lr`` a schedule of the update count. With ``max_grad_norm`` the
     chain starts with ``clip_by_global_norm`` (its state comes first). Without it the
-    chain equals ``optax.adam(lr, eps=eps)``, state included.
+    chain equals ``optax.adam(lr, eps=eps)``, state included. ``rectified`` uses RAdam's
+    variance-rectified moments (Liu et al., 2020; ``optax.radam``) in place of Adam's.
 
     ``flat``: the chain runs on all leaves concatenated into one vector
     (``optax.flatten``; its moments are vectors too). Same values elementwise, but a few
@@ -64,7 +66,8 @@ def adam(
     gradient step lost about 30 of its 130 kernels on XLA:CPU).
     """
     parts = [] if max_grad_norm is None else [clip_by_global_norm(max_grad_norm)]
-    parts += [optax.scale_by_adam(eps=eps), optax.scale_by_learning_rate(lr)]
+    moments = optax.scale_by_radam(eps=eps) if rectified else optax.scale_by_adam(eps=eps)
+    parts += [moments, optax.scale_by_learning_rate(lr)]
     chain = optax.chain(*parts)
     return optax.flatten(chain) if flat else chain
 

@@ -53,3 +53,28 @@ def replay_sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Any:
     bits = jax.random.bits(key, (batch_size,), jnp.uint32)
     idx = (bits % jnp.maximum(buffer.size, 1).astype(jnp.uint32)).astype(jnp.int32)
     return jax.tree.map(lambda d: jnp.take(d, idx, axis=0, mode="clip"), buffer.data)
+
+
+def replay_sample_sequences(
+    buffer: ReplayBuffer, key: jax.Array, batch_size: int, length: int, stride: int
+) -> Any:
+    """Uniformly samples ``batch_size`` runs of ``length`` consecutive items of one stream
+    (with replacement), time-major: leaves ``[length, batch_size, ...]``.
+
+    The buffer must have been filled ``stride`` items at a time, one per stream in a fixed
+    order (``num_envs`` envs stepped together), with a capacity that is a multiple of
+    ``stride``: row ``r`` of stream ``c`` sits at slot ``r * stride + c``. Runs start at
+    a stored row at least ``length - 1`` rows older than the newest, so every item of a
+    run is stored (until that many rows are, runs start at the oldest row).
+    """
+    if buffer.capacity % stride:
+        raise ValueError(f"capacity {buffer.capacity} is not a multiple of stride {stride}")
+    cap_rows = buffer.capacity // stride
+    rows = buffer.size // stride
+    oldest = jnp.where(buffer.size < buffer.capacity, 0, buffer.pos // stride)
+    bits = jax.random.bits(key, (2, batch_size), jnp.uint32)
+    starts = (bits[0] % jnp.maximum(rows - length + 1, 1).astype(jnp.uint32)).astype(jnp.int32)
+    stream = (bits[1] % jnp.uint32(stride)).astype(jnp.int32)
+    row = (oldest + starts[None] + jnp.arange(length, dtype=jnp.int32)[:, None]) % cap_rows
+    idx = row * stride + stream[None]  # [length, batch_size]
+    return jax.tree.map(lambda d: jnp.take(d, idx, axis=0, mode="clip"), buffer.data)

@@ -31,7 +31,10 @@ class Replay:
     """A replay buffer in the loop carry: each iteration steps ``num_envs`` envs once,
     stores the transitions (with the ``act`` info keys named in ``extras``) and, after
     ``warmup_steps`` uniformly random steps, runs ``updates_per_iter`` updates on flat
-    batches ``[batch_size, ...]``."""
+    batches ``[batch_size, ...]``. With ``sequence_len > 1`` each batch item is a run of
+    that many consecutive steps of one env instead, time-major: leaves
+    ``[sequence_len, batch_size, ...]`` (n-step returns; the run may cross episode ends,
+    which ``terminated`` / ``truncated`` mark)."""
 
     num_envs: int
     batch_size: int
@@ -39,6 +42,7 @@ class Replay:
     warmup_steps: int
     updates_per_iter: int
     extras: tuple[str, ...] = ()
+    sequence_len: int = 1
 
     @property
     def steps_per_iter(self) -> int:

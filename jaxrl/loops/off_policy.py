@@ -6,7 +6,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl.core import Transition, mean_metrics
-from jaxrl.data.replay import replay_add, replay_init, replay_sample
+from jaxrl.data.replay import (
+    replay_add,
+    replay_init,
+    replay_sample,
+    replay_sample_sequences,
+)
 from jaxrl.envs import AutoReset, VmapWrapper
 from jaxrl.loops.carry import first_carry, next_carry, silent_info
 from jaxrl.loops.data import Replay
@@ -26,16 +31,25 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
     (with the declared ``extras`` of ``act``'s info); once ``warmup_steps`` env steps are
     stored (taken with uniformly random actions, zero extras) it runs
     ``updates_per_iter`` updates on flat batches ``[batch_size, ...]``.
-    Update-to-data ratio = ``updates_per_iter / num_envs``. A recurrent agent's carry
-    moves by ``next_carry`` each step; a warm-up step's ``observe`` sees the random
-    action and ``silent_info`` (the agent is not asked).
+    Update-to-data ratio = ``updates_per_iter / num_envs``. With ``sequence_len = n > 1``
+    batches are runs of ``n`` consecutive steps of one env, ``[n, batch_size, ...]`` (the
+    buffer's capacity is then a whole number of ``num_envs`` rows, and updates wait for
+    ``n`` stored rows). A recurrent agent's carry moves by ``next_carry`` each step; a
+    warm-up step's ``observe`` sees the random action and ``silent_info`` (the agent is
+    not asked).
     """
     env, schedule = setup.env, setup.schedule
     if data.updates_per_iter <= 0:
         raise ValueError(f"updates_per_iter must be positive, got {data.updates_per_iter}")
-    num_envs = data.num_envs
+    if data.sequence_len < 1:
+        raise ValueError(f"sequence_len must be >= 1, got {data.sequence_len}")
+    num_envs, seq_len = data.num_envs, data.sequence_len
+    capacity = min(data.buffer_size, schedule.total_steps)
+    if seq_len > 1:  # whole rows of num_envs, so that an env's steps sit num_envs apart
+        capacity = max(capacity // num_envs, seq_len) * num_envs
     train_env = AutoReset(VmapWrapper(env, num_envs))
     warmup_iters = -(-data.warmup_steps // num_envs)
+    first_update = warmup_iters if seq_len == 1 else max(warmup_iters, seq_len)
 
     def kept(info: dict) -> dict:
         missing = [k for k in data.extras if k not in info]
@@ -61,12 +75,16 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
             next_obs=env_state.obs[0],
             extras={k: jnp.zeros(x.shape[1:], x.dtype) for k, x in kept(info).items()},
         )
-        buffer = replay_init(example, min(data.buffer_size, schedule.total_steps))
+        buffer = replay_init(example, capacity)
         return LoopCarry(agent_state, env_state, buffer, belief)
 
     def update_many(agent, agent_state, buffer, key, context):
         def one(state, keys):  # keys [2]: sample key, update key
-            batch = replay_sample(buffer, keys[0], data.batch_size).replace(context=context)
+            if seq_len == 1:
+                batch = replay_sample(buffer, keys[0], data.batch_size)
+            else:
+                batch = replay_sample_sequences(buffer, keys[0], data.batch_size, seq_len, num_envs)
+            batch = batch.replace(context=context)
             return agent.update(state, batch, keys[1])
 
         keys = jax.random.split(key, (data.updates_per_iter, 2))  # one PRNG call for all
@@ -103,7 +121,7 @@ def off_policy(data: Replay, setup: LoopSetup) -> Trainer:
             lambda: update_many(agent, agent_state, buffer, update_key, context)[1]
         )
         agent_state, metrics = jax.lax.cond(
-            it + 1 >= warmup_iters,
+            it + 1 >= first_update,
             lambda: update_many(agent, agent_state, buffer, update_key, context),
             lambda: (agent_state, zeros_like_shape(metrics_shape)),
         )

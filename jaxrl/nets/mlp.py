@@ -207,6 +207,30 @@ class QNetwork(nn.Module):
         return nn.Dense(1)(x)[..., 0]
 
 
+class DiscreteQ(nn.Module):
+    """Q-values of every discrete action: ``[..., in] -> [..., num_actions]``.
+
+    An MLP torso (``layer_norm``: LayerNorm before each activation, as in PQN) then a
+    linear head; ``dueling`` splits the head into a value ``V [..., 1]`` and advantages
+    ``A [..., num_actions]`` recombined as ``V + A - mean(A)`` (Wang et al., 2016).
+    """
+
+    num_actions: int
+    hidden: tuple[int, ...] = (64, 64)
+    act: str = "relu"
+    layer_norm: bool = False
+    dueling: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = MLP(self.hidden, self.act, self.layer_norm)(x)
+        if not self.dueling:
+            return Dense(self.num_actions)(x)
+        value = Dense(1)(x)
+        adv = Dense(self.num_actions)(x)
+        return value + adv - jnp.mean(adv, axis=-1, keepdims=True)
+
+
 class TanhPolicy(nn.Module):
     """Deterministic policy ``[..., in] -> [..., act_dim]`` in ``[-1, 1]`` (tanh head)."""
 

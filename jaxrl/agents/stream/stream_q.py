@@ -23,6 +23,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
+from jaxrl.agents.value.common import epsilon_greedy
 from jaxrl.core import Agent, Transition
 from jaxrl.core.domains import POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
@@ -90,13 +91,11 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     def act(state: StreamQState, obs: jax.Array, key: jax.Array, explore=True, **_):
         """``obs [B, *obs_shape] -> action [B]`` int32, ``info["nongreedy"] [B]`` bool."""
         q = q_net.apply(state.params, obs_in(state.norm, obs))
-        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
         if not explore:
+            greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
             return greedy, {"nongreedy": jnp.zeros_like(greedy, jnp.bool_)}
-        coin_key, action_key = jax.random.split(key)
         eps = epsilon(hparams, state.step, steps_per_learner)
-        random = jax.random.randint(action_key, greedy.shape, 0, num_actions, jnp.int32)
-        action = jnp.where(jax.random.uniform(coin_key, greedy.shape) < eps, random, greedy)
+        action, greedy = epsilon_greedy(key, q, eps)
         return action, {"nongreedy": action != greedy}
 
     def update(state: StreamQState, t: Transition, key: jax.Array):

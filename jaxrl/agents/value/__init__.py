@@ -1,0 +1,1 @@
+"""Value-based algorithms for discrete actions: DQN on replay, PQN on rollouts."""
