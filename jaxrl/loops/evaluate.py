@@ -77,35 +77,44 @@ def evaluate(
     num_envs: int,
     conditioning: Conditioning | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Deterministic return of one episode in each of ``num_envs`` envs.
+    """Deterministic return of one episode in each of ``num_envs`` envs (actions sampled
+    instead for an env with ``eval_explore``, Atari).
 
     ``env`` must carry an episode limit (``max_episode_steps``). Recurrent agents carry
     their belief through each episode; ``conditioning`` feeds a loop-tracked input.
     (To evaluate at a decision interval, evaluate the agent
     ``jaxrl.transforms.with_action_sequences`` makes: ``action_sequences.evaluate_intervals``.)
+    Stops as soon as every episode has ended (at most ``max_episode_steps`` steps).
     Returns ``(mean, std)`` over the episodes, float32 scalars.
     """
     horizon = env.max_episode_steps
     if horizon is None:
         raise ValueError("evaluation needs an env with an episode limit (max_episode_steps)")
     eval_env = VmapWrapper(env, num_envs)
+    explore = bool(getattr(env, "eval_explore", False))
     # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
     keys = jax.random.split(key, num_envs + horizon)
     state = eval_env.reset_each(keys[:num_envs])
     belief = agent.initial_carry(num_envs) if agent.recurrent else None
     cond = conditioning.init(num_envs) if conditioning is not None else None
 
-    def body(carry, k):
-        state, belief, cond, total, alive = carry
+    def body(carry):
+        t, state, belief, cond, total, alive = carry
         obs = None if conditioning is None else conditioning.obs(state.obs, cond)
+        k = keys[num_envs + t]
         _, _, state, belief = act_step(
-            agent, agent_state, eval_env, state, belief, k, explore=False, obs=obs
+            agent, agent_state, eval_env, state, belief, k, explore=explore, obs=obs
         )
         reward = jnp.where(alive, state.reward, 0.0)
         if conditioning is not None:
             cond = conditioning.step(cond, reward)
-        return (state, belief, cond, total + reward, alive & ~state.done), None
+        return (t + 1, state, belief, cond, total + reward, alive & ~state.done)
 
-    init = (state, belief, cond, jnp.zeros(num_envs), jnp.ones(num_envs, jnp.bool_))
-    (_, _, _, returns, _), _ = jax.lax.scan(body, init, keys[num_envs:])
+    def running(carry) -> jax.Array:
+        return (carry[0] < horizon) & jnp.any(carry[-1])
+
+    # Stops once every episode has ended (an Atari horizon is 27k steps).
+    t0 = jnp.zeros((), jnp.int32)
+    init = (t0, state, belief, cond, jnp.zeros(num_envs), jnp.ones(num_envs, jnp.bool_))
+    *_, returns, _ = jax.lax.while_loop(running, body, init)
     return jnp.mean(returns), jnp.std(returns)

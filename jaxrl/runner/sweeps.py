@@ -59,11 +59,11 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     bar = ProgressBar(schedule.total_steps, enabled=opts.progress, desc="sweep (per run)")
     trainer = spec.make_train(cfg, job.env, progress=bar if opts.progress else None)
     trainer = with_protocol(trainer, opts.eval_protocol, run_meta)
-    init = sweep.over_grid(trainer.init, seeds, num_settings, first_batched=False)
+    init = sweep.over_grid(trainer.init, seeds, num_settings, False, job.devices)
 
     def periods_fn(num: int):
         fn = functools.partial(trainer.run_periods, num=num)
-        return sweep.over_grid(fn, seeds, num_settings, first_batched=True)
+        return sweep.over_grid(fn, seeds, num_settings, True, job.devices)
 
     keys = sweep.seed_keys(opts.seed, seeds)
     program = Program(init, periods_fn, keys, batched_hp, schedule.num_evals, period_axis=2)
@@ -76,7 +76,8 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     names = [sweep.setting_name(i, s) for i, s in enumerate(settings)]
     absolute = None
     if opts.eval_protocol == "absolute":
-        fn = sweep.over_grid(absolute_fn(trainer, cfg.num_eval_envs), seeds, num_settings, True)
+        fn = absolute_fn(trainer, cfg.num_eval_envs)
+        fn = sweep.over_grid(fn, seeds, num_settings, True, job.devices)
         absolute = to_host(fn(done.state, batched_hp))  # ([H, S], [H, S])
     for row in rows:
         row["dir"] = names[row["index"]]
