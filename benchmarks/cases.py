@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from benchmarks import harness
+from benchmarks.atari_case import atari_throughput
 from benchmarks.drama_case import drama_world_model
 from benchmarks.mjx_case import ppo_mjx
 from benchmarks.sac_case import sac_pendulum
@@ -82,6 +83,7 @@ class Budget:
     mjx_steps: int  # PPO on each MJX task, jaxrl and Brax
     mjx_tasks: tuple[str, ...]
     stream_steps: int  # streaming learners, per seed
+    atari_steps: int  # agent steps of Breakout per way of stepping it (atari_throughput)
     solve_steps: int  # time to solve: env steps per seed of each JAX contender's run
     solve_seeds: int  # ... and the vmapped seed count it is timed at (besides 1)
     solve_rounds: int  # timed rounds of the vmapped runs
@@ -113,6 +115,7 @@ def budget_for(mode: str) -> Budget:
             mjx_steps=2_000_000,
             mjx_tasks=("inverted_pendulum", "hopper"),
             stream_steps=100_000,
+            atari_steps=16_384,
             solve_steps=200_000,
             solve_seeds=16,
             solve_rounds=3,
@@ -140,6 +143,7 @@ def budget_for(mode: str) -> Budget:
             mjx_steps=300_000,
             mjx_tasks=("inverted_pendulum",),
             stream_steps=20_000,
+            atari_steps=2_048,
             solve_steps=100_000,
             solve_seeds=16,
             solve_rounds=1,
@@ -167,6 +171,7 @@ def budget_for(mode: str) -> Budget:
             mjx_steps=2_000,
             mjx_tasks=("fast",),  # Brax's physics-free test env
             stream_steps=500,
+            atari_steps=256,
             solve_steps=4_096,
             solve_seeds=2,
             solve_rounds=1,
@@ -660,6 +665,7 @@ CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
     "stream_cartpole": stream_cartpole,
     "ppo_mjx": ppo_mjx,
     "drama_world_model": drama_world_model,
+    "atari_throughput": atari_throughput,
 }
 
 

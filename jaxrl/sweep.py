@@ -135,9 +135,9 @@ def batch_devices(batch_size: int, devices: list) -> list:
     return [d for h in hosts.values() for d in h[: max(fits)]]
 
 
-def _sharded(fn: Callable, in_axes: tuple, batch_size: int) -> Callable:
+def _sharded(fn: Callable, in_axes: tuple, batch_size: int, devices: list | None) -> Callable:
     vf = jax.vmap(fn, in_axes=in_axes)
-    mesh = batch_mesh(batch_size)
+    mesh = batch_mesh(batch_size, devices)
     if mesh.size == 1:
         return jax.jit(vf)
     batched = NamedSharding(mesh, PartitionSpec("batch"))
@@ -146,26 +146,36 @@ def _sharded(fn: Callable, in_axes: tuple, batch_size: int) -> Callable:
     return jax.jit(vf, in_shardings=in_shardings, out_shardings=batched)
 
 
-def over_seeds(train: Train, num_seeds: int) -> Callable[[jax.Array, Any], tuple[Any, Any]]:
-    """Jitted ``f(keys [S, 2], hparams) -> (states, metrics)`` with a leading ``[S]`` axis."""
-    return _sharded(train, (0, None), num_seeds)
+def over_seeds(
+    train: Train, num_seeds: int, devices: list | None = None
+) -> Callable[[jax.Array, Any], tuple[Any, Any]]:
+    """Jitted ``f(keys [S, 2], hparams) -> (states, metrics)`` with a leading ``[S]`` axis,
+    sharded over ``devices`` (default: all; one device for an env with ``external_state``,
+    whose emulator pool a sharded program would step once per device)."""
+    return _sharded(train, (0, None), num_seeds, devices)
 
 
-def over_hparams(train: Train, batch_size: int) -> Callable[[jax.Array, Any], tuple[Any, Any]]:
+def over_hparams(
+    train: Train, batch_size: int, devices: list | None = None
+) -> Callable[[jax.Array, Any], tuple[Any, Any]]:
     """Jitted ``f(key, hparams [H]) -> (states, metrics)`` with a leading ``[H]`` axis.
 
     Hyperparameters are traced arrays, so one compilation serves the whole grid.
     """
-    return _sharded(train, (None, 0), batch_size)
+    return _sharded(train, (None, 0), batch_size, devices)
 
 
-def over_seeds_and_hparams(train: Train, num_seeds: int, batch_size: int) -> Callable:
+def over_seeds_and_hparams(
+    train: Train, num_seeds: int, batch_size: int, devices: list | None = None
+) -> Callable:
     """Jitted ``f(keys [S, 2], hparams [H]) -> (states, metrics)`` with leading ``[H, S]``."""
     inner = jax.vmap(train, in_axes=(0, None))
-    return _sharded(inner, (None, 0), batch_size)
+    return _sharded(inner, (None, 0), batch_size, devices)
 
 
-def over_grid(fn: Callable, num_seeds: int, batch_size: int, first_batched: bool) -> Callable:
+def over_grid(
+    fn: Callable, num_seeds: int, batch_size: int, first_batched: bool, devices: list | None = None
+) -> Callable:
     """Jitted ``f(x, hparams [H]) -> out`` with leading ``[H, S]``, one compilation.
 
     ``x`` is ``[S, ...]`` shared by every setting (``first_batched=False``: keys for
@@ -173,7 +183,7 @@ def over_grid(fn: Callable, num_seeds: int, batch_size: int, first_batched: bool
     """
     del num_seeds  # the seed axis is a plain vmap; settings are sharded over devices
     inner = jax.vmap(fn, in_axes=(0, None))
-    return _sharded(inner, (0 if first_batched else None, 0), batch_size)
+    return _sharded(inner, (0 if first_batched else None, 0), batch_size, devices)
 
 
 def parse_grid(items: list[str], config_cls: type, hparams_cls: type) -> dict[str, list[float]]:

@@ -13,6 +13,11 @@ env) and ``navix/<id>`` (any NAVIX MiniGrid env). ``known_names()`` lists every 
 ``env_args(name)`` the options ``make(name, ...)`` takes as plain values
 (``episode_length``, ``reward_scale`` and the env's own constructor arguments).
 
+``ale/<game>`` (extra ``atari``: any ALE game on ale-py's XLA vector env,
+``jaxrl.envs.ale_env``) runs Atari inside the compiled program; its emulator state
+lives outside JAX (``Env.external_state``): it resets itself, truncates itself at
+``max_frames`` (``episode_length`` sets it in agent steps) and cannot be checkpointed.
+
 ``atari/<game>`` (extra ``atari``: any ALE game under the Atari100k protocol,
 ``jaxrl.envs.atari``) is a *host* env: C++ stepped from Python, not the functional
 protocol. ``is_host(name)`` tells; ``make`` returns it without the ``EpisodeLimit``
@@ -111,6 +116,7 @@ _FAMILIES: dict[str, str] = {
     "navix": "jaxrl.envs.navix_env",
     "linear": "jaxrl.envs.linear",
     "atari": "jaxrl.envs.atari",
+    "ale": "jaxrl.envs.ale_env",
 }
 #: Families whose envs are stepped from Python (``reset() -> obs``, ``step(a) -> (obs,
 #: reward, terminated, truncated)``) rather than by the jitted loops.
@@ -241,6 +247,9 @@ def make(
     if not isinstance(name, str):
         raise ValueError(f"environment name must be a string, got {type(name).__name__}")
     _check_common(episode_length, reward_scale)
+    if name.partition("/")[0] == "ale" and episode_length not in (-1, None):
+        # The emulators truncate themselves: the limit becomes their frame budget.
+        kwargs = {**kwargs, "max_frames": episode_length * kwargs.get("frame_skip", 4)}
     try:
         env = _build(name, kwargs)
     except TypeError as err:
@@ -256,6 +265,10 @@ def make(
         return env
     if reward_scale is not None:
         env = RewardScale(env, reward_scale)
+    if getattr(env, "external_state", False):
+        if episode_length is None:
+            raise ValueError(f"{name}: episode_length=None is not allowed (set max_frames)")
+        return env
     limit = env.max_episode_steps if episode_length == -1 else episode_length
     if limit is not None:
         env = EpisodeLimit(env, limit)

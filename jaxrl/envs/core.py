@@ -105,6 +105,15 @@ class Env:
     action_spec: Spec
     #: Default episode length used by ``jaxrl.envs.make`` (``None``: unbounded).
     max_episode_steps: int | None = None
+    #: The simulator's state lives outside JAX (ALE's XLA vector env, ``ale/<game>``):
+    #: ``step`` starts the next episode itself where one ends (the last observation in
+    #: ``info["final_obs"]``, so ``AutoReset`` leaves it alone), and the state can be
+    #: neither checkpointed nor split over devices.
+    external_state: bool = False
+    #: Evaluation samples actions (``explore=True``) instead of taking the policy's mode:
+    #: Atari (``ale/<game>``), where a greedy policy can stall a game for its whole 27k-step
+    #: horizon (Breakout's ball is served only by FIRE), as the Atari100k papers sample.
+    eval_explore: bool = False
 
     def reset(self, key: jax.Array) -> EnvState:
         raise NotImplementedError

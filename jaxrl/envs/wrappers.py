@@ -44,6 +44,14 @@ class Wrapper(Env):
     def batch_size(self):
         return self.env.batch_size
 
+    @property
+    def external_state(self) -> bool:
+        return self.env.external_state
+
+    @property
+    def eval_explore(self) -> bool:
+        return self.env.eval_explore
+
     def reset(self, key: jax.Array) -> EnvState:
         return self.env.reset(key)
 
@@ -160,12 +168,15 @@ class AutoReset(Wrapper):
                 info=jax.tree.map(pick, fresh.info, nxt.info),
             )
 
-        started = jax.lax.cond(jnp.any(done), with_resets, lambda: nxt)
+        if self.env.external_state:
+            started, final_obs = nxt, nxt.info["final_obs"]
+        else:
+            started, final_obs = jax.lax.cond(jnp.any(done), with_resets, lambda: nxt), nxt.obs
         ep_return = state.info["episode_return"] + nxt.reward
         ep_length = state.info["episode_length"] + 1
         info = dict(started.info)
         info.update(
-            final_obs=nxt.obs,
+            final_obs=final_obs,
             episode_return=jnp.where(done, 0.0, ep_return),
             episode_length=jnp.where(done, 0, ep_length),
             last_return=jnp.where(done, ep_return, state.info["last_return"]),

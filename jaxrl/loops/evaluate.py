@@ -82,7 +82,8 @@ def evaluate(
     conditioning: Conditioning | None = None,
     max_steps: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Deterministic return of one episode in each of ``num_envs`` envs.
+    """Deterministic return of one episode in each of ``num_envs`` envs (actions sampled
+    instead for an env with ``eval_explore``, Atari).
 
     ``env`` must carry an episode limit (``max_episode_steps``); ``max_steps`` caps the
     episodes at fewer steps (``episode_limit``): an episode still running then counts the
@@ -96,6 +97,7 @@ def evaluate(
     """
     horizon = episode_limit(env, max_steps)
     eval_env = VmapWrapper(env, num_envs)
+    explore = bool(getattr(env, "eval_explore", False))
     # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
     keys = jax.random.split(key, num_envs + horizon)
     step_keys = keys[num_envs:]
@@ -112,7 +114,7 @@ def evaluate(
         k = jax.lax.dynamic_index_in_dim(step_keys, t, keepdims=False)
         obs = None if conditioning is None else conditioning.obs(state.obs, cond)
         _, _, state, belief = act_step(
-            agent, agent_state, eval_env, state, belief, k, explore=False, obs=obs
+            agent, agent_state, eval_env, state, belief, k, explore=explore, obs=obs
         )
         reward = jnp.where(alive, state.reward, 0.0)
         if conditioning is not None:

@@ -1,5 +1,6 @@
 """Networks: flax.linen modules whose params are plain pytrees."""
 
+from jaxrl.nets.cnn import NatureCNN
 from jaxrl.nets.mamba import Mamba2, MambaStack, MambaState
 from jaxrl.nets.mlp import (
     MLP,
@@ -24,6 +25,7 @@ __all__ = [
     "MambaState",
     "MoE",
     "MoETanhGaussian",
+    "NatureCNN",
     "QNetwork",
     "StreamMLP",
     "TanhGaussian",

@@ -67,10 +67,10 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
     if transform is not None:
         trainer = transform.wrap(trainer, hp)
     trainer = with_protocol(trainer, opts.eval_protocol, run_meta)
-    init = sweep.over_seeds(trainer.init, seeds)
+    init = sweep.over_seeds(trainer.init, seeds, job.devices)
 
     def periods_fn(num: int):
-        return sweep.over_seeds(functools.partial(trainer.run_periods, num=num), seeds)
+        return sweep.over_seeds(functools.partial(trainer.run_periods, num=num), seeds, job.devices)
 
     keys = sweep.seed_keys(opts.seed, seeds)
     program = Program(init, periods_fn, keys, hp, schedule.num_evals, period_axis=1)
@@ -85,7 +85,7 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
     summary = make_summary(job, schedule.total_steps, done.metrics, speed)
     summary.update(transform.meta if transform else {})
     if opts.eval_protocol == "absolute":
-        fn = sweep.over_seeds(absolute_fn(trainer, cfg.num_eval_envs), seeds)
+        fn = sweep.over_seeds(absolute_fn(trainer, cfg.num_eval_envs), seeds, job.devices)
         summary.update(absolute_fields(*to_host(fn(done.state, hp)), cfg.num_eval_envs))
     if spec.eval_hooks and transform is None:
         summary.update(run_hooks(job, schedule, done.state.agent_state))

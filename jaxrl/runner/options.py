@@ -174,6 +174,12 @@ class Job:
     def hparams_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in dataclasses.asdict(self.hp).items()}
 
+    @property
+    def devices(self) -> list | None:
+        """The devices the seeds shard over: one for an env with ``external_state`` (its
+        emulator pool is one resource), else ``None`` (all)."""
+        return jax.devices()[:1] if getattr(self.env, "external_state", False) else None
+
     def head(self, steps: int) -> dict[str, Any]:
         """The first fields of a summary."""
         o = self.opts
@@ -208,9 +214,19 @@ class Job:
 
 
 def prepare(opts: RunOptions) -> Job:
-    """``resolve`` the options, then set the compilation cache and ``debug_nans``."""
+    """``resolve`` the options, then set the compilation cache and ``debug_nans``.
+
+    Raises:
+      ValueError: also for checkpoints or resume on an env with ``external_state``.
+    """
     o = opts
     job = Job(o, *resolve(o.algo, o.env, o.config, o.hparams, o.steps, o.env_kwargs))
+    if getattr(job.env, "external_state", False) and (o.checkpoint_every or o.resume):
+        raise ValueError(
+            f"{job.env_name}: the emulators' state lives outside JAX (ale-py's C++ pool), "
+            "so a checkpoint cannot hold it; --checkpoint-every and --resume are refused "
+            "for this env (run without them)"
+        )
     xla_cache.configure(opts.compile_cache)
     if opts.debug_nans:
         jax.config.update("jax_debug_nans", True)

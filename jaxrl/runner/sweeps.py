@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jaxrl import agents, envs, sweep
 from jaxrl.loops import AlgoSpec
@@ -59,13 +60,18 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     bar = ProgressBar(schedule.total_steps, enabled=opts.progress, desc="sweep (per run)")
     trainer = spec.make_train(cfg, job.env, *bar.hooks())
     trainer = with_protocol(trainer, opts.eval_protocol, run_meta)
-    init = sweep.over_grid(trainer.init, seeds, num_settings, first_batched=False)
+    # An env with external state resets its emulators only along vmapped inputs: give
+    # every setting its own copy of the seed keys so each gets its own emulators.
+    own_keys = getattr(job.env, "external_state", False)
+    init = sweep.over_grid(trainer.init, seeds, num_settings, own_keys, job.devices)
 
     def periods_fn(num: int):
         fn = functools.partial(trainer.run_periods, num=num)
-        return sweep.over_grid(fn, seeds, num_settings, first_batched=True)
+        return sweep.over_grid(fn, seeds, num_settings, True, job.devices)
 
     keys = sweep.seed_keys(opts.seed, seeds)
+    if own_keys:
+        keys = jnp.broadcast_to(keys, (num_settings, *keys.shape))
     program = Program(init, periods_fn, keys, batched_hp, schedule.num_evals, period_axis=2)
     done = execute(program, opts, out, run_meta, bar)
     metrics = done.metrics
@@ -84,7 +90,8 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     names = [sweep.setting_name(i, s) for i, s in enumerate(settings)]
     absolute = None
     if opts.eval_protocol == "absolute":
-        fn = sweep.over_grid(absolute_fn(trainer, cfg.num_eval_envs), seeds, num_settings, True)
+        fn = absolute_fn(trainer, cfg.num_eval_envs)
+        fn = sweep.over_grid(fn, seeds, num_settings, True, job.devices)
         absolute = to_host(fn(done.state, batched_hp))  # ([H, S], [H, S])
     for row in rows:
         row["dir"] = names[row["index"]]
