@@ -33,7 +33,7 @@ def _agent(policy, recurrent=False):
         act=act,
         update=lambda s, b, k: (s, {}),
         initial_carry=lambda n: jnp.zeros(n, jnp.float32),
-        observe=lambda s, carry, obs, action: carry + 1.0,
+        observe=lambda s, carry, obs, action, info: carry + 1.0,
     )
 
 
