@@ -240,7 +240,7 @@ def test_ppo_trains_on_a_jumanji_env_without_time_limit(tmp_path):
     """Game2048 has no time limit of its own; ``--env-arg episode_length`` gives one."""
     pytest.importorskip("jumanji")
     argv = ["train", "ppo", "--env", "jumanji/Game2048-v1", "--env-arg", "episode_length=500"]
-    small = ["--seeds", "1", "--steps", "2048", "--no-progress", "--no-compile-cache"]
+    small = ["--seeds", "1", "--steps", "2048", "--no-progress"]
     sets = ["num_envs=8", "rollout_len=64", "num_minibatches=4", "num_epochs=2", "num_evals=2"]
     sets += ["num_eval_envs=4"]
     out = tmp_path / "run"
