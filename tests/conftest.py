@@ -28,6 +28,15 @@ os.environ[cc.ENV_VAR] = _CACHE
 cc.configure()
 
 
+@pytest.fixture(autouse=True)
+def _compile_cache_kept_on():
+    """An in-process run with the cache off (``--no-compile-cache``) turns it off for the
+    whole worker; turn it back on so no later test depends on test order."""
+    yield
+    if cc.active_dir() is None:
+        cc.configure()
+
+
 @pytest.fixture(scope="module")
 def compile_cache():
     """Every compile written to the session's cache, however short, so a resumed run or a

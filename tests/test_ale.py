@@ -103,7 +103,7 @@ def test_ppo_trains_on_a_real_rom_in_one_program(tmp_path):
     kwargs = {"size": 36, "stack": 2, "max_frames": 2000}
     res = runner.run(
         "ppo", "ale/Breakout", seeds=2, steps=256, config=config, env_kwargs=kwargs,
-        out=tmp_path, progress=False, compile_cache=False,
+        out=tmp_path, progress=False,
     )  # fmt: skip
     s = res.summary
     assert s["seeds"] == 2 and s["config"]["encoder"] == "cnn" and s["config"]["clip_rewards"]

@@ -79,7 +79,11 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
         return RunResult({}, done.metrics, out, stopped_early=True)
     runs = seeds * (transform.runs_per_seed if transform else 1)
     measured = time_evaluation(
-        trainer, lambda fn: sweep.over_seeds(fn, seeds), done.state, hp, cfg.num_eval_envs
+        trainer,
+        lambda fn: sweep.over_seeds(fn, seeds, job.devices),
+        done.state,
+        hp,
+        cfg.num_eval_envs,
     )
     speed = timing(done, schedule, runs, measured)
     summary = make_summary(job, schedule.total_steps, done.metrics, speed)

@@ -80,7 +80,7 @@ def sweep_options(opts: RunOptions, grid: dict[str, Sequence[float]]) -> SweepRe
     batched = functools.partial(sweep.over_grid, num_seeds=seeds, batch_size=num_settings)
     measured = time_evaluation(
         trainer,
-        lambda fn: batched(fn, first_batched=True),
+        lambda fn: batched(fn, first_batched=True, devices=job.devices),
         done.state,
         batched_hp,
         cfg.num_eval_envs,
