@@ -24,6 +24,7 @@ from benchmarks.mjx_case import ppo_mjx
 from benchmarks.sac_case import sac_pendulum
 from benchmarks.solve import ppo_cartpole_solve
 from benchmarks.stream_case import stream_cartpole
+from benchmarks.value_case import value_cartpole
 from jaxrl import compile_cache
 
 #: rejax's own CartPole-v1 PPO settings, used for both JAX contenders.
@@ -79,7 +80,6 @@ class Budget:
     seed_steps: int
     seed_repeats: int
     sac_steps: int  # jaxrl and rejax SAC on pendulum
-    sac_torch_steps: int  # SBX and SB3 SAC (slow: tens of steps/s on CPU)
     mjx_steps: int  # PPO on each MJX task, jaxrl and Brax
     mjx_tasks: tuple[str, ...]
     stream_steps: int  # streaming learners, per seed
@@ -96,6 +96,12 @@ class Budget:
     sac_solve_torch_steps: int  # ... and their cap
     cartpole_threshold: float  # 475 (CartPole-v1's "solved"); tiny: low, to reach it
     sac_threshold: float  # -200 on Pendulum; tiny: low, to reach it
+    dqn_steps: int  # DQN on CartPole, jaxrl and rejax (value_cartpole), per seed
+    dqn_eval_every: int  # ... env steps between its evaluations
+    pqn_steps: int  # PQN on CartPole, per seed
+    pqn_eval_every: int
+    value_seeds: int  # vmapped seeds of the DQN/PQN time to solve
+    value_compile_pairs: int  # alternating jaxrl/rejax compiles per algorithm
 
 
 def budget_for(mode: str) -> Budget:
@@ -111,7 +117,6 @@ def budget_for(mode: str) -> Budget:
             100_000,
             3,
             sac_steps=20_000,
-            sac_torch_steps=5_000,
             mjx_steps=2_000_000,
             mjx_tasks=("inverted_pendulum", "hopper"),
             stream_steps=100_000,
@@ -128,6 +133,12 @@ def budget_for(mode: str) -> Budget:
             sac_solve_torch_steps=10_000,
             cartpole_threshold=475.0,
             sac_threshold=-200.0,
+            dqn_steps=100_000,
+            dqn_eval_every=2_500,
+            pqn_steps=524_288,
+            pqn_eval_every=16_384,
+            value_seeds=16,
+            value_compile_pairs=3,
         ),
         "quick": Budget(
             "quick",
@@ -139,7 +150,6 @@ def budget_for(mode: str) -> Budget:
             30_000,
             2,
             sac_steps=3_000,
-            sac_torch_steps=600,
             mjx_steps=300_000,
             mjx_tasks=("inverted_pendulum",),
             stream_steps=20_000,
@@ -156,6 +166,12 @@ def budget_for(mode: str) -> Budget:
             sac_solve_torch_steps=12_000,
             cartpole_threshold=475.0,
             sac_threshold=-200.0,
+            dqn_steps=100_000,
+            dqn_eval_every=2_500,
+            pqn_steps=262_144,
+            pqn_eval_every=16_384,
+            value_seeds=16,
+            value_compile_pairs=2,
         ),
         "tiny": Budget(
             "tiny",
@@ -167,7 +183,6 @@ def budget_for(mode: str) -> Budget:
             1_000,
             1,
             sac_steps=300,
-            sac_torch_steps=200,
             mjx_steps=2_000,
             mjx_tasks=("fast",),  # Brax's physics-free test env
             stream_steps=500,
@@ -184,6 +199,12 @@ def budget_for(mode: str) -> Budget:
             sac_solve_torch_steps=300,
             cartpole_threshold=15.0,
             sac_threshold=-1500.0,
+            dqn_steps=2_000,
+            dqn_eval_every=500,
+            pqn_steps=4_096,
+            pqn_eval_every=2_048,
+            value_seeds=2,
+            value_compile_pairs=1,
         ),
     }
     if mode not in budgets:
@@ -663,6 +684,7 @@ CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
     "seed_scaling": seed_scaling,
     "sac_pendulum": sac_pendulum,
     "stream_cartpole": stream_cartpole,
+    "value_cartpole": value_cartpole,
     "ppo_mjx": ppo_mjx,
     "drama_world_model": drama_world_model,
     "atari_throughput": atari_throughput,
@@ -745,7 +767,16 @@ def format_table(bench: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     rule = "-" * len(lines[0])
-    return "\n".join([rule, lines[0], rule, *lines[1:], rule, *extra])
+    return "\n".join([rule, lines[0], rule, *lines[1:], rule, *extra, *case_seconds_lines(bench)])
+
+
+def case_seconds_lines(bench: dict[str, Any]) -> list[str]:
+    """The wall seconds each case took (``meta.case_seconds``) and their sum, one line."""
+    seconds = bench["meta"].get("case_seconds", {})
+    if not seconds:
+        return []
+    each = ", ".join(f"{name} {s:.0f}" for name, s in seconds.items())
+    return [f"wall seconds per case: {each}; cases total {sum(seconds.values()):.0f} s"]
 
 
 __all__ = ["CASES", "Budget", "budget_for", "format_table", "run_bench"]

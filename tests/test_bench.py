@@ -62,6 +62,7 @@ def test_bench_tiny_end_to_end(tmp_path, capsys):
     _check_ppo_mjx(bench["cases"]["ppo_mjx"], tasks=bench["meta"]["budget"]["mjx_tasks"])
     _check_sac_pendulum(bench["cases"]["sac_pendulum"])
     _check_ppo_cartpole_solve(bench["cases"]["ppo_cartpole_solve"])
+    _check_value_cartpole(bench["cases"]["value_cartpole"])
     out = capsys.readouterr().out
     assert "env steps/s" in out and "jax.device_put_replicated" in out
 
@@ -109,6 +110,22 @@ def _check_ppo_cartpole_solve(record: dict) -> None:
         key = f"ratio_time_to_solve_vs_{label}"
         assert (key in record) == bool(both), key
         assert key not in record or _number(record[key])
+
+
+def _check_value_cartpole(record: dict) -> None:
+    """DQN and PQN against rejax's on rejax's settings: speed, compile and time to solve."""
+    settings = record["settings"]
+    assert settings["dqn"]["num_envs"] == 10 and settings["pqn"]["rollout_len"] == 128
+    assert set(record["contenders"]) == {"jaxrl_dqn", "rejax_dqn", "jaxrl_pqn", "rejax_pqn"}
+    for algo in ("dqn", "pqn"):
+        ours, theirs = (record["contenders"][f"{lib}_{algo}"] for lib in ("jaxrl", "rejax"))
+        _check_solve(ours, seeds=settings["seeds"])
+        _check_solve(theirs, seeds=settings["seeds"])
+        assert len(ours["compile_seconds_each"]) == settings["compile_pairs"]
+        for name in ("steps_per_second", "compile_speedup"):
+            assert _number(record[f"ratio_{name}_vs_rejax_{algo}"]) > 0
+        both = ours["seconds_to_threshold"] and theirs["seconds_to_threshold"]
+        assert (f"ratio_time_to_solve_vs_rejax_{algo}" in record) == bool(both)
 
 
 def _check_ppo_mjx(record: dict, tasks: list[str]) -> None:
