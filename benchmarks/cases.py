@@ -612,13 +612,65 @@ def seed_scaling(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
     device per CPU core under the CLI, ``sweep.use_cpu_cores``); rejax through
     ``jit(vmap(train))`` on one device, its documented way. The same jaxrl program on one
     device, and why it scales no better there, is in ``experiments/seed_scaling.py``.
+    Where ``ppo_cartpole_solve`` already ran every seed count on the same settings (quick),
+    its programs and timed runs are reused instead of run a second time.
     """
+    _, rejax_err = harness.try_import("rejax")
+    shared = _solve_seed_runs(budget, results)
+    if shared is not None:
+        per_count, steps = shared
+    else:
+        steps = budget.seed_steps
+        per_count = _own_seed_runs(budget, steps, rejax=rejax_err is None)
+    contenders: dict[str, Any] = {}
+    for name, counts in per_count.items():
+        if not counts:
+            contenders[name] = rejax_err
+            continue
+        one = counts[str(budget.seed_counts[0])]["median_seconds"] / budget.seed_counts[0]
+        for n, c in counts.items():
+            c["per_seed_relative"] = c["median_seconds"] / int(n) / one
+            c["env_steps_per_second"] = steps * int(n) / c["median_seconds"]
+        contenders[name] = {"status": "ok", "seeds": counts}
+    record: dict[str, Any] = {
+        "settings": {"steps_per_seed": steps, "seed_counts": list(budget.seed_counts)}
+        | {"ppo": REJAX_CARTPOLE, "repeats": budget.seed_repeats}
+        | {
+            "devices": len(jax.devices()),
+            "source": "ppo_cartpole_solve" if shared is not None else "seed_scaling",
+            "notes": [
+                "source ppo_cartpole_solve: every seed count was already run there on the same "
+                "settings (jaxrl and rejax on REJAX_CARTPOLE, the same programs), so its "
+                "compiles and timed runs are reused rather than run twice: runs of "
+                "solve_steps with its evaluations, solve_rounds rounds at N seeds and repeats "
+                "at 1 (warmup_seconds: the compile seconds there)",
+                "per_seed_relative = (run seconds / seeds) / (run seconds of one seed)",
+                "jaxrl: sweep.over_seeds, the seeds sharded over the devices (one per CPU "
+                "core under the CLI); rejax: jit(vmap(train)) on one device (its documented "
+                "way); jaxrl on one device: experiments/seed_scaling.py",
+                "one XLA:CPU device runs a vmapped program on one core, and PPO's batched "
+                "64x64 matmuls already run near one core's peak (experiments/seed_scaling.py)",
+            ],
+        },
+        "contenders": contenders,
+    }
+    if contenders["rejax"].get("status") == "ok":
+        # rejax's relative per-seed cost over jaxrl's: > 1 when jaxrl scales better.
+        record["ratio_per_seed_scaling_vs_rejax"] = {
+            str(n): contenders["rejax"]["seeds"][str(n)]["per_seed_relative"]
+            / contenders["jaxrl"]["seeds"][str(n)]["per_seed_relative"]
+            for n in budget.seed_counts
+        }
+    return record
+
+
+def _own_seed_runs(budget: Budget, steps: int, rejax: bool) -> dict[str, dict[str, Any]]:
+    """``seed_scaling``'s own runs: per library and seed count, compile + first run
+    (``warmup_seconds``) and ``budget.seed_repeats`` alternating timed runs."""
     from jaxrl import sweep
 
-    steps = budget.seed_steps
     train, hparams = jaxrl_ppo_train(steps)
-    _, rejax_err = harness.try_import("rejax")
-    rejax_train = rejax_ppo_train(steps) if rejax_err is None else None
+    rejax_train = rejax_ppo_train(steps) if rejax else None
     per_count: dict[str, dict[str, Any]] = {"jaxrl": {}, "rejax": {}}
     for n in budget.seed_counts:
         keys = sweep.seed_keys(0, n)
@@ -641,40 +693,32 @@ def seed_scaling(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
                 "run_seconds": seconds,
                 "median_seconds": harness.median(seconds),
             }
-    contenders: dict[str, Any] = {}
-    for name, counts in per_count.items():
-        if not counts:
-            contenders[name] = rejax_err
-            continue
-        one = counts[str(budget.seed_counts[0])]["median_seconds"] / budget.seed_counts[0]
-        for n, c in counts.items():
-            c["per_seed_relative"] = c["median_seconds"] / int(n) / one
-            c["env_steps_per_second"] = steps * int(n) / c["median_seconds"]
-        contenders[name] = {"status": "ok", "seeds": counts}
-    record: dict[str, Any] = {
-        "settings": {"steps_per_seed": steps, "seed_counts": list(budget.seed_counts)}
-        | {"ppo": REJAX_CARTPOLE, "repeats": budget.seed_repeats}
-        | {
-            "devices": len(jax.devices()),
-            "notes": [
-                "per_seed_relative = (run seconds / seeds) / (run seconds of one seed)",
-                "jaxrl: sweep.over_seeds, the seeds sharded over the devices (one per CPU "
-                "core under the CLI); rejax: jit(vmap(train)) on one device (its documented "
-                "way); jaxrl on one device: experiments/seed_scaling.py",
-                "one XLA:CPU device runs a vmapped program on one core, and PPO's batched "
-                "64x64 matmuls already run near one core's peak (experiments/seed_scaling.py)",
-            ],
-        },
-        "contenders": contenders,
-    }
-    if contenders["rejax"].get("status") == "ok":
-        # rejax's relative per-seed cost over jaxrl's: > 1 when jaxrl scales better.
-        record["ratio_per_seed_scaling_vs_rejax"] = {
-            str(n): contenders["rejax"]["seeds"][str(n)]["per_seed_relative"]
-            / contenders["jaxrl"]["seeds"][str(n)]["per_seed_relative"]
-            for n in budget.seed_counts
-        }
-    return record
+    return per_count
+
+
+def _solve_seed_runs(budget: Budget, results: dict[str, Any]) -> tuple[dict, int] | None:
+    """``(per_count, steps)`` for ``seed_scaling`` from ``ppo_cartpole_solve``'s jaxrl and
+    rejax runs on rejax's settings, when that case ran every one of ``budget.seed_counts``
+    (1 and ``solve_seeds``) for both; otherwise None."""
+    solved = results.get("ppo_cartpole_solve", {}).get("contenders", {})
+    counts = {1, budget.solve_seeds}
+    if not set(budget.seed_counts) <= counts:
+        return None
+    per_count: dict[str, dict[str, Any]] = {}
+    for name in ("jaxrl", "rejax"):
+        c = solved.get(name, {})
+        if c.get("status") != "ok":
+            return None
+        per_count[name] = {}
+        for n in budget.seed_counts:
+            suffix = "" if n == 1 else f"_{n}_seeds"
+            seconds = c[f"run_seconds{suffix}"]
+            per_count[name][str(n)] = {
+                "warmup_seconds": c[f"compile_seconds{suffix}"],
+                "run_seconds": seconds,
+                "median_seconds": harness.median(seconds),
+            }
+    return per_count, budget.solve_steps
 
 
 CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
