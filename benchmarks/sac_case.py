@@ -453,7 +453,7 @@ def _torch_solve(
         run_s.append(total_s - eval_s)
         rates.append(done / run_s[-1])
     figures = solve.sequential_figures(seconds, steps, budget.sac_solve_seeds)
-    return {k: v for k, v in figures.items()} | {
+    return figures | {
         "env_steps": ran,
         "run_seconds": run_s,
         "env_steps_per_second": harness.median(rates),
