@@ -98,9 +98,12 @@ class Budget:
     sac_threshold: float  # -200 on Pendulum; tiny: low, to reach it
     dqn_steps: int  # DQN on CartPole, jaxrl and rejax (value_cartpole), per seed
     dqn_eval_every: int  # ... env steps between its evaluations
+    dqn_seeds: int  # ... vmapped seeds of its time to solve (1: from the timed runs)
+    dqn_rounds: int  # ... timed one-seed rounds (jaxrl and rejax alternating)
     pqn_steps: int  # PQN on CartPole, per seed
     pqn_eval_every: int
-    value_seeds: int  # vmapped seeds of the DQN/PQN time to solve
+    pqn_seeds: int
+    pqn_rounds: int
     value_compile_pairs: int  # alternating jaxrl/rejax compiles per algorithm
 
 
@@ -135,9 +138,12 @@ def budget_for(mode: str) -> Budget:
             sac_threshold=-200.0,
             dqn_steps=100_000,
             dqn_eval_every=2_500,
+            dqn_seeds=16,
+            dqn_rounds=3,
             pqn_steps=524_288,
             pqn_eval_every=16_384,
-            value_seeds=16,
+            pqn_seeds=16,
+            pqn_rounds=3,
             value_compile_pairs=3,
         ),
         "quick": Budget(
@@ -168,10 +174,13 @@ def budget_for(mode: str) -> Budget:
             sac_threshold=-200.0,
             dqn_steps=100_000,
             dqn_eval_every=2_500,
-            pqn_steps=262_144,
+            dqn_seeds=1,  # rejax's DQN: ~40 s per seed on 2 cores; 16 seeds take minutes
+            dqn_rounds=1,
+            pqn_steps=524_288,
             pqn_eval_every=16_384,
-            value_seeds=16,
-            value_compile_pairs=2,
+            pqn_seeds=1,
+            pqn_rounds=1,
+            value_compile_pairs=1,
         ),
         "tiny": Budget(
             "tiny",
@@ -201,9 +210,12 @@ def budget_for(mode: str) -> Budget:
             sac_threshold=-1500.0,
             dqn_steps=2_000,
             dqn_eval_every=500,
+            dqn_seeds=1,
+            dqn_rounds=1,
             pqn_steps=4_096,
             pqn_eval_every=2_048,
-            value_seeds=2,
+            pqn_seeds=2,
+            pqn_rounds=1,
             value_compile_pairs=1,
         ),
     }

@@ -9,19 +9,21 @@ network, optimiser, exploration schedule, step budget and evaluation schedule
   ``budget.value_compile_pairs`` alternating jaxrl/rejax pairs, each of a budget one
   iteration longer than the last (no cache hits); the ratio is the median of the pairs'
   rejax / jaxrl;
-- ``env_steps_per_second``: whole one-seed runs (evaluations included), ``budget.repeats``
+- ``env_steps_per_second``: whole one-seed runs (evaluations included), ``Plan.rounds``
   alternating rounds after the compiles; the ratio is the median of the rounds' jaxrl / rejax;
 - time to a return of ``budget.cartpole_threshold`` (475), compile included, at one seed
-  and at ``budget.value_seeds`` vmapped seeds, as ``benchmarks.solve`` defines it: the
-  median seed's first evaluation at the threshold in one ``budget.value_seeds``-seed run
-  (jaxrl through ``sweep.over_seeds``, rejax through ``jit(vmap(train))``), then
-  ``compile + run seconds x median steps / steps``.
+  and at ``Plan.seeds`` vmapped seeds, as ``benchmarks.solve`` defines it: the median
+  seed's first evaluation at the threshold in one ``Plan.seeds``-seed run (jaxrl through
+  ``sweep.over_seeds``, rejax through ``jit(vmap(train))``), then ``compile + run seconds
+  x median steps / steps``; with ``Plan.seeds = 1`` (rejax's DQN runs tens of seconds
+  per seed on 2 cores: ``--quick``) from the last timed one-seed run's own curve.
 
 Every ratio reads higher-is-better for jaxrl.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +78,9 @@ NOTES = [
     "(DQN: dueling, swish, no LayerNorm; PQN: LayerNorm before relu), Adam at a constant "
     "learning rate, epsilon from 1 to 0.05 over the first half of the run's env steps",
     "rejax clips gradients element-wise (optax.clip(10)), jaxrl by global norm (10)",
+    "DQN replay sampling: rejax draws each minibatch without replacement over the whole "
+    "buffer (jax.random.choice with probabilities, work in the buffer size per update), "
+    "jaxrl uniformly with replacement (work in the batch size): most of the steps/s gap",
     "DQN target: rejax moves it by polyak 0.98 once per iteration (5 updates); jaxrl by "
     "tau 0.02 every target_period = 5 updates",
     "evaluation: 16 episodes every eval_every env steps in both; jaxrl greedy, rejax's "
@@ -199,11 +204,22 @@ def rejax_train(algo: str, steps: int, eval_every: int) -> Callable[[jax.Array],
     return algo_obj.replace(eval_callback=cases.rejax_eval(EVAL_EPISODES)).train
 
 
-def _budget(algo: str, budget: Any) -> tuple[int, int]:
-    """``(env steps, eval_every)`` of ``algo`` in ``budget``."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One algorithm's share of a budget: env steps and evaluation period per run, seeds of
+    the time-to-solve run (1: the timed one-seed runs' own curves), timed one-seed rounds."""
+
+    steps: int
+    eval_every: int
+    seeds: int
+    rounds: int
+
+
+def plan(algo: str, budget: Any) -> Plan:
+    """``algo``'s ``Plan`` in ``budget``."""
     if algo == "dqn":
-        return budget.dqn_steps, budget.dqn_eval_every
-    return budget.pqn_steps, budget.pqn_eval_every
+        return Plan(budget.dqn_steps, budget.dqn_eval_every, budget.dqn_seeds, budget.dqn_rounds)
+    return Plan(budget.pqn_steps, budget.pqn_eval_every, budget.pqn_seeds, budget.pqn_rounds)
 
 
 def _per_iter(algo: str) -> int:
@@ -212,62 +228,67 @@ def _per_iter(algo: str) -> int:
     return REJAX_PQN_CARTPOLE["num_envs"] * REJAX_PQN_CARTPOLE["rollout_len"]
 
 
-def _algo(algo: str, steps: int, eval_every: int, budget: Any) -> tuple[dict[str, Any], dict]:
+def _curves(out: Any, library: str, eval_every: int) -> tuple[list[int], np.ndarray]:
+    """``(steps [E], returns [S, E])`` of a run's evaluations (one seed: ``S = 1``)."""
+    if library == "jaxrl":
+        returns = np.asarray(out["eval_return"])
+        steps = np.asarray(out["env_steps"])
+        steps = steps if steps.ndim == 1 else steps[0]
+        return [int(x) for x in steps], returns.reshape(-1, returns.shape[-1])
+    _, (_, episode_returns) = out
+    means = np.asarray(episode_returns).mean(axis=-1)  # [E] or [S, E]
+    means = means.reshape(-1, means.shape[-1])
+    return [eval_every * (i + 1) for i in range(means.shape[1])], means
+
+
+def _algo(algo: str, p: Plan, budget: Any) -> tuple[dict[str, Any], dict]:
     """One algorithm's jaxrl and rejax figures: ``({contender: record}, ratios)``."""
     from jaxrl import sweep
 
-    n = budget.value_seeds
-    key, keys = jax.random.PRNGKey(0), sweep.seed_keys(0, n)
+    n, key, keys = p.seeds, jax.random.PRNGKey(0), sweep.seed_keys(0, p.seeds)
     ours, theirs = f"jaxrl_{algo}", f"rejax_{algo}"
     compile_s: dict[str, list[float]] = {ours: [], theirs: []}
     # Compile pairs of budgets one iteration apart (no in-process reuse), longest first:
-    # the last pair, at ``steps``, is the one that runs.
+    # the last pair, at ``p.steps``, is the one that runs.
     for i in reversed(range(budget.value_compile_pairs)):
-        total = steps + i * _per_iter(algo)
-        train, hparams, env_steps = jaxrl_train(algo, total, eval_every)
+        total = p.steps + i * _per_iter(algo)
+        train, hparams, env_steps = jaxrl_train(algo, total, p.eval_every)
         one, seconds = harness.timed(lambda t=train, h=hparams: jax.jit(t).lower(key, h).compile())
         compile_s[ours].append(seconds)
-        fn = rejax_train(algo, total, eval_every)
+        fn = rejax_train(algo, total, p.eval_every)
         rejax_one, seconds = harness.timed(lambda f=fn: jax.jit(f).lower(key).compile())
         compile_s[theirs].append(seconds)
     rounds = harness.alternate(
-        {ours: lambda: one(key, hparams)[1], theirs: lambda: rejax_one(key)}, budget.repeats
+        {ours: lambda: one(key, hparams)[1], theirs: lambda: rejax_one(key)}, p.rounds
     )
-    run_s = {name: [s for _, s in rs] for name, rs in rounds.items()}
-    many, many_compile = harness.timed(
-        lambda: sweep.over_seeds(train, n).lower(keys, hparams).compile()
-    )
-    rejax_many, rejax_many_compile = harness.timed(
-        lambda: jax.jit(jax.vmap(fn)).lower(keys).compile()
-    )
-    vmapped = harness.alternate(
-        {ours: lambda: many(keys, hparams)[1], theirs: lambda: rejax_many(keys)}, 1
-    )
-    metrics, ours_many_s = vmapped[ours][0]
-    (_, (_, episode_returns)), theirs_many_s = vmapped[theirs][0]
-    ours_returns = np.asarray(metrics["eval_return"])  # [n, E]
-    ours_steps = [int(x) for x in np.asarray(metrics["env_steps"])[0]]
-    theirs_returns = np.asarray(episode_returns).mean(axis=-1)  # [n, E]
-    theirs_steps = [eval_every * (i + 1) for i in range(theirs_returns.shape[1])]
+    compiles = {name: {1: harness.median(compile_s[name])} for name in (ours, theirs)}
+    run_s = {name: {1: [s for _, s in rs]} for name, rs in rounds.items()}
+    last = {name: rs[-1][0] for name, rs in rounds.items()}
+    if n > 1:  # time to solve over n vmapped seeds
+        many, compiles[ours][n] = harness.timed(
+            lambda: sweep.over_seeds(train, n).lower(keys, hparams).compile()
+        )
+        rejax_many, compiles[theirs][n] = harness.timed(
+            lambda: jax.jit(jax.vmap(fn)).lower(keys).compile()
+        )
+        vmapped = harness.alternate(
+            {ours: lambda: many(keys, hparams)[1], theirs: lambda: rejax_many(keys)}, 1
+        )
+        for name, rs in vmapped.items():
+            last[name], run_s[name][n] = rs[0][0], [rs[0][1]]
     out: dict[str, Any] = {}
-    for name, curve_steps, returns, total, many_c, many_s in (
-        (ours, ours_steps, ours_returns, env_steps, many_compile, ours_many_s),
-        (theirs, theirs_steps, theirs_returns, steps, rejax_many_compile, theirs_many_s),
-    ):
+    for name, library, total in ((ours, "jaxrl", env_steps), (theirs, "rejax", p.steps)):
+        curve_steps, returns = _curves(last[name], library, p.eval_every)
         per_seed = solve.first_steps(curve_steps, returns, budget.cartpole_threshold)
         out[name] = solve.jax_figures(
-            per_seed,
-            {1: harness.median(compile_s[name]), n: many_c},
-            {1: run_s[name], n: [many_s]},
-            total,
-            float(returns[:, -1].mean()),
+            per_seed, compiles[name], run_s[name], total, float(returns[:, -1].mean())
         )
         out[name]["compile_seconds_each"] = compile_s[name]
         out[name]["eval_steps"] = curve_steps
         out[name]["eval_returns_median"] = np.median(returns, axis=0).tolist()
     ratios = {
         f"ratio_steps_per_second_vs_{theirs}": harness.paired_ratio(
-            [env_steps / s for s in run_s[ours]], [steps / s for s in run_s[theirs]]
+            [env_steps / s for s in run_s[ours][1]], [p.steps / s for s in run_s[theirs][1]]
         ),
         f"ratio_compile_speedup_vs_{theirs}": harness.paired_ratio(
             compile_s[theirs], compile_s[ours]
@@ -282,7 +303,8 @@ def value_cartpole(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {"contenders": {}}
     if (err := harness.try_import("rejax")[1]) is not None:
         for algo in ("dqn", "pqn"):
-            train, hparams, steps = jaxrl_train(algo, *_budget(algo, budget))
+            p = plan(algo, budget)
+            train, hparams, steps = jaxrl_train(algo, p.steps, p.eval_every)
             compiled, compile_s = harness.timed(
                 lambda t=train, h=hparams: jax.jit(t).lower(jax.random.PRNGKey(0), h).compile()
             )
@@ -295,20 +317,19 @@ def value_cartpole(budget: Any, results: dict[str, Any]) -> dict[str, Any]:
             record["contenders"][f"rejax_{algo}"] = err
     else:
         for algo in ("dqn", "pqn"):
-            contenders, ratios = _algo(algo, *_budget(algo, budget), budget)
+            contenders, ratios = _algo(algo, plan(algo, budget), budget)
             record["contenders"] |= contenders
             record |= ratios
-            solve.ratios(
-                record, f"jaxrl_{algo}", f"rejax_{algo}", f"rejax_{algo}", budget.value_seeds
-            )
+            seeds = plan(algo, budget).seeds
+            solve.ratios(record, f"jaxrl_{algo}", f"rejax_{algo}", f"rejax_{algo}", seeds)
     record["settings"] = {
         "env": "jaxrl cartpole / gymnax CartPole-v1",
         "threshold": budget.cartpole_threshold,
         "steps": {"dqn": budget.dqn_steps, "pqn": budget.pqn_steps},
         "eval_every": {"dqn": budget.dqn_eval_every, "pqn": budget.pqn_eval_every},
+        "seeds": {"dqn": budget.dqn_seeds, "pqn": budget.pqn_seeds},
+        "rounds": {"dqn": budget.dqn_rounds, "pqn": budget.pqn_rounds},
         "eval_episodes": EVAL_EPISODES,
-        "seeds": budget.value_seeds,
-        "repeats": budget.repeats,
         "compile_pairs": budget.value_compile_pairs,
         "dqn": REJAX_DQN_CARTPOLE,
         "pqn": REJAX_PQN_CARTPOLE,

@@ -119,8 +119,8 @@ def _check_value_cartpole(record: dict) -> None:
     assert set(record["contenders"]) == {"jaxrl_dqn", "rejax_dqn", "jaxrl_pqn", "rejax_pqn"}
     for algo in ("dqn", "pqn"):
         ours, theirs = (record["contenders"][f"{lib}_{algo}"] for lib in ("jaxrl", "rejax"))
-        _check_solve(ours, seeds=settings["seeds"])
-        _check_solve(theirs, seeds=settings["seeds"])
+        _check_solve(ours, seeds=settings["seeds"][algo])
+        _check_solve(theirs, seeds=settings["seeds"][algo])
         assert len(ours["compile_seconds_each"]) == settings["compile_pairs"]
         for name in ("steps_per_second", "compile_speedup"):
             assert _number(record[f"ratio_{name}_vs_rejax_{algo}"]) > 0

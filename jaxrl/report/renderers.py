@@ -901,22 +901,26 @@ def bench_quick(data: dict) -> str:
 def _value_rows(k: dict) -> list[list[str]]:
     """``value_cartpole``'s rows: DQN and PQN against rejax's, on rejax's settings."""
     p, st = k["contenders"], k["settings"]
-    n, thr = st["seeds"], f"{st['threshold']:g}"
+    thr = f"{st['threshold']:g}"
 
-    def solve(c: dict) -> str:
+    def solve(c: dict, n: int) -> str:
         one, many = c["seconds_to_threshold"], c.get(f"seconds_to_threshold_{n}_seeds")
-        return "not solved" if one is None else f"{_s(one)} / {_s(many)} s"
+        if one is None:
+            return "not solved"
+        return f"{_s(one)} / {_s(many)} s" if n > 1 else f"{_s(one)} s"
 
     rows = []
     for algo in ("dqn", "pqn"):
         ours, theirs, label = p[f"jaxrl_{algo}"], p.get(f"rejax_{algo}", {}), algo.upper()
         if theirs.get("status") != "ok":
             continue
+        n = st["seeds"][algo]
         ratio = {
             name: _r(k.get(f"ratio_{name}_vs_rejax_{algo}"))
             for name in ("steps_per_second", "compile_speedup", "time_to_solve")
         }
-        ratio["many"] = _r(k.get(f"ratio_time_to_solve_{n}_seeds_vs_rejax_{algo}"))
+        many = _r(k.get(f"ratio_time_to_solve_{n}_seeds_vs_rejax_{algo}"))
+        seeds = f"1 / {n} seeds" if n > 1 else "1 seed"
         steps = st["steps"][algo]
         rows += [
             [
@@ -932,10 +936,10 @@ def _value_rows(k: dict) -> list[list[str]]:
                 ratio["compile_speedup"],
             ],
             [
-                f"{label} time to {thr}, 1 / {n} seeds, rejax's settings",
-                solve(ours),
-                f"rejax {solve(theirs)}",
-                f"{ratio['time_to_solve']} / {ratio['many']}",
+                f"{label} time to {thr}, {seeds}, rejax's settings",
+                solve(ours, n),
+                f"rejax {solve(theirs, n)}",
+                f"{ratio['time_to_solve']} / {many}" if n > 1 else ratio["time_to_solve"],
             ],
         ]
     return rows
