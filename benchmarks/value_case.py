@@ -45,7 +45,9 @@ REJAX_DQN_CARTPOLE: dict[str, Any] = {
     "tau": 0.02,  # rejax polyak 0.98, once per iteration (target_update_freq 1)
     "eps_start": 1.0,
     "eps_end": 0.05,
-    "exploration_fraction": 0.5,
+    # exploration_fraction in both libraries, named so that no settings key reads "ratio"
+    # (bench.json readers treat every number under a "ratio" key as a jaxrl/contender ratio)
+    "eps_decay_fraction": 0.5,
     "double": True,
     "dueling": True,
     "hidden": [64, 64],
@@ -65,7 +67,7 @@ REJAX_PQN_CARTPOLE: dict[str, Any] = {
     "lam": 0.9,  # rejax td_lambda
     "eps_start": 1.0,
     "eps_end": 0.05,
-    "exploration_fraction": 0.5,
+    "eps_decay_fraction": 0.5,
     "hidden": [64, 64],
     "activation": "relu",
     "layer_norm": True,  # rejax: Dense -> LayerNorm -> relu
@@ -108,9 +110,10 @@ def jaxrl_train(algo: str, steps: int, eval_every: int) -> tuple[Callable, Any, 
     from jaxrl import agents, envs
 
     spec = agents.get(algo)
-    common = {"eps_start", "eps_end", "exploration_fraction", "gamma", "lr", "max_grad_norm"}
+    s = REJAX_DQN_CARTPOLE if algo == "dqn" else REJAX_PQN_CARTPOLE
+    common = {k: s[k] for k in ("eps_start", "eps_end", "gamma", "lr", "max_grad_norm")}
+    common["exploration_fraction"] = s["eps_decay_fraction"]
     if algo == "dqn":
-        s = REJAX_DQN_CARTPOLE
         config = spec.config(
             total_steps=steps,
             num_envs=s["num_envs"],
@@ -127,9 +130,8 @@ def jaxrl_train(algo: str, steps: int, eval_every: int) -> tuple[Callable, Any, 
             num_evals=max(1, steps // eval_every),
             num_eval_envs=EVAL_EPISODES,
         )
-        hparams = spec.default_hparams(tau=s["tau"], **{k: s[k] for k in common})
+        hparams = spec.default_hparams(tau=s["tau"], **common)
     else:
-        s = REJAX_PQN_CARTPOLE
         config = spec.config(
             total_steps=steps,
             num_envs=s["num_envs"],
@@ -144,7 +146,7 @@ def jaxrl_train(algo: str, steps: int, eval_every: int) -> tuple[Callable, Any, 
             num_evals=max(1, steps // eval_every),
             num_eval_envs=EVAL_EPISODES,
         )
-        hparams = spec.default_hparams(lam=s["lam"], reward_scale=1.0, **{k: s[k] for k in common})
+        hparams = spec.default_hparams(lam=s["lam"], reward_scale=1.0, **common)
     env = envs.make("cartpole")
     return spec.make_train(config, env), hparams, int(spec.schedule(config, env).total_steps)
 
@@ -181,7 +183,7 @@ def rejax_train(algo: str, steps: int, eval_every: int) -> Callable[[jax.Array],
             polyak=1.0 - s["tau"],
             eps_start=s["eps_start"],
             eps_end=s["eps_end"],
-            exploration_fraction=s["exploration_fraction"],
+            exploration_fraction=s["eps_decay_fraction"],
             gamma=s["gamma"],
             ddqn=s["double"],
         )
@@ -197,7 +199,7 @@ def rejax_train(algo: str, steps: int, eval_every: int) -> Callable[[jax.Array],
             num_epochs=s["num_epochs"],
             eps_start=s["eps_start"],
             eps_end=s["eps_end"],
-            exploration_fraction=s["exploration_fraction"],
+            exploration_fraction=s["eps_decay_fraction"],
             gamma=s["gamma"],
             td_lambda=s["lam"],
         )
