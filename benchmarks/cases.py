@@ -24,6 +24,7 @@ from benchmarks.mjx_case import ppo_mjx
 from benchmarks.sac_case import sac_pendulum
 from benchmarks.solve import ppo_cartpole_solve
 from benchmarks.stream_case import stream_cartpole
+from benchmarks.value_case import value_cartpole
 from jaxrl import compile_cache
 
 #: rejax's own CartPole-v1 PPO settings, used for both JAX contenders.
@@ -79,7 +80,6 @@ class Budget:
     seed_steps: int
     seed_repeats: int
     sac_steps: int  # jaxrl and rejax SAC on pendulum
-    sac_torch_steps: int  # SBX and SB3 SAC (slow: tens of steps/s on CPU)
     mjx_steps: int  # PPO on each MJX task, jaxrl and Brax
     mjx_tasks: tuple[str, ...]
     stream_steps: int  # streaming learners, per seed
@@ -96,6 +96,15 @@ class Budget:
     sac_solve_torch_steps: int  # ... and their cap
     cartpole_threshold: float  # 475 (CartPole-v1's "solved"); tiny: low, to reach it
     sac_threshold: float  # -200 on Pendulum; tiny: low, to reach it
+    dqn_steps: int  # DQN on CartPole, jaxrl and rejax (value_cartpole), per seed
+    dqn_eval_every: int  # ... env steps between its evaluations
+    dqn_seeds: int  # ... vmapped seeds of its time to solve (1: from the timed runs)
+    dqn_rounds: int  # ... timed one-seed rounds (jaxrl and rejax alternating)
+    pqn_steps: int  # PQN on CartPole, per seed
+    pqn_eval_every: int
+    pqn_seeds: int
+    pqn_rounds: int
+    value_compile_pairs: int  # alternating jaxrl/rejax compiles per algorithm
 
 
 def budget_for(mode: str) -> Budget:
@@ -111,7 +120,6 @@ def budget_for(mode: str) -> Budget:
             100_000,
             3,
             sac_steps=20_000,
-            sac_torch_steps=5_000,
             mjx_steps=2_000_000,
             mjx_tasks=("inverted_pendulum", "hopper"),
             stream_steps=100_000,
@@ -128,6 +136,15 @@ def budget_for(mode: str) -> Budget:
             sac_solve_torch_steps=10_000,
             cartpole_threshold=475.0,
             sac_threshold=-200.0,
+            dqn_steps=100_000,
+            dqn_eval_every=2_500,
+            dqn_seeds=16,
+            dqn_rounds=3,
+            pqn_steps=524_288,
+            pqn_eval_every=16_384,
+            pqn_seeds=16,
+            pqn_rounds=3,
+            value_compile_pairs=3,
         ),
         "quick": Budget(
             "quick",
@@ -139,7 +156,6 @@ def budget_for(mode: str) -> Budget:
             30_000,
             2,
             sac_steps=3_000,
-            sac_torch_steps=600,
             mjx_steps=300_000,
             mjx_tasks=("inverted_pendulum",),
             stream_steps=20_000,
@@ -156,6 +172,15 @@ def budget_for(mode: str) -> Budget:
             sac_solve_torch_steps=12_000,
             cartpole_threshold=475.0,
             sac_threshold=-200.0,
+            dqn_steps=100_000,
+            dqn_eval_every=2_500,
+            dqn_seeds=1,  # rejax's DQN: ~40 s per seed on 2 cores; 16 seeds take minutes
+            dqn_rounds=1,
+            pqn_steps=524_288,
+            pqn_eval_every=16_384,
+            pqn_seeds=1,
+            pqn_rounds=1,
+            value_compile_pairs=1,
         ),
         "tiny": Budget(
             "tiny",
@@ -167,7 +192,6 @@ def budget_for(mode: str) -> Budget:
             1_000,
             1,
             sac_steps=300,
-            sac_torch_steps=200,
             mjx_steps=2_000,
             mjx_tasks=("fast",),  # Brax's physics-free test env
             stream_steps=500,
@@ -184,6 +208,15 @@ def budget_for(mode: str) -> Budget:
             sac_solve_torch_steps=300,
             cartpole_threshold=15.0,
             sac_threshold=-1500.0,
+            dqn_steps=2_000,
+            dqn_eval_every=500,
+            dqn_seeds=1,
+            dqn_rounds=1,
+            pqn_steps=4_096,
+            pqn_eval_every=2_048,
+            pqn_seeds=2,
+            pqn_rounds=1,
+            value_compile_pairs=1,
         ),
     }
     if mode not in budgets:
@@ -591,13 +624,65 @@ def seed_scaling(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
     device per CPU core under the CLI, ``sweep.use_cpu_cores``); rejax through
     ``jit(vmap(train))`` on one device, its documented way. The same jaxrl program on one
     device, and why it scales no better there, is in ``experiments/seed_scaling.py``.
+    Where ``ppo_cartpole_solve`` already ran every seed count on the same settings (quick),
+    its programs and timed runs are reused instead of run a second time.
     """
+    _, rejax_err = harness.try_import("rejax")
+    shared = _solve_seed_runs(budget, results)
+    if shared is not None:
+        per_count, steps = shared
+    else:
+        steps = budget.seed_steps
+        per_count = _own_seed_runs(budget, steps, rejax=rejax_err is None)
+    contenders: dict[str, Any] = {}
+    for name, counts in per_count.items():
+        if not counts:
+            contenders[name] = rejax_err
+            continue
+        one = counts[str(budget.seed_counts[0])]["median_seconds"] / budget.seed_counts[0]
+        for n, c in counts.items():
+            c["per_seed_relative"] = c["median_seconds"] / int(n) / one
+            c["env_steps_per_second"] = steps * int(n) / c["median_seconds"]
+        contenders[name] = {"status": "ok", "seeds": counts}
+    record: dict[str, Any] = {
+        "settings": {"steps_per_seed": steps, "seed_counts": list(budget.seed_counts)}
+        | {"ppo": REJAX_CARTPOLE, "repeats": budget.seed_repeats}
+        | {
+            "devices": len(jax.devices()),
+            "source": "ppo_cartpole_solve" if shared is not None else "seed_scaling",
+            "notes": [
+                "source ppo_cartpole_solve: every seed count was already run there on the same "
+                "settings (jaxrl and rejax on REJAX_CARTPOLE, the same programs), so its "
+                "compiles and timed runs are reused rather than run twice: runs of "
+                "solve_steps with its evaluations, solve_rounds rounds at N seeds and repeats "
+                "at 1 (warmup_seconds: the compile seconds there)",
+                "per_seed_relative = (run seconds / seeds) / (run seconds of one seed)",
+                "jaxrl: sweep.over_seeds, the seeds sharded over the devices (one per CPU "
+                "core under the CLI); rejax: jit(vmap(train)) on one device (its documented "
+                "way); jaxrl on one device: experiments/seed_scaling.py",
+                "one XLA:CPU device runs a vmapped program on one core, and PPO's batched "
+                "64x64 matmuls already run near one core's peak (experiments/seed_scaling.py)",
+            ],
+        },
+        "contenders": contenders,
+    }
+    if contenders["rejax"].get("status") == "ok":
+        # rejax's relative per-seed cost over jaxrl's: > 1 when jaxrl scales better.
+        record["ratio_per_seed_scaling_vs_rejax"] = {
+            str(n): contenders["rejax"]["seeds"][str(n)]["per_seed_relative"]
+            / contenders["jaxrl"]["seeds"][str(n)]["per_seed_relative"]
+            for n in budget.seed_counts
+        }
+    return record
+
+
+def _own_seed_runs(budget: Budget, steps: int, rejax: bool) -> dict[str, dict[str, Any]]:
+    """``seed_scaling``'s own runs: per library and seed count, compile + first run
+    (``warmup_seconds``) and ``budget.seed_repeats`` alternating timed runs."""
     from jaxrl import sweep
 
-    steps = budget.seed_steps
     train, hparams = jaxrl_ppo_train(steps)
-    _, rejax_err = harness.try_import("rejax")
-    rejax_train = rejax_ppo_train(steps) if rejax_err is None else None
+    rejax_train = rejax_ppo_train(steps) if rejax else None
     per_count: dict[str, dict[str, Any]] = {"jaxrl": {}, "rejax": {}}
     for n in budget.seed_counts:
         keys = sweep.seed_keys(0, n)
@@ -620,40 +705,32 @@ def seed_scaling(budget: Budget, results: dict[str, Any]) -> dict[str, Any]:
                 "run_seconds": seconds,
                 "median_seconds": harness.median(seconds),
             }
-    contenders: dict[str, Any] = {}
-    for name, counts in per_count.items():
-        if not counts:
-            contenders[name] = rejax_err
-            continue
-        one = counts[str(budget.seed_counts[0])]["median_seconds"] / budget.seed_counts[0]
-        for n, c in counts.items():
-            c["per_seed_relative"] = c["median_seconds"] / int(n) / one
-            c["env_steps_per_second"] = steps * int(n) / c["median_seconds"]
-        contenders[name] = {"status": "ok", "seeds": counts}
-    record: dict[str, Any] = {
-        "settings": {"steps_per_seed": steps, "seed_counts": list(budget.seed_counts)}
-        | {"ppo": REJAX_CARTPOLE, "repeats": budget.seed_repeats}
-        | {
-            "devices": len(jax.devices()),
-            "notes": [
-                "per_seed_relative = (run seconds / seeds) / (run seconds of one seed)",
-                "jaxrl: sweep.over_seeds, the seeds sharded over the devices (one per CPU "
-                "core under the CLI); rejax: jit(vmap(train)) on one device (its documented "
-                "way); jaxrl on one device: experiments/seed_scaling.py",
-                "one XLA:CPU device runs a vmapped program on one core, and PPO's batched "
-                "64x64 matmuls already run near one core's peak (experiments/seed_scaling.py)",
-            ],
-        },
-        "contenders": contenders,
-    }
-    if contenders["rejax"].get("status") == "ok":
-        # rejax's relative per-seed cost over jaxrl's: > 1 when jaxrl scales better.
-        record["ratio_per_seed_scaling_vs_rejax"] = {
-            str(n): contenders["rejax"]["seeds"][str(n)]["per_seed_relative"]
-            / contenders["jaxrl"]["seeds"][str(n)]["per_seed_relative"]
-            for n in budget.seed_counts
-        }
-    return record
+    return per_count
+
+
+def _solve_seed_runs(budget: Budget, results: dict[str, Any]) -> tuple[dict, int] | None:
+    """``(per_count, steps)`` for ``seed_scaling`` from ``ppo_cartpole_solve``'s jaxrl and
+    rejax runs on rejax's settings, when that case ran every one of ``budget.seed_counts``
+    (1 and ``solve_seeds``) for both; otherwise None."""
+    solved = results.get("ppo_cartpole_solve", {}).get("contenders", {})
+    counts = {1, budget.solve_seeds}
+    if not set(budget.seed_counts) <= counts:
+        return None
+    per_count: dict[str, dict[str, Any]] = {}
+    for name in ("jaxrl", "rejax"):
+        c = solved.get(name, {})
+        if c.get("status") != "ok":
+            return None
+        per_count[name] = {}
+        for n in budget.seed_counts:
+            suffix = "" if n == 1 else f"_{n}_seeds"
+            seconds = c[f"run_seconds{suffix}"]
+            per_count[name][str(n)] = {
+                "warmup_seconds": c[f"compile_seconds{suffix}"],
+                "run_seconds": seconds,
+                "median_seconds": harness.median(seconds),
+            }
+    return per_count, budget.solve_steps
 
 
 CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
@@ -663,6 +740,7 @@ CASES: dict[str, Callable[[Budget, dict[str, Any]], dict[str, Any]]] = {
     "seed_scaling": seed_scaling,
     "sac_pendulum": sac_pendulum,
     "stream_cartpole": stream_cartpole,
+    "value_cartpole": value_cartpole,
     "ppo_mjx": ppo_mjx,
     "drama_world_model": drama_world_model,
     "atari_throughput": atari_throughput,
@@ -745,7 +823,16 @@ def format_table(bench: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     rule = "-" * len(lines[0])
-    return "\n".join([rule, lines[0], rule, *lines[1:], rule, *extra])
+    return "\n".join([rule, lines[0], rule, *lines[1:], rule, *extra, *case_seconds_lines(bench)])
+
+
+def case_seconds_lines(bench: dict[str, Any]) -> list[str]:
+    """The wall seconds each case took (``meta.case_seconds``) and their sum, one line."""
+    seconds = bench["meta"].get("case_seconds", {})
+    if not seconds:
+        return []
+    each = ", ".join(f"{name} {s:.0f}" for name, s in seconds.items())
+    return [f"wall seconds per case: {each}; cases total {sum(seconds.values()):.0f} s"]
 
 
 __all__ = ["CASES", "Budget", "budget_for", "format_table", "run_bench"]

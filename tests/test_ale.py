@@ -91,6 +91,15 @@ def test_ale_make_checks_its_settings():
     assert "Breakout" in ale_env.names()
 
 
+def test_ppo_ale_preset_evaluates_up_to_the_episode_cap():
+    """The ``ale`` preset's evaluation episodes run to the env's own 108k-frame cap."""
+    from jaxrl.agents.on_policy import ppo
+
+    env = envs.make("ale/Breakout")
+    config = ppo.SPEC.make_config("ale/Breakout")
+    assert config.eval_max_steps == env.max_episode_steps == 108_000 // 4
+
+
 @pytest.mark.parametrize("flag", [{"checkpoint_every": 1}, {"resume": "somewhere"}])
 def test_ale_refuses_checkpoints_and_resume(flag, tmp_path):
     with pytest.raises(ValueError, match="outside JAX.*--checkpoint-every and --resume"):

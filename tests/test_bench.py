@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import CASES, budget_for, harness, run_bench, solve
+from benchmarks import CASES, budget_for, cases, harness, run_bench, solve, value_case
+from benchmarks.cases import format_table
 from jaxrl import compile_cache
 from jaxrl.cli import main
 
@@ -62,6 +63,7 @@ def test_bench_tiny_end_to_end(tmp_path, capsys):
     _check_ppo_mjx(bench["cases"]["ppo_mjx"], tasks=bench["meta"]["budget"]["mjx_tasks"])
     _check_sac_pendulum(bench["cases"]["sac_pendulum"])
     _check_ppo_cartpole_solve(bench["cases"]["ppo_cartpole_solve"])
+    _check_value_cartpole(bench["cases"]["value_cartpole"])
     out = capsys.readouterr().out
     assert "env steps/s" in out and "jax.device_put_replicated" in out
 
@@ -109,6 +111,22 @@ def _check_ppo_cartpole_solve(record: dict) -> None:
         key = f"ratio_time_to_solve_vs_{label}"
         assert (key in record) == bool(both), key
         assert key not in record or _number(record[key])
+
+
+def _check_value_cartpole(record: dict) -> None:
+    """DQN and PQN against rejax's on rejax's settings: speed, compile and time to solve."""
+    settings = record["settings"]
+    assert settings["dqn"]["num_envs"] == 10 and settings["pqn"]["rollout_len"] == 128
+    assert set(record["contenders"]) == {"jaxrl_dqn", "rejax_dqn", "jaxrl_pqn", "rejax_pqn"}
+    for algo in ("dqn", "pqn"):
+        ours, theirs = (record["contenders"][f"{lib}_{algo}"] for lib in ("jaxrl", "rejax"))
+        _check_solve(ours, seeds=settings["seeds"][algo])
+        _check_solve(theirs, seeds=settings["seeds"][algo])
+        assert len(ours["compile_seconds_each"]) == settings["compile_pairs"]
+        for name in ("steps_per_second", "compile_speedup"):
+            assert _number(record[f"ratio_{name}_vs_rejax_{algo}"]) > 0
+        both = ours["seconds_to_threshold"] and theirs["seconds_to_threshold"]
+        assert (f"ratio_time_to_solve_vs_rejax_{algo}" in record) == bool(both)
 
 
 def _check_ppo_mjx(record: dict, tasks: list[str]) -> None:
@@ -199,3 +217,39 @@ def test_legacy_gymnax_wrapper_survives_deepcopy():
     env, params = gymnax.make("CartPole-v1")
     wrapped = copy.deepcopy(harness.GuardedLegacyStep(env))
     assert wrapped.num_actions == env.num_actions
+
+
+def test_table_ends_with_each_case_wall_seconds():
+    bench = {"meta": {"case_seconds": {"a": 12.4, "b": 30.0}}, "cases": {}}
+    assert format_table(bench).splitlines()[-1] == (
+        "wall seconds per case: a 12, b 30; cases total 42 s"
+    )
+
+
+def test_seed_scaling_reuses_the_solve_runs_only_when_they_cover_every_count():
+    """``ppo_cartpole_solve`` ran 1 and ``solve_seeds`` seeds on the same settings: quick's
+    seed counts are read from it; a count it did not run means seed_scaling runs its own."""
+    budget = budget_for("quick")
+    n = budget.solve_seeds
+    record = {"status": "ok", "compile_seconds": 2.0, f"compile_seconds_{n}_seeds": 3.0}
+    record |= {"run_seconds": [1.0, 3.0, 2.0], f"run_seconds_{n}_seeds": [8.0]}
+    results = {"ppo_cartpole_solve": {"contenders": {"jaxrl": record, "rejax": record}}}
+    per_count, steps = cases._solve_seed_runs(budget, results)
+    assert steps == budget.solve_steps
+    assert per_count["jaxrl"]["1"] == {
+        "warmup_seconds": 2.0,
+        "run_seconds": [1.0, 3.0, 2.0],
+        "median_seconds": 2.0,
+    }
+    assert per_count["rejax"][str(n)]["median_seconds"] == 8.0
+    assert cases._solve_seed_runs(budget_for("full"), results) is None  # 4 and 64 seeds too
+    missing = {"ppo_cartpole_solve": {"contenders": {"jaxrl": record}}}
+    assert cases._solve_seed_runs(budget, missing) is None
+
+
+def test_value_case_reads_both_libraries_curves_as_seeds_by_evaluations():
+    one = value_case._curves({"eval_return": np.arange(3.0), "env_steps": np.arange(3)}, "jaxrl", 5)
+    assert one[0] == [0, 1, 2] and one[1].shape == (1, 3)
+    rejax = (None, (None, np.ones((4, 3, 16))))  # [seeds, evaluations, episodes]
+    steps, returns = value_case._curves(rejax, "rejax", 5)
+    assert steps == [5, 10, 15] and returns.shape == (4, 3)

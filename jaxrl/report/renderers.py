@@ -835,6 +835,8 @@ def bench_quick(data: dict) -> str:
                     _r(k["ratio_time_to_solve_vs_brax"][task]),
                 ],
             ]
+    if "value_cartpole" in c:
+        rows += _value_rows(c["value_cartpole"])
     extra = []
     if "drama_world_model" in c:
         k = c["drama_world_model"]
@@ -872,6 +874,13 @@ def bench_quick(data: dict) -> str:
                 ],
             ),
         ]
+    seconds = meta.get("case_seconds", {})
+    if seconds:
+        extra.append(
+            "Wall seconds per case: "
+            + ", ".join(f"`{name}` {s:.0f}" for name, s in seconds.items())
+            + f" (cases total {sum(seconds.values()):.0f} s)."
+        )
     v = meta.get("versions", {})
     return blocks(
         facts(
@@ -886,6 +895,96 @@ def bench_quick(data: dict) -> str:
         "Ratios read higher-is-better for jaxrl (contender / jaxrl for times).",
         table(["case", "jaxrl", "contender", "ratio (jaxrl / contender)"], rows),
         *extra,
+    )
+
+
+def _value_rows(k: dict) -> list[list[str]]:
+    """``value_cartpole``'s rows: DQN and PQN against rejax's, on rejax's settings."""
+    p, st = k["contenders"], k["settings"]
+    thr = f"{st['threshold']:g}"
+
+    def solve(c: dict, n: int) -> str:
+        one, many = c["seconds_to_threshold"], c.get(f"seconds_to_threshold_{n}_seeds")
+        if one is None:
+            return "not solved"
+        return f"{_s(one)} / {_s(many)} s" if n > 1 else f"{_s(one)} s"
+
+    rows = []
+    for algo in ("dqn", "pqn"):
+        ours, theirs, label = p[f"jaxrl_{algo}"], p.get(f"rejax_{algo}", {}), algo.upper()
+        if theirs.get("status") != "ok":
+            continue
+        n = st["seeds"][algo]
+        ratio = {
+            name: _r(k.get(f"ratio_{name}_vs_rejax_{algo}"))
+            for name in ("steps_per_second", "compile_speedup", "time_to_solve")
+        }
+        many = _r(k.get(f"ratio_time_to_solve_{n}_seeds_vs_rejax_{algo}"))
+        seeds = f"1 / {n} seeds" if n > 1 else "1 seed"
+        steps = st["steps"][algo]
+        rows += [
+            [
+                f"{label} cartpole, env steps/s ({steps // 1000}k steps)",
+                f"{_rate(ours['env_steps_per_second'])} (return {ours['final_return']:.0f})",
+                f"rejax {_rate(theirs['env_steps_per_second'])} ({theirs['final_return']:.0f})",
+                ratio["steps_per_second"],
+            ],
+            [
+                f"{label} cartpole, compile s",
+                _s(ours["compile_seconds"]),
+                f"rejax {_s(theirs['compile_seconds'])}",
+                ratio["compile_speedup"],
+            ],
+            [
+                f"{label} time to {thr}, {seeds}, rejax's settings",
+                solve(ours, n),
+                f"rejax {solve(theirs, n)}",
+                f"{ratio['time_to_solve']} / {many}" if n > 1 else ratio["time_to_solve"],
+            ],
+        ]
+    return rows
+
+
+def bench_atari(data: dict) -> str:
+    """``atari_throughput`` from ``jaxrl bench --quick``: Breakout stepped four ways."""
+    k, meta = data["cases"]["atari_throughput"], data["meta"]
+    st, p = k["settings"], k["contenders"]
+    env_sps = p["jaxrl/env"]["env_steps_per_second"]
+    labels = {
+        "jaxrl/env": f"`ale/{st['game']}` alone, in one jitted scan",
+        "jaxrl/ppo": "jaxrl PPO training on it (`ale` preset's network), one program",
+        "gymnasium": "ale-py `AtariVectorEnv` stepped from Python",
+        "host": f"host env `atari/{st['game']}` (one emulator, from Python)",
+    }
+    rows = []
+    for name, label in labels.items():
+        c = p.get(name, {})
+        if c.get("status") != "ok":
+            rows.append([label, "missing", "", "", ""])
+            continue
+        rows.append(
+            [
+                label,
+                _s(c["compile_seconds"]) if c["compile_seconds"] is not None else "",
+                f"{c['env_steps_per_second']:,.0f}",
+                f"{c['frames_per_second']:,.0f}",
+                f"{c['env_steps_per_second'] / env_sps:.2f}",
+            ]
+        )
+    emulators = f"{st['num_envs']} emulators" if "num_envs" in st else ""
+    return blocks(
+        facts(
+            mode=meta["mode"],
+            game=st["game"],
+            envs=emulators,
+            agent_steps=st["steps"],
+            repeats=st["repeats"],
+            CPU_cores=meta.get("cpu_count"),
+            jax=meta.get("versions", {}).get("jax"),
+        ),
+        f"Protocol: {st['protocol']}. Agent steps per second (frames = 4x), median of "
+        "the timed runs; the last column is each way's rate over the in-program env's.",
+        table(["way", "compile s", "agent steps/s", "frames/s", "/ env alone"], rows),
     )
 
 
@@ -904,6 +1003,7 @@ class Renderer:
 RENDERERS: dict[str, Renderer] = {
     "assistance_game": Renderer("assistance_game.json", assistance_game),
     "assistance_game_gamma0.5": Renderer("gamma0.5/assistance_game.json", assistance_game),
+    "bench_atari": Renderer("bench_quick.json", bench_atari),
     "bench_compile": Renderer("bench_compile.json", bench_compile),
     "bench_quick": Renderer("bench_quick.json", bench_quick),
     "drama_atari": Renderer("drama_atari.json", drama_atari),

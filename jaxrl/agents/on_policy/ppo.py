@@ -30,7 +30,8 @@ from jaxrl.returns import gae
 #: ``ale/<game>``: the usual Atari PPO settings (Huang et al. 2022's CleanRL ``ppo_atari``:
 #: Nature CNN torso shared by linear heads, 8 envs x 128 steps, 4 minibatches x 4 epochs,
 #: clipped value loss, rewards clipped to their sign, 10M steps), with 4 evaluations of 4
-#: episodes; its clip_eps of 0.1 is a hyperparameter: ``--hp clip_eps=0.1``.
+#: episodes of up to 27,000 agent steps (108k frames, Machado et al.'s cap); its clip_eps
+#: of 0.1 is a hyperparameter: ``--hp clip_eps=0.1``.
 #: CartpoleBalance: 64 envs x 32 steps reaches ~990 of 1000 by 750k steps (2 seeds, CPU).
 PRESETS: dict[str, dict[str, Any]] = {
     "playground/CartpoleBalance": {
@@ -54,6 +55,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "clip_rewards": True,
         "num_evals": 4,
         "num_eval_envs": 4,
+        "eval_max_steps": 27_000,  # 108k frames at frame skip 4: Atari's usual episode cap
     },
 }
 
