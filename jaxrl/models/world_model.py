@@ -335,12 +335,6 @@ def sequence_stack(config: WorldModelConfig) -> MambaStack | TransformerStack:
     )
 
 
-def initial_seq_state(config: WorldModelConfig, batch: int) -> SeqState:
-    """Zero recurrent state of the sequence model for ``batch`` sequences (Mamba states,
-    or an empty KV cache)."""
-    return sequence_stack(config).initial_state(batch)
-
-
 def world_model_loss(
     model: WorldModel,
     params: Any,
