@@ -16,7 +16,11 @@ budget per game:
 - a uniformly random policy over many episodes.
 
 Score: the final evaluation return per seed (``num_eval_envs`` greedy episodes); IQM
-and 95% stratified bootstrap CI over seeds (``jaxrl.report``). Time per update: one
+and 95% stratified bootstrap CI over seeds (``jaxrl.report``). Every method's final
+agents are also evaluated with sampled actions (the ``sampled`` evaluation hook,
+``jaxrl.transforms.sampled``: the same routine, ``explore=True``), recorded per seed as
+``sampled`` beside ``greedy`` (same episodes and keys), since a greedy evaluation turns
+an untrained or flat policy into one repeated action. Time per update: one
 jitted Drama update (``agent.update`` on a replay-shaped batch) timed after warm-up.
 
     python experiments/drama_minatar.py                      # the committed run
@@ -29,6 +33,7 @@ Writes experiments/results/drama_minatar.{json,md,png} (``--out`` elsewhere).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -44,6 +49,7 @@ from jaxrl.cli import parse_overrides
 from jaxrl.core import Agent
 from jaxrl.data.sequences import SequenceBatch
 from jaxrl.logging import atomic_write, new_figure, save_figure
+from jaxrl.transforms import sampled
 
 RESULTS = Path(__file__).parent / "results"
 GAMES = ("minatar/breakout", "minatar/asterix")
@@ -69,7 +75,7 @@ PAPER = (
 
 def run_drama(game: str, steps: int, seeds: int, overrides: dict, out: Path) -> dict:
     result = runner.run(
-        drama.SPEC,
+        with_sampled_hook(drama.SPEC),
         game,
         seeds=seeds,
         steps=steps,
@@ -85,12 +91,29 @@ def run_drama(game: str, steps: int, seeds: int, overrides: dict, out: Path) -> 
         "run_seconds": result.summary["run_seconds"],
         "env_steps": m["env_steps"][0].tolist(),
         "returns": m["eval_return"].tolist(),
+        **final_evaluations(result.summary),
     }
+
+
+def final_evaluations(summary: dict) -> dict:
+    """The ``sampled`` hook's per-seed final returns: sampled and greedy actions."""
+    return {
+        "sampled": summary["sampled_returns"],
+        "greedy": summary["greedy_returns"],
+        "final_eval_episodes": summary["sampled_episodes"],
+    }
+
+
+def with_sampled_hook(spec):
+    """``spec`` with the ``sampled`` evaluation hook (Drama's spec declares it itself)."""
+    if sampled.HOOK in spec.eval_hooks:
+        return spec
+    return dataclasses.replace(spec, eval_hooks=(*spec.eval_hooks, sampled.HOOK))
 
 
 def run_ppo(game: str, steps: int, seeds: int, out: Path) -> dict:
     result = runner.run(
-        ppo.SPEC,
+        with_sampled_hook(ppo.SPEC),
         game,
         seeds=seeds,
         steps=steps,
@@ -105,6 +128,7 @@ def run_ppo(game: str, steps: int, seeds: int, out: Path) -> dict:
         "seconds": result.summary["compile_seconds"] + result.summary["run_seconds"],
         "env_steps": m["env_steps"][0].tolist(),
         "returns": m["eval_return"].tolist(),
+        **final_evaluations(result.summary),
     }
 
 
@@ -183,22 +207,24 @@ def markdown(results: dict) -> str:
         "CI] over seeds (`jaxrl.report`); random = mean over "
         f"{results['random_episodes']} episodes. Paper column: {PAPER}.",
         "",
-        "| game | method | seeds | final return IQM [95% CI] | per seed | wall s | paper |",
-        "|---|---|---|---|---|---|---|",
+        "| game | method | seeds | final return IQM [95% CI] | per seed | sampled IQM "
+        "[95% CI] | wall s | paper |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for game, g in results["games"].items():
         for name, r in g["methods"].items():
             s = final_scores(r["returns"])
             per = ", ".join(f"{x:.2f}" for x in s)
             paper = "no MinAtar number" if name.startswith("Drama") else "-"
+            smp = ci_text(np.asarray(r["sampled"], np.float64)) if "sampled" in r else "-"
             lines.append(
-                f"| {game} | {name} | {len(s)} | {ci_text(s)} | {per} | {r['seconds']:.0f} "
-                f"| {paper} |"
+                f"| {game} | {name} | {len(s)} | {ci_text(s)} | {per} | {smp} "
+                f"| {r['seconds']:.0f} | {paper} |"
             )
         rnd = g["random"]
         lines.append(
             f"| {game} | random | - | {rnd['mean']:.2f} (std {rnd['std']:.2f}) | "
-            f"{rnd['episodes']} episodes | - | - |"
+            f"{rnd['episodes']} episodes | - | - | - |"
         )
     lines += [
         "",

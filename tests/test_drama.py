@@ -23,7 +23,7 @@ from jaxrl.models.world_model import (
     twohot_loss,
     world_model_loss,
 )
-from jaxrl.transforms.world_model import imagine
+from jaxrl.transforms.world_model import Imagined, imagine
 
 TINY = dict(
     stoch=4,
@@ -62,11 +62,20 @@ def test_dfs_probabilities_match_hand_computed_case():
     p = jax.nn.softmax(replay_dfs.wm_logits(buf.wm_counts, valid, 10.0).reshape(-1))
     np.testing.assert_allclose(p, expected, atol=1e-6)
     np.testing.assert_allclose(p[:4], [0.3003, 0.2459, 0.1821, 0.2717], atol=1e-4)
-    # Imagination: d = c - c_img = 0, -2, 4, -2 -> min(0, d) / 10 = 0, -0.2, 0, -0.2.
-    w = [1.0, math.exp(-0.2), 1.0, math.exp(-0.2)]
-    expected = [x / sum(w) for x in w] + [0.0]
-    logits = replay_dfs.imagination_logits(buf.wm_counts, buf.img_counts, valid, 10.0)
-    np.testing.assert_allclose(jax.nn.softmax(logits.reshape(-1)), expected, atol=1e-6)
+    # Imagination, the official form (replay_buffer.py of github.com/realwenlongwang/Drama,
+    # Alpha = Beta = 1): imagination counts divided by the batch ratio img_batch / wm_batch,
+    # score = c - a c' - b max(0, c - c'), softmax(score / tau). Here the ratio is 8 / 4 = 2.
+    sampler = replay_dfs.DFSSampler(wm_batch=4, wm_seq_len=1, img_batch=8, context_len=1)
+    assert sampler.batch_ratio == 2.0
+    c, c_img = np.array([0.0, 2.0, 5.0, 1.0]), np.array([0.0, 4.0, 1.0, 3.0])
+    c_scaled = c_img / 2.0  # 0, 2, 0.5, 1.5
+    score = c - 1.0 * c_scaled - 1.0 * np.maximum(0.0, c - c_scaled)  # 0, 0, 0, -0.5
+    np.testing.assert_allclose(score, [0.0, 0.0, 0.0, -0.5])
+    expected = np.exp(score / 10.0) / np.exp(score / 10.0).sum()
+    logits = replay_dfs.imagination_logits(
+        buf.wm_counts, buf.img_counts, valid, 10.0, batch_ratio=sampler.batch_ratio
+    )
+    np.testing.assert_allclose(jax.nn.softmax(logits.reshape(-1)), [*expected, 0.0], atol=1e-6)
     # Without DFS: uniform over the stored starts.
     uniform = replay_dfs.wm_logits(buf.wm_counts, valid, 10.0, dfs=False)
     np.testing.assert_allclose(jax.nn.softmax(uniform.reshape(-1)), [0.25] * 4 + [0], atol=1e-6)
@@ -75,14 +84,38 @@ def test_dfs_probabilities_match_hand_computed_case():
 def test_dfs_sampling_frequencies_and_counts():
     buf = _counts_buffer()
     logits = replay_dfs.wm_logits(buf.wm_counts, replay_dfs.valid_starts(buf, 1), 10.0)
-    seqs, starts = jax.jit(replay_dfs.sample_sequences, static_argnums=(3, 4))(
-        buf, jax.random.PRNGKey(0), logits, 20_000, 1
+    p = np.asarray(jax.nn.softmax(logits.reshape(-1)))
+    seqs, starts = jax.jit(replay_dfs.sample_sequences, static_argnums=(3, 4, 5))(
+        buf, jax.random.PRNGKey(0), logits, 20_000, 1, True
     )
     freq = np.bincount(np.asarray(starts), minlength=5) / 20_000
-    np.testing.assert_allclose(freq, jax.nn.softmax(logits.reshape(-1)), atol=0.015)
+    np.testing.assert_allclose(freq, p, atol=0.015)
     np.testing.assert_array_equal(seqs["x"][:, 0], starts.astype(jnp.float32))
+    # Without replacement, one draw is still a draw from softmax(logits) (Gumbel top-1).
+    one = jax.vmap(lambda k: replay_dfs.draw_starts(k, logits.reshape(-1), 1)[0])
+    freq = np.bincount(np.asarray(one(jax.random.split(jax.random.PRNGKey(1), 20_000))), None, 5)
+    np.testing.assert_allclose(freq / 20_000, p, atol=0.015)
     counts = replay_dfs.count_draws(jnp.zeros((3, 2)), jnp.array([0, 5, 5, 2]))
     np.testing.assert_array_equal(counts, [[1, 0], [1, 0], [0, 2]])
+
+
+def test_dfs_draws_are_without_replacement():
+    """Distinct starts per draw (official: multinomial without replacement); only when
+    fewer starts are stored than the batch do the extra draws repeat stored starts."""
+    logits = jnp.where(jnp.arange(50) < 40, -jnp.arange(50) / 10.0, -jnp.inf)
+    for seed in range(5):
+        starts = np.asarray(replay_dfs.draw_starts(jax.random.PRNGKey(seed), logits, 16))
+        assert len(set(starts.tolist())) == 16 and starts.max() < 40
+    starts = np.asarray(replay_dfs.draw_starts(jax.random.PRNGKey(0), logits, 48))
+    assert set(starts.tolist()) == set(range(40)) and starts.max() < 40  # all 40, then 8 more
+    starts = np.asarray(replay_dfs.draw_starts(jax.random.PRNGKey(0), logits[:10], 12))
+    assert set(starts.tolist()) == set(range(10))  # a batch larger than the buffer
+    # The sampler's draws: 4 distinct world-model starts of the 4 stored, each counted once.
+    sampler = replay_dfs.DFSSampler(wm_batch=4, wm_seq_len=1, img_batch=4, context_len=1)
+    before = _counts_buffer()
+    _, after = sampler.sample(before, jax.random.split(jax.random.PRNGKey(3), 2))
+    np.testing.assert_array_equal(after.wm_counts - before.wm_counts, [[1], [1], [1], [1], [0]])
+    np.testing.assert_array_equal(after.img_counts - before.img_counts, [[1], [1], [1], [1], [0]])
 
 
 def test_sequence_replay_keeps_each_env_stream_in_order():
@@ -185,7 +218,7 @@ def _fake_batch(env, batch, length):
     }
 
 
-def test_imagination_shapes_update_determinism_and_belief():
+def test_imagination_shapes_and_update_determinism():
     env, config, agent = _tiny_agent()
     state = agent.init(jax.random.PRNGKey(0))
     wm_batch = _fake_batch(env, config.wm_batch, config.wm_seq_len)
@@ -199,24 +232,9 @@ def test_imagination_shapes_update_determinism_and_belief():
         model = drama.world_model(config, env)
         rollout = imagine(model, state.wm_params, policy, contexts, config.horizon, key)
         new, metrics = agent.update(state, SequenceBatch(wm_batch, contexts), key)
-        # The belief used for acting, stepped through a sequence, equals the parallel form.
-        obs, actions = wm_batch["obs"][0], jnp.arange(config.wm_seq_len) % 2
+        return rollout, new, metrics
 
-        def step(carry, xs):
-            carry = agent.observe(state, carry, xs[0][None], xs[1][None], {})
-            return carry, carry[1][0]
-
-        _, hs = jax.lax.scan(step, agent.initial_carry(1), (obs, actions))
-        log_probs = WorldModel(config.world_model, (4,), 2).apply(
-            state.wm_params, obs, method=WorldModel.encode
-        )
-        z = jax.nn.one_hot(jnp.argmax(log_probs, -1), config.classes).reshape((1, -1, 16))
-        h_par, _ = WorldModel(config.world_model, (4,), 2).apply(
-            state.wm_params, z, actions[None], method=WorldModel.sequence
-        )
-        return rollout, new, metrics, hs, h_par[0]
-
-    rollout, new, metrics, h_rec, h_par = run(state, jax.random.PRNGKey(1))
+    rollout, new, metrics = run(state, jax.random.PRNGKey(1))
     h = config.horizon
     assert rollout.feat.shape == (h + 1, config.img_batch, feat_dim)
     assert rollout.action.shape == (h, config.img_batch)
@@ -226,7 +244,6 @@ def test_imagination_shapes_update_determinism_and_belief():
     assert int(rollout.action.min()) >= 0 and int(rollout.action.max()) < 2
     assert all(np.isfinite(v) for v in jax.tree.leaves(metrics))
     assert int(new.step) == 1
-    np.testing.assert_allclose(h_rec, h_par, atol=1e-4)
     again = run(state, jax.random.PRNGKey(1))[1]
     pairs = zip(jax.tree.leaves(new), jax.tree.leaves(again), strict=True)
     assert all(bool(jnp.all(a == b)) for a, b in pairs)
@@ -239,11 +256,197 @@ def test_discount_weights_and_percentile_range():
     assert float(drama.percentile_range(x)) == pytest.approx(90.0)
 
 
+def test_acting_belief_is_the_last_steps_rerun_from_a_zero_state():
+    """As the official train.py: a window of the last RealityContextLength (obs, action)
+    pairs; the features are the window rerun from a zero state (posterior samples,
+    parallel form), h at the last filled step and a sample of the prior it predicts."""
+    from jaxrl.transforms import world_model as twm
+
+    env, config, agent = _tiny_agent(context_window=6)
+    state = agent.init(jax.random.PRNGKey(0))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (9, 2, 4))  # [steps, envs, obs]
+    actions = jnp.arange(18).reshape(9, 2) % 2
+    carry = agent.initial_carry(2)
+    observe = jax.jit(agent.observe)
+    for t in range(9):
+        carry = observe(state, carry, obs[t], actions[t], {})
+        if t == 2:
+            early = carry
+    assert early.length.tolist() == [3, 3] and carry.length.tolist() == [6, 6]
+    np.testing.assert_array_equal(early.obs[:, :3], jnp.moveaxis(obs[:3], 0, 1))
+    np.testing.assert_array_equal(early.obs[:, 3:], 0.0)
+    np.testing.assert_array_equal(carry.obs, jnp.moveaxis(obs[3:], 0, 1))  # the last 6
+    np.testing.assert_array_equal(carry.action, actions[3:].T)
+    model = drama.world_model(config, env)
+    key = jax.random.PRNGKey(2)
+    for ctx, n in ((early, 3), (carry, 6)):
+        feat, h = twm.context_features(model, state.wm_params, ctx, key)
+        post = model.apply(state.wm_params, ctx.obs, method=WorldModel.encode)
+        z = twm.sample_latent(jax.random.split(key)[0], post)[:, :n]
+        h_ref, _ = model.apply(state.wm_params, z, ctx.action[:, :n], method=WorldModel.sequence)
+        np.testing.assert_allclose(h, h_ref[:, -1], atol=1e-5)
+        np.testing.assert_allclose(feat[:, -config.d_model :], h)
+        assert feat.shape == (2, config.world_model.feat_dim)
+    # An episode's first step (empty window) plays a uniformly random action.
+    first = agent.initial_carry(256)
+    obs0 = jnp.zeros((256, 4))
+    a0 = agent.act(state, obs0, jax.random.PRNGKey(3), False, carry=first)[0]
+    assert 0.35 < float(jnp.mean(a0)) < 0.65
+
+
+def _official_train_yaml():
+    """Values of config_files/train.yaml in github.com/realwenlongwang/Drama (the official
+    Drama code), copied by hand for this comparison."""
+    return {
+        "JointTrainAgent.SampleMaxSteps": 105000,
+        "JointTrainAgent.FreezeWorldModelAfterSteps": 100000,
+        "JointTrainAgent.WorldModelWarmUp": 1032,
+        "JointTrainAgent.NumEnvs": 1,
+        "JointTrainAgent.BatchSize": 16,
+        "JointTrainAgent.BatchLength": 128,
+        "JointTrainAgent.ImagineBatchSize": 1024,
+        "JointTrainAgent.ImagineContextLength": 8,
+        "JointTrainAgent.ImagineBatchLength": 16,
+        "JointTrainAgent.RealityContextLength": 16,
+        "JointTrainAgent.TrainDynamicsEverySteps": 1,
+        "JointTrainAgent.TrainDynamicsEpoch": 1,
+        "JointTrainAgent.TrainAgentEverySteps": 1,
+        "JointTrainAgent.Tau": 10,
+        "JointTrainAgent.ImaginationTau": 10,
+        "Models.WorldModel.CategoricalDim": 32,
+        "Models.WorldModel.ClassDim": 32,
+        "Models.WorldModel.HiddenStateDim": 512,
+        "Models.WorldModel.Mamba.n_layer": 2,
+        "Models.WorldModel.Mamba.ssm_cfg.d_state": 16,
+        "Models.WorldModel.Encoder.Depth": 16,
+        "Models.WorldModel.Encoder.Mults": [1, 2, 3, 4, 4],
+        "Models.WorldModel.Encoder.Kernel": 5,
+        "Models.WorldModel.Decoder.FirstStrideOne": True,
+        "Models.WorldModel.Reward.HiddenUnits": 256,
+        "Models.WorldModel.Reward.LayerNum": 1,
+        "Models.WorldModel.Laprop.LearningRate": 4.0e-5,
+        "Models.Agent.Unimix_ratio": 0,
+        "Models.Agent.AC.NumLayers": 3,
+        "Models.Agent.AC.Gamma": 0.985,
+        "Models.Agent.AC.Lambda": 0.95,
+        "Models.Agent.AC.EntropyCoef": 3.0e-4,
+        "Models.Agent.AC.Laprop.LearningRate": 4.0e-5,
+        "Models.Agent.AC.Actor.HiddenUnits": 256,
+        "Models.Agent.AC.Critic.HiddenUnits": 512,
+    }
+
+
+def test_paper_config_equals_the_official_train_yaml():
+    y = _official_train_yaml()
+    c, hp = drama.paper_config(), drama.paper_hparams()
+    ja = "JointTrainAgent."
+    wm, ac = "Models.WorldModel.", "Models.Agent.AC."
+    assert c.total_steps == y[ja + "FreezeWorldModelAfterSteps"]  # no training after 100k
+    assert c.warmup_steps == y[ja + "WorldModelWarmUp"]
+    assert c.num_envs == y[ja + "NumEnvs"]
+    assert c.wm_batch == y[ja + "BatchSize"] and c.wm_seq_len == y[ja + "BatchLength"]
+    assert c.img_batch == y[ja + "ImagineBatchSize"]
+    assert c.context_len == y[ja + "ImagineContextLength"]
+    assert c.horizon == y[ja + "ImagineBatchLength"]
+    assert c.context_window == y[ja + "RealityContextLength"]
+    # one world-model and one actor-critic update per env step (an update does both)
+    assert c.train_every == y[ja + "TrainDynamicsEverySteps"] == y[ja + "TrainAgentEverySteps"]
+    assert c.updates_per_iter == y[ja + "TrainDynamicsEpoch"]
+    assert c.dfs and c.dfs_temperature == y[ja + "Tau"] == y[ja + "ImaginationTau"]
+    assert (c.stoch, c.classes) == (y[wm + "CategoricalDim"], y[wm + "ClassDim"])
+    assert c.d_model == y[wm + "HiddenStateDim"] and c.sequence_model == "mamba"
+    assert c.num_layers == y[wm + "Mamba.n_layer"]
+    assert c.d_state == y[wm + "Mamba.ssm_cfg.d_state"]
+    depth = y[wm + "Encoder.Depth"]
+    assert c.channels == tuple(depth * m for m in y[wm + "Encoder.Mults"])
+    assert c.kernel == y[wm + "Encoder.Kernel"] and c.encoder == "cnn"
+    assert c.first_stride_one == y[wm + "Decoder.FirstStrideOne"]
+    assert (c.hidden, c.mlp_layers) == (y[wm + "Reward.HiddenUnits"], y[wm + "Reward.LayerNum"])
+    assert c.ac_layers == y[ac + "NumLayers"]
+    assert c.ac_hidden == y[ac + "Actor.HiddenUnits"]
+    assert c.critic_hidden == y[ac + "Critic.HiddenUnits"]
+    np.testing.assert_allclose(float(hp.wm_lr), y[wm + "Laprop.LearningRate"], rtol=1e-6)
+    np.testing.assert_allclose(float(hp.actor_lr), y[ac + "Laprop.LearningRate"], rtol=1e-6)
+    np.testing.assert_allclose(float(hp.critic_lr), y[ac + "Laprop.LearningRate"], rtol=1e-6)
+    np.testing.assert_allclose(float(hp.gamma), y[ac + "Gamma"], rtol=1e-6)
+    np.testing.assert_allclose(float(hp.lam), y[ac + "Lambda"], rtol=1e-6)
+    np.testing.assert_allclose(float(hp.ent_coef), y[ac + "EntropyCoef"], rtol=1e-6)
+    assert float(hp.actor_unimix) == y["Models.Agent.Unimix_ratio"]
+
+
 def test_paper_config_is_about_seven_million_parameters():
-    env = envs.make("minatar/breakout")
-    n = drama.world_model_param_count(drama.paper_config(), env)
+    """About the paper's 7M world-model parameters on Atari's 64x64x3 frames."""
+    import types
+
+    atari = types.SimpleNamespace(
+        observation_spec=types.SimpleNamespace(shape=(64, 64, 3)),
+        action_spec=types.SimpleNamespace(num_actions=6),
+    )
+    n = drama.world_model_param_count(drama.paper_config(), atari)
     assert 6_000_000 < n < 9_000_000, n
+    env = envs.make("minatar/breakout")
     assert drama.world_model_param_count(drama.Config(), env) < 1_000_000
+
+
+def test_actor_head_starts_small_and_random():
+    """Official layer_init(std=0.001): orthogonal weights of gain 0.001, zero bias."""
+    config = drama.Config(**TINY)
+    behaviour = drama.imagination_actor_critic(config, 3, drama.SPEC.default_hparams())
+    state = behaviour.init(jax.random.PRNGKey(0))
+    head = state.params["actor"]["params"]["Dense_0"]
+    w = np.asarray(head["kernel"])  # [hidden, actions]
+    np.testing.assert_allclose(w.T @ w, 1e-6 * np.eye(3), atol=1e-10)  # orthogonal, gain 1e-3
+    np.testing.assert_array_equal(head["bias"], 0.0)
+    feat = jax.random.normal(jax.random.PRNGKey(1), (64, config.world_model.feat_dim))
+    logits = drama.Actor(3, config.ac_hidden, config.ac_layers).apply(state.params["actor"], feat)
+    assert 0 < float(jnp.std(logits)) < 0.01
+    greedy = np.asarray(jnp.argmax(logits, -1))
+    assert len(set(greedy.tolist())) > 1  # a fresh policy does not repeat one action
+
+
+def test_one_actor_update_raises_the_logit_of_the_rewarded_action():
+    """Regression: imagined rollouts where action 1 always earns +1 and action 0 nothing;
+    one actor-critic update moves logit(1) - logit(0) up (on average, and on most states)."""
+    config = drama.Config(**TINY)
+    hparams = drama.SPEC.default_hparams()
+    behaviour = drama.imagination_actor_critic(config, 2, hparams)
+    state = behaviour.init(jax.random.PRNGKey(0))
+    h, b, f = config.horizon, config.img_batch, config.world_model.feat_dim
+    feat = jax.random.normal(jax.random.PRNGKey(1), (h + 1, b, f))
+    action = jax.random.bernoulli(jax.random.PRNGKey(2), 0.5, (h, b)).astype(jnp.int32)
+    rollout = Imagined(feat, action, action.astype(jnp.float32), jnp.zeros((h, b), jnp.bool_))
+    actor = drama.Actor(2, config.ac_hidden, config.ac_layers)
+
+    def gap(params):
+        logits = actor.apply(params, feat)
+        return np.asarray(logits[..., 1] - logits[..., 0])
+
+    before = gap(state.params["actor"])
+    new, info = jax.jit(behaviour.update)(state, rollout, jax.random.PRNGKey(3))
+    after = gap(new.params["actor"])
+    assert np.mean(after > before) > 0.75, np.mean(after > before)
+    assert np.mean(after) > np.mean(before) + 0.005 and np.mean(after) > 0
+    assert np.isfinite(float(info["actor_loss"]))
+
+
+def test_free_bits_clip_the_batch_mean_kl():
+    """Official CategoricalKLDivLossWithFreeBits: max(free_bits, mean KL), not the mean of
+    per-sample clips. With free bits just above the mean KL, each KL term is exactly
+    ``free_bits``; per-sample clipping would give more (the KLs differ across steps)."""
+    cfg = WorldModelConfig(
+        stoch=4, classes=4, d_model=32, head_dim=16, chunk_size=8, hidden=64, num_bins=31
+    )
+    model = WorldModel(cfg, (8,), 2)
+    data = _toy_sequences(jax.random.PRNGKey(0), 8, 6)
+    params = model.init(jax.random.PRNGKey(1), data["obs"][:1, :2], data["action"][:1, :2])
+    key = jax.random.PRNGKey(2)
+    loss0, info = world_model_loss(model, params, data, key, free_bits=0.0)
+    kl = float(info["kl_dyn"])
+    np.testing.assert_allclose(kl, float(info["kl_rep"]), rtol=1e-6)
+    fb = 1.2 * kl
+    loss, _ = world_model_loss(model, params, data, key, free_bits=fb)
+    # (1 + 0.1) * (fb - mean KL): both KL terms sit at free_bits.
+    np.testing.assert_allclose(float(loss - loss0), 1.1 * (fb - kl), rtol=1e-2)
 
 
 @pytest.mark.parametrize(
@@ -365,4 +568,29 @@ def test_drama_with_a_transformer_updates_under_jit():
     obs = jnp.zeros((2, obs_dim))
     action, info = agent.act(new, obs, jax.random.PRNGKey(4), carry=carry)
     carry = jax.jit(agent.observe)(new, carry, obs, action, info)
-    assert carry[0].pos.tolist() == [1, 1] and carry[1].shape == (2, 32)
+    assert carry.length.tolist() == [1, 1] and carry.obs.shape == (2, 16, obs_dim)
+
+
+def test_sampled_hook_evaluates_sampled_and_greedy_actions():
+    """The ``sampled`` evaluation hook (Drama's spec declares it) runs the one evaluation
+    routine with sampled and with greedy actions: on CartPole a policy whose mode always
+    pushes left (~9 steps) but samples uniformly (~22 steps) scores apart."""
+    from jaxrl.core import Agent
+    from jaxrl.loops import HookInput
+    from jaxrl.transforms import sampled
+
+    assert sampled.HOOK in drama.SPEC.eval_hooks
+    env = envs.make("cartpole")
+
+    def act(state, obs, key, explore=True, **_):
+        random = jax.random.randint(key, obs.shape[:1], 0, 2)
+        return jnp.where(explore, random, 0).astype(jnp.int32), {}
+
+    agent = Agent(init=lambda key: None, act=act, update=lambda s, b, k: (s, {}))
+    config = drama.Config(num_eval_envs=32)
+    given = HookInput(agent, jnp.zeros((2, 1)), env, "cartpole", config, 0, jax.device_get)
+    fields = sampled.run(given)
+    assert len(fields["sampled_returns"]) == len(fields["greedy_returns"]) == 2
+    assert max(fields["greedy_returns"]) < 12 < 16 < min(fields["sampled_returns"])
+    assert fields["sampled_episodes"] == 32
+    assert "sampled" in sampled.rows(fields)[0][1]

@@ -8,17 +8,23 @@ consecutive steps of one env, named by its start ``(t, env)``; flat start index
 
 DFS keeps two counters per start index: ``wm_counts`` (times drawn for world-model
 training) and ``img_counts`` (times drawn as an imagination context). With
-temperature ``tau``:
+temperature ``tau`` (the official code, ``replay_buffer.py`` of
+github.com/realwenlongwang/Drama, with its ``Alpha = Beta = 1``):
 
 - world-model batches draw ``p_i ~ exp(-c_i / tau)``: transitions the model has
   trained on less come first, so fresh data is learnt quickly;
-- imagination contexts draw ``p_i = softmax((d_i - max(0, d_i)) / tau)`` with
-  ``d_i = c_i - c_img_i``, i.e. ``softmax(min(0, d_i) / tau)``: starts used for
-  imagination more often than the model has trained on them are down-weighted, so
-  early, inaccurate parts of the model are not imagined from repeatedly.
+- imagination contexts draw ``p_i = softmax((d_i - max(0, d_i)) / tau)``, i.e.
+  ``softmax(min(0, d_i) / tau)``, with ``d_i = c_i - c_img_i / r`` and
+  ``r = img_batch / wm_batch`` the batch ratio (an imagination draw takes ``r`` times
+  more starts than a world-model draw, so its counts are scaled down by ``r``): starts
+  used for imagination more often than the model has trained on them are
+  down-weighted, so early, inaccurate parts of the model are not imagined from
+  repeatedly.
 
-Only starts whose whole sequence is stored are drawn. ``dfs=False`` gives uniform
-sampling over the same starts.
+Each draw takes distinct starts (without replacement, as ``torch.multinomial(...,
+replacement=False)`` there); only while fewer starts than the batch are stored do the
+missing draws repeat starts. Only starts whose whole sequence is stored are drawn.
+``dfs=False`` gives uniform sampling over the same starts.
 """
 
 from __future__ import annotations
@@ -103,17 +109,46 @@ def imagination_logits(
     valid: jax.Array,
     temperature: jax.Array | float,
     dfs: bool = True,
+    batch_ratio: float = 1.0,
 ) -> jax.Array:
-    """Unnormalised log-probabilities of imagination starts: ``(d - max(0, d)) / tau``."""
-    d = wm_counts - img_counts
+    """Unnormalised log-probabilities of imagination starts: ``(d - max(0, d)) / tau``
+    with ``d = c - c_img / batch_ratio`` (``batch_ratio = img_batch / wm_batch``)."""
+    d = wm_counts - img_counts / batch_ratio
     logits = (d - jnp.maximum(0.0, d)) / temperature if dfs else jnp.zeros_like(d)
     return jnp.where(valid, logits, -jnp.inf)
 
 
+def draw_starts(
+    key: jax.Array, logits: jax.Array, batch_size: int, replace: bool = False
+) -> jax.Array:
+    """``batch_size`` flat indices drawn from ``softmax(logits)`` (``logits [N]``, ``-inf``
+    where a start may not be drawn).
+
+    ``replace=False``: distinct indices, sequentially without replacement (Gumbel top-k:
+    the ``batch_size`` largest ``logits + Gumbel noise``); where fewer than ``batch_size``
+    indices have finite logits, the draws past them are made with replacement.
+    """
+    if replace:
+        return jax.random.categorical(key, logits, shape=(batch_size,))
+    top_key, fill_key = jax.random.split(key)
+    noisy = logits + jax.random.gumbel(top_key, logits.shape)
+    top, starts = jax.lax.top_k(noisy, min(batch_size, logits.shape[0]))
+    fill = jax.random.categorical(fill_key, logits, shape=(batch_size,))
+    top = jnp.pad(top, (0, batch_size - top.shape[0]), constant_values=-jnp.inf)
+    starts = jnp.pad(starts, (0, batch_size - starts.shape[0]))
+    return jnp.where(jnp.isfinite(top), starts, fill)
+
+
 def sample_sequences(
-    buffer: SequenceReplay, key: jax.Array, logits: jax.Array, batch_size: int, length: int
+    buffer: SequenceReplay,
+    key: jax.Array,
+    logits: jax.Array,
+    batch_size: int,
+    length: int,
+    replace: bool = False,
 ) -> tuple[Any, jax.Array]:
-    """Draws ``batch_size`` starts from ``softmax(logits)`` (with replacement).
+    """Draws ``batch_size`` starts from ``softmax(logits)`` (``draw_starts``: without
+    replacement unless ``replace``).
 
     Args:
       logits: ``[capacity, num_envs]``, ``-inf`` where a start may not be drawn.
@@ -123,7 +158,7 @@ def sample_sequences(
       indices ``[batch_size]`` (for ``count_draws``).
     """
     chex.assert_shape(logits, buffer.wm_counts.shape)
-    starts = jax.random.categorical(key, logits.reshape(-1), shape=(batch_size,))
+    starts = draw_starts(key, logits.reshape(-1), batch_size, replace)
     t0, env = starts // buffer.num_envs, starts % buffer.num_envs
     t = t0[:, None] + jnp.arange(length)  # [batch, length]
     seqs = jax.tree.map(lambda d: d[t, env[:, None]], buffer.data)
@@ -154,8 +189,9 @@ class SequenceBatch(struct.PyTreeNode):
 class DFSSampler:
     """Drama's two draws per update from a ``SequenceReplay``: ``wm_batch`` world-model
     sequences of ``wm_seq_len`` steps and ``img_batch`` imagination contexts of
-    ``context_len`` steps, by DFS (``dfs``, ``temperature``) or uniformly; each draw
-    updates its counter."""
+    ``context_len`` steps, by DFS (``dfs``, ``temperature``; imagination counts scaled by
+    ``batch_ratio``) or uniformly, each without replacement; each draw updates its
+    counter."""
 
     wm_batch: int
     wm_seq_len: int
@@ -163,6 +199,11 @@ class DFSSampler:
     context_len: int
     dfs: bool = True
     temperature: float = 10.0
+
+    @property
+    def batch_ratio(self) -> float:
+        """``img_batch / wm_batch``: how many more starts an imagination draw takes."""
+        return self.img_batch / self.wm_batch
 
     @property
     def min_length(self) -> int:
@@ -179,7 +220,7 @@ class DFSSampler:
         buffer = buffer.replace(wm_counts=count_draws(buffer.wm_counts, wm_starts))
         valid = valid_starts(buffer, self.context_len)
         logits = imagination_logits(
-            buffer.wm_counts, buffer.img_counts, valid, self.temperature, self.dfs
+            buffer.wm_counts, buffer.img_counts, valid, self.temperature, self.dfs, self.batch_ratio
         )
         img, img_starts = sample_sequences(
             buffer, keys[1], logits, self.img_batch, self.context_len

@@ -81,9 +81,11 @@ def evaluate(
     num_envs: int,
     conditioning: Conditioning | None = None,
     max_steps: int | None = None,
+    explore: bool | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Deterministic return of one episode in each of ``num_envs`` envs (actions sampled
-    instead for an env with ``eval_explore``, Atari).
+    instead for an env with ``eval_explore``, Atari, or with ``explore=True``;
+    ``explore=False`` takes the policy's mode even there).
 
     ``env`` must carry an episode limit (``max_episode_steps``); ``max_steps`` caps the
     episodes at fewer steps (``episode_limit``): an episode still running then counts the
@@ -97,7 +99,8 @@ def evaluate(
     """
     horizon = episode_limit(env, max_steps)
     eval_env = VmapWrapper(env, num_envs)
-    explore = bool(getattr(env, "eval_explore", False))
+    if explore is None:
+        explore = bool(getattr(env, "eval_explore", False))
     # One PRNG call for every key of the evaluation: num_envs resets, then horizon steps.
     keys = jax.random.split(key, num_envs + horizon)
     step_keys = keys[num_envs:]

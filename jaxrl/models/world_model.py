@@ -15,7 +15,9 @@ Shapes, batch-major ``[B, T, ...]`` inside the model (the sequence model scans t
 
 Loss (``world_model_loss``) = reconstruction MSE + reward cross-entropy + termination
 BCE + ``dyn_scale`` KL[sg(post) || prior] + ``rep_scale`` KL[post || sg(prior)], each
-KL clipped below at ``free_bits`` nats (per sample, as DreamerV3).
+KL averaged over the batch, then clipped below at ``free_bits`` nats (as the official
+code's ``CategoricalKLDivLossWithFreeBits``: the clip is on the batch mean, not per
+sample as DreamerV3).
 """
 
 from __future__ import annotations
@@ -121,9 +123,10 @@ class MLPBlock(nn.Module):
 class Encoder(nn.Module):
     """``obs [..., *obs_shape] -> logits [..., stoch, classes]``.
 
-    With ``cnn``, ``[H, W, C]`` observations go through stride-2 convolutions (kernel 4,
-    channels ``channels``, LayerNorm, SiLU); otherwise the flattened observation goes
-    through ``mlp_layers`` dense layers.
+    With ``cnn``, ``[H, W, C]`` observations go through convolutions (kernel ``kernel``,
+    channels ``channels``, stride 2, or 1 for the first with ``first_stride_one`` as the
+    official encoder; LayerNorm, SiLU); otherwise the flattened observation goes through
+    ``mlp_layers`` dense layers.
     """
 
     obs_shape: tuple[int, ...]
@@ -133,14 +136,18 @@ class Encoder(nn.Module):
     hidden: int = 256
     mlp_layers: int = 2
     cnn: bool = True
+    kernel: int = 4
+    first_stride_one: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         batch = obs.shape[: obs.ndim - len(self.obs_shape)]
         x = obs.reshape((-1, *self.obs_shape)).astype(jnp.float32)
         if self.cnn and len(self.obs_shape) == 3:
-            for ch in self.channels:
-                x = nn.Conv(ch, (4, 4), strides=(2, 2), padding="SAME")(x)
+            k = (self.kernel, self.kernel)
+            for i, ch in enumerate(self.channels):
+                stride = 1 if i == 0 and self.first_stride_one else 2
+                x = nn.Conv(ch, k, strides=(stride, stride), padding="SAME")(x)
                 x = nn.silu(nn.LayerNorm()(x))
             x = x.reshape((x.shape[0], -1))
         else:
@@ -157,6 +164,8 @@ class Decoder(nn.Module):
     hidden: int = 256
     mlp_layers: int = 2
     cnn: bool = True
+    kernel: int = 4
+    first_stride_one: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -164,14 +173,16 @@ class Decoder(nn.Module):
         x = z.reshape((-1, z.shape[-1]))
         if self.cnn and len(self.obs_shape) == 3:
             height, width, out_ch = self.obs_shape
-            k = len(self.channels)
-            h0, w0 = -(-height // 2**k), -(-width // 2**k)
+            k = (self.kernel, self.kernel)
+            last_stride = 1 if self.first_stride_one else 2
+            halvings = len(self.channels) - (1 if self.first_stride_one else 0)
+            h0, w0 = -(-height // 2**halvings), -(-width // 2**halvings)
             x = Dense(h0 * w0 * self.channels[-1])(x)
             x = x.reshape((-1, h0, w0, self.channels[-1]))
             for ch in reversed(self.channels[:-1]):
-                x = nn.ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME")(x)
+                x = nn.ConvTranspose(ch, k, strides=(2, 2), padding="SAME")(x)
                 x = nn.silu(nn.LayerNorm()(x))
-            x = nn.ConvTranspose(out_ch, (4, 4), strides=(2, 2), padding="SAME")(x)
+            x = nn.ConvTranspose(out_ch, k, strides=(last_stride,) * 2, padding="SAME")(x)
             x = x[:, :height, :width, :]
         else:
             x = MLPBlock(self.hidden, self.mlp_layers)(x)
@@ -181,8 +192,9 @@ class Decoder(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class WorldModelConfig:
-    """Static sizes of the world model. The defaults are a CPU-sized model; ``paper()``
-    gives Drama's (2-layer Mamba-2, d_model 512, 32x32 latents, CNN encoder/decoder).
+    """Static sizes of the world model. The defaults are a CPU-sized model;
+    ``jaxrl.agents.model_based.drama.paper_config().world_model`` gives Drama's (2-layer
+    Mamba-2, d_model 512, 32x32 latents, the official CNN encoder/decoder widths).
     ``encoder``: ``"cnn"`` for ``[H, W, C]`` images (vectors always use the MLP) or
     ``"mlp"`` (flattened observation; cheaper for MinAtar's 10x10 grids on a CPU)."""
 
@@ -195,6 +207,8 @@ class WorldModelConfig:
     expand: int = 2
     chunk_size: int = 32
     channels: tuple[int, ...] = (32, 64)
+    kernel: int = 4
+    first_stride_one: bool = False
     hidden: int = 256
     mlp_layers: int = 1
     num_bins: int = 255
@@ -208,22 +222,6 @@ class WorldModelConfig:
     ff_mult: int = 1
     attention_window: int = 64
     attention_rope: bool = False
-
-    @staticmethod
-    def paper() -> WorldModelConfig:
-        return WorldModelConfig(
-            stoch=32,
-            classes=32,
-            d_model=512,
-            num_layers=2,
-            d_state=16,
-            head_dim=64,
-            channels=(16, 32, 64, 128, 256),
-            hidden=256,
-            mlp_layers=1,
-            chunk_size=64,
-            encoder="cnn",
-        )
 
     @property
     def latent_dim(self) -> int:
@@ -255,10 +253,11 @@ class WorldModel(nn.Module):
         if c.encoder not in ("cnn", "mlp"):
             raise ValueError(f"world model encoder must be 'cnn' or 'mlp', got {c.encoder!r}")
         cnn = c.encoder == "cnn"
+        conv = dict(kernel=c.kernel, first_stride_one=c.first_stride_one)
         self.encoder = Encoder(
-            self.obs_shape, c.stoch, c.classes, c.channels, c.hidden, c.mlp_layers, cnn
+            self.obs_shape, c.stoch, c.classes, c.channels, c.hidden, c.mlp_layers, cnn, **conv
         )
-        self.decoder = Decoder(self.obs_shape, c.channels, c.hidden, c.mlp_layers, cnn)
+        self.decoder = Decoder(self.obs_shape, c.channels, c.hidden, c.mlp_layers, cnn, **conv)
         self.input_proj = Dense(c.d_model)
         self.mamba = sequence_stack(c)  # the attribute name keeps the params' paths
         self.prior_mlp = MLPBlock(c.hidden, c.mlp_layers)
@@ -336,12 +335,6 @@ def sequence_stack(config: WorldModelConfig) -> MambaStack | TransformerStack:
     )
 
 
-def initial_seq_state(config: WorldModelConfig, batch: int) -> SeqState:
-    """Zero recurrent state of the sequence model for ``batch`` sequences (Mamba states,
-    or an empty KV cache)."""
-    return sequence_stack(config).initial_state(batch)
-
-
 def world_model_loss(
     model: WorldModel,
     params: Any,
@@ -376,8 +369,9 @@ def world_model_loss(
     post_next, prior_now = post[:, 1:], prior[:, :-1]
     dyn = categorical_kl(jax.lax.stop_gradient(post_next), prior_now)
     rep = categorical_kl(post_next, jax.lax.stop_gradient(prior_now))
-    dyn_loss = jnp.mean(jnp.maximum(dyn, free_bits))
-    rep_loss = jnp.mean(jnp.maximum(rep, free_bits))
+    # Free bits on the batch-mean KL (official): no gradient while the mean is below.
+    dyn_loss = jnp.maximum(jnp.mean(dyn), free_bits)
+    rep_loss = jnp.maximum(jnp.mean(rep), free_bits)
     loss = recon_loss + reward_loss + term_loss + dyn_scale * dyn_loss + rep_scale * rep_loss
     return loss, {
         "wm_loss": loss,

@@ -3,9 +3,15 @@
 The wrapped (behaviour) agent acts on world-model features ``feat = [z, h]`` and learns
 from imagined rollouts; the transform makes it an agent of the real env:
 
-* acting: the belief (carry) is the sequence model's state and last output ``h``; the
-  behaviour agent sees ``[mode of the encoder's latent of obs, h]``; ``observe`` steps the
-  sequence model with the action taken;
+* acting, as the official Drama code (``train.py``, ``RealityContextLength``): the belief
+  (carry) is a window of the last ``context_window`` (obs, action) pairs of the episode
+  (``ActingContext``). Each step the world model reruns the window from a zero state:
+  posterior samples of the window's observations, the sequence model in parallel form,
+  its last output ``h`` and a sample ``z`` of the prior it predicts for the current step;
+  the behaviour agent sees ``[z, h]``, the same kind of features it is trained on in
+  imagination. With an empty window (an episode's first step) the action is uniformly
+  random. ``observe`` pushes the step's (obs, action) into the window. The belief so
+  never runs longer than the sequences the model trains on;
 * ``update(state, SequenceBatch)``: one world-model step on ``batch.wm`` (sequences
   ``[B, T]``), then rollouts of ``horizon`` steps imagined from the end of each context in
   ``batch.img`` with the behaviour agent's exploring policy, and one behaviour update on
@@ -29,7 +35,6 @@ from jaxrl.core import Agent, adam
 from jaxrl.core.optim import last_grad_norm
 from jaxrl.models.world_model import (
     WorldModel,
-    initial_seq_state,
     sample_latent,
     twohot_bins,
     twohot_mean,
@@ -46,6 +51,52 @@ class Imagined(struct.PyTreeNode):
     reward: jax.Array
     terminated: jax.Array
     context: Any = None
+
+
+class ActingContext(struct.PyTreeNode):
+    """The acting belief: the last ``W`` steps of each env's episode, oldest first.
+
+    ``obs [B, W, *obs_shape]`` (float32), ``action [B, W]`` (int32); the first
+    ``length [B]`` (int32, at most ``W``) entries are filled, the rest are zeros.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    length: jax.Array
+
+
+def push_context(ctx: ActingContext, obs: jax.Array, action: jax.Array) -> ActingContext:
+    """``ctx`` with one more step ``(obs [B, ...], action [B])`` at the end; a full window
+    drops its oldest step."""
+    window = ctx.action.shape[1]
+    full = ctx.length >= window
+
+    def push(buf, x):
+        shifted = jnp.where(full.reshape((-1,) + (1,) * (buf.ndim - 1)), jnp.roll(buf, -1, 1), buf)
+        slot = jnp.minimum(ctx.length, window - 1)
+        return shifted.at[jnp.arange(buf.shape[0]), slot].set(x.astype(buf.dtype))
+
+    return ActingContext(
+        push(ctx.obs, obs), push(ctx.action, action), jnp.minimum(ctx.length + 1, window)
+    )
+
+
+def context_features(
+    model: WorldModel, wm_params: Any, ctx: ActingContext, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``(feat [B, latent + d], h [B, d])`` of the acting belief ``ctx``: the window rerun
+    from a zero state (posterior samples, parallel form); ``h`` is the output at the last
+    filled step and ``feat = [z, h]`` with ``z`` a sample of the prior ``h`` predicts
+    (the official ``calc_last_dist_feat``). Rows with an empty window give garbage
+    (the caller acts randomly there)."""
+    post_key, prior_key = jax.random.split(key)
+    post = model.apply(wm_params, ctx.obs, method=WorldModel.encode)
+    z = sample_latent(post_key, post)
+    h, _ = model.apply(wm_params, z, ctx.action, method=WorldModel.sequence)
+    last = jnp.maximum(ctx.length - 1, 0)
+    h = h[jnp.arange(h.shape[0]), last]
+    z = sample_latent(prior_key, model.apply(wm_params, h, method=WorldModel.prior))
+    return jnp.concatenate([z, h], -1), h
 
 
 class WorldModelState(struct.PyTreeNode):
@@ -105,16 +156,17 @@ def with_world_model(
     free_bits: float | jax.Array = 1.0,
     dyn_scale: float | jax.Array = 1.0,
     rep_scale: float | jax.Array = 0.1,
+    context_window: int = 16,
 ) -> Agent:
     """``behaviour`` (an agent on features ``[B, feat_dim]`` whose ``update`` takes
     ``Imagined`` rollouts) as a recurrent agent of the real env with world model ``model``.
 
     The world model trains with ``jaxrl.core.adam(lr, eps, max_grad_norm)`` on
     ``world_model_loss`` (``free_bits``, ``dyn_scale``, ``rep_scale``); ``horizon`` is the
-    imagination length. Metrics: the world model's losses, ``wm_grad_norm`` and the
+    imagination length; ``context_window`` the steps of the acting belief
+    (``ActingContext``). Metrics: the world model's losses, ``wm_grad_norm`` and the
     behaviour agent's.
     """
-    config = model.config
     tx = adam(lr, eps=eps, max_grad_norm=max_grad_norm)
 
     def init(key: jax.Array) -> WorldModelState:
@@ -124,27 +176,32 @@ def with_world_model(
         inner = behaviour.init(inner_key)
         return WorldModelState(wm_params, tx.init(wm_params), inner, jnp.zeros((), jnp.int32))
 
-    def initial_carry(batch: int) -> tuple[Any, jax.Array]:
-        return initial_seq_state(config, batch), jnp.zeros((batch, config.d_model))
+    if context_window < 1:
+        raise ValueError(f"context_window must be positive, got {context_window}")
 
-    def latent_mode(wm_params: Any, obs: jax.Array) -> jax.Array:
-        log_probs = model.apply(wm_params, obs, method=WorldModel.encode)
-        z = jax.nn.one_hot(jnp.argmax(log_probs, -1), config.classes)
-        return z.reshape((obs.shape[0], -1))
+    def initial_carry(batch: int) -> ActingContext:
+        return ActingContext(
+            jnp.zeros((batch, context_window, *model.obs_shape), jnp.float32),
+            jnp.zeros((batch, context_window), jnp.int32),
+            jnp.zeros((batch,), jnp.int32),
+        )
 
     def act(state: WorldModelState, obs: jax.Array, key: jax.Array, explore=True, *, carry, **_):
-        """``obs [B, ...]`` -> ``(action [B], info)``; ``carry`` is the belief before ``obs``."""
-        feat = jnp.concatenate([latent_mode(state.wm_params, obs), carry[1]], -1)
-        return behaviour.act(state.inner, feat, key, explore)
+        """``obs [B, ...]`` -> ``(action [B], info)``; ``carry`` is the belief before ``obs``
+        (the official code acts on the prior it predicts for ``obs``, not on ``obs``)."""
+        del obs
+        feat_key, act_key, rand_key = jax.random.split(key, 3)
+        feat, _ = context_features(model, state.wm_params, carry, feat_key)
+        action, info = behaviour.act(state.inner, feat, act_key, explore)
+        random = jax.random.randint(rand_key, action.shape, 0, model.num_actions)
+        return jnp.where(carry.length > 0, action, random).astype(action.dtype), info
 
     def observe(
-        state: WorldModelState, carry: Any, obs: jax.Array, action: jax.Array, info: dict
-    ) -> Any:
-        """The belief after ``obs [B, ...]`` and ``action [B]`` (``info`` is not needed)."""
-        del info
-        z = latent_mode(state.wm_params, obs)
-        h, seq_state = model.apply(state.wm_params, z, action, carry[0], method=WorldModel.seq_step)
-        return seq_state, h
+        state: WorldModelState, carry: ActingContext, obs: jax.Array, action: jax.Array, info
+    ) -> ActingContext:
+        """The belief after ``obs [B, ...]`` and ``action [B]`` (``state``, ``info`` unused)."""
+        del state, info
+        return push_context(carry, obs, action)
 
     def update(state: WorldModelState, batch: Any, key: jax.Array):
         """``batch``: a ``SequenceBatch`` (``wm`` sequences, ``img`` contexts)."""

@@ -15,9 +15,21 @@ about the same size (``jaxrl.nets.transformer``: parallel form for training, a
 sliding-window KV cache for imagination and acting), for the Mamba-vs-attention
 comparison inside the same agent.
 
-Acting in the real env keeps a belief per env: the sequence model's state and the last
-output ``h``; the actor sees ``[z_t, h_{t-1}]`` with ``z_t`` the mode of the encoder's latent.
-The loop is ``jaxrl.loops.sequences`` with the ``DFSSampler``.
+Acting in the real env, as the official code (github.com/realwenlongwang/Drama,
+``train.py``): the belief per env is the episode's last ``context_window`` (16) obs and
+actions, rerun through the world model from a zero state at every step; the actor sees
+``[z_t, h_{t-1}]`` with ``z_t`` a sample of the prior ``h_{t-1}`` predicts (an episode's
+first action is uniformly random). The loop is ``jaxrl.loops.sequences`` with the
+``DFSSampler`` (batch-ratio scaled, draws without replacement).
+
+``paper_config()`` / ``paper_hparams()`` are the official ``config_files/train.yaml``:
+one world-model and one actor-critic update per env step on 16 x 128 sequences and
+1024 imagined rollouts. ``Config()``'s defaults are a cheaper CPU setting (an update
+every 16 env steps on 16 x 32 sequences and 128 rollouts, a smaller model).
+
+Evaluation is the loop's (``jaxrl.loops.evaluate``, greedy unless the env samples); the
+``sampled`` evaluation hook adds the final agents' sampled-action returns to
+``summary.json``, as the official training curves are of sampled actions.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ from jaxrl.models.world_model import (
 )
 from jaxrl.nets.dense import Dense
 from jaxrl.returns import lambda_returns
+from jaxrl.transforms import sampled
 from jaxrl.transforms.world_model import Imagined, with_world_model
 
 
@@ -75,6 +88,8 @@ class Config:
     expand: int = 2
     chunk_size: int = 32
     channels: tuple[int, ...] = (32, 64)
+    kernel: int = 4  # CNN kernel (official: 5)
+    first_stride_one: bool = False  # official: the first convolution has stride 1
     hidden: int = 256
     mlp_layers: int = 1
     num_bins: int = 255
@@ -92,8 +107,11 @@ class Config:
     img_batch: int = 128
     context_len: int = 8
     horizon: int = 16
-    ac_hidden: int = 256
+    ac_hidden: int = 256  # actor width (and the critic's unless critic_hidden)
+    critic_hidden: int = 0  # 0: ac_hidden
     ac_layers: int = 2
+    # acting: the belief is the episode's last context_window steps (official: 16)
+    context_window: int = 16
     # sampling
     dfs: bool = True
     dfs_temperature: float = 10.0
@@ -113,6 +131,8 @@ class Config:
             expand=self.expand,
             chunk_size=self.chunk_size,
             channels=self.channels,
+            kernel=self.kernel,
+            first_stride_one=self.first_stride_one,
             hidden=self.hidden,
             mlp_layers=self.mlp_layers,
             num_bins=self.num_bins,
@@ -127,30 +147,48 @@ class Config:
 
 
 def paper_config(**overrides: Any) -> Config:
-    """Drama's published sizes: 2-layer Mamba-2 (d_model 512, d_state 16), 32x32 latents,
-    batch 16 x 64 sequences, imagination batch 1024 x horizon 16 from 8-step contexts.
-
-    The CNN widths (16..256, five stride-2 stages) and 256-wide heads are this
-    implementation's choice, picked so the world model has about the paper's 7M
-    parameters (8.0M on 64x64x3 frames)."""
+    """Drama's official settings (``config_files/train.yaml`` of
+    github.com/realwenlongwang/Drama), field by field: 100k env steps in one env, random
+    actions for the first 1032; one world-model and one actor-critic update per env step
+    (``TrainDynamicsEverySteps = TrainAgentEverySteps = 1``) on 16 x 128 sequences
+    (``BatchSize``, ``BatchLength``) and 1024 imagined rollouts of 16 steps from 8-step
+    contexts; a 2-layer Mamba-2 (``HiddenStateDim`` 512, ``d_state`` 16), 32 x 32
+    latents; the CNN of ``Depth`` 16 x ``Mults`` (1, 2, 3, 4, 4), kernel 5, first stride 1;
+    256-wide reward/termination heads of one layer; actor 256 and critic 512 wide, 3
+    layers; DFS temperature 10; acting from the last 16 steps (``RealityContextLength``).
+    About 7M world-model parameters on 64x64x3 frames. ``paper_hparams()`` gives the
+    official learning rates and returns settings."""
     base = dict(
+        total_steps=100_000,
+        num_envs=1,
+        warmup_steps=1032,
+        train_every=1,
+        updates_per_iter=1,
         encoder="cnn",
         stoch=32,
         classes=32,
         d_model=512,
+        num_layers=2,
+        d_state=16,
         head_dim=64,
         chunk_size=64,
-        channels=(16, 32, 64, 128, 256),
+        channels=(16, 32, 48, 64, 64),
+        kernel=5,
+        first_stride_one=True,
         hidden=256,
         mlp_layers=1,
+        num_bins=255,
         wm_batch=16,
-        wm_seq_len=64,
+        wm_seq_len=128,
         img_batch=1024,
         context_len=8,
         horizon=16,
-        ac_hidden=512,
-        ac_layers=2,
-        train_every=1,
+        ac_hidden=256,
+        critic_hidden=512,
+        ac_layers=3,
+        context_window=16,
+        dfs=True,
+        dfs_temperature=10.0,
     )
     return Config(**(base | overrides))
 
@@ -176,6 +214,24 @@ class HParams:
     actor_unimix: float = hparam(0.01, UNIT)
 
 
+def paper_hparams(**overrides: Any) -> HParams:
+    """The official ``train.yaml``'s numbers: LaProp learning rates 4e-5 (world model and
+    actor-critic; here they drive Adam), gamma 0.985, lambda 0.95, entropy 3e-4, no
+    unimix on the actor (``Unimix_ratio: 0``); the rest are ``HParams``' defaults, which
+    are the official code's (free bits 1, KL scales 1 and 0.1, slow critic 0.98, return
+    EMA 0.99)."""
+    base = dict(
+        wm_lr=4e-5,
+        actor_lr=4e-5,
+        critic_lr=4e-5,
+        gamma=0.985,
+        lam=0.95,
+        ent_coef=3e-4,
+        actor_unimix=0.0,
+    )
+    return SPEC.default_hparams(**(base | overrides))
+
+
 class ActorCriticState(struct.PyTreeNode):
     """The imagination actor-critic's state (inside ``WorldModelState.inner``)."""
 
@@ -185,7 +241,14 @@ class ActorCriticState(struct.PyTreeNode):
     step: jax.Array
 
 
+#: The output layers' init, as the official ``layer_init(..., std=0.001)``: orthogonal
+#: weights of gain 0.001 and zero bias, so the first policy is near uniform but not flat.
+HEAD_INIT = nn.initializers.orthogonal(0.001)
+
+
 class Actor(nn.Module):
+    """``feat [..., F] -> logits [..., num_actions]``."""
+
     num_actions: int
     hidden: int
     layers: int
@@ -193,10 +256,12 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         x = MLPBlock(self.hidden, self.layers)(feat)
-        return Dense(self.num_actions, kernel_init=nn.initializers.zeros)(x)
+        return Dense(self.num_actions, kernel_init=HEAD_INIT)(x)
 
 
 class Critic(nn.Module):
+    """``feat [..., F] -> two-hot logits [..., num_bins]``."""
+
     num_bins: int
     hidden: int
     layers: int
@@ -204,7 +269,7 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         x = MLPBlock(self.hidden, self.layers)(feat)
-        return Dense(self.num_bins, kernel_init=nn.initializers.zeros)(x)
+        return Dense(self.num_bins, kernel_init=HEAD_INIT)(x)
 
 
 def discount_weights(terminated: jax.Array) -> jax.Array:
@@ -227,7 +292,7 @@ def imagination_actor_critic(config: Config, num_actions: int, hparams: HParams)
     imagined rollouts (``jaxrl.transforms.world_model``) and moves the slow critic.
     """
     actor = Actor(num_actions, config.ac_hidden, config.ac_layers)
-    critic = Critic(config.num_bins, config.ac_hidden, config.ac_layers)
+    critic = Critic(config.num_bins, config.critic_hidden or config.ac_hidden, config.ac_layers)
     bins = twohot_bins(config.num_bins)
     feat_dim = config.world_model.feat_dim
     txs = {
@@ -337,6 +402,7 @@ def make_agent(
         free_bits=hparams.free_bits,
         dyn_scale=hparams.dyn_scale,
         rep_scale=hparams.rep_scale,
+        context_window=config.context_window,
     )
 
 
@@ -402,6 +468,8 @@ def check(config: Config, env: Env | None = None) -> None:
                 f"attention_window = {config.attention_window} must be >= context_len + "
                 f"horizon = {config.context_len + config.horizon} (or 0 for automatic)"
             )
+    if config.critic_hidden < 0:
+        raise ValueError(f"critic_hidden must be >= 0 (0: ac_hidden), got {config.critic_hidden}")
     if config.dfs_temperature <= 0:
         raise ValueError(f"dfs_temperature must be positive, got {config.dfs_temperature}")
     if env is not None and len(env.observation_spec.shape) not in (1, 3):
@@ -420,8 +488,8 @@ def check(config: Config, env: Env | None = None) -> None:
 
 POSITIVE = tuple(
     "num_envs train_every updates_per_iter stoch classes d_model num_layers d_state head_dim "
-    "expand chunk_size hidden mlp_layers num_bins wm_batch img_batch horizon ac_hidden "
-    "ac_layers num_attention_heads ff_mult".split()
+    "expand chunk_size kernel hidden mlp_layers num_bins wm_batch img_batch horizon "
+    "ac_hidden ac_layers context_window num_attention_heads ff_mult".split()
 )
 
 #: ``atari/<game>`` (Atari100k frames, 64x64x3): the CNN encoder at a CPU size (one update
@@ -452,4 +520,5 @@ SPEC = AlgoSpec(
     PRESETS,
     POSITIVE,
     check,
+    eval_hooks=(sampled.HOOK,),
 )
