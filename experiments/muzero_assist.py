@@ -34,10 +34,10 @@ from jaxrl.logging import atomic_write
 RESULTS = Path(__file__).parent / "results"
 
 METHODS: dict[str, tuple[str, dict]] = {
-    "MuZero (Gumbel, learned model)": ("muzero", {}),
-    "MuZero (PUCT, learned model)": ("muzero", {"search": "puct"}),
+    "MuZero Gumbel (learned model)": ("muzero", {}),
     "PPO": ("ppo", {"rollout_len": 32, "num_minibatches": 4, "hidden": (128, 128)}),
-    "AlphaZero (Gumbel, true simulator)": (
+    "MuZero PUCT (learned model)": ("muzero", {"search": "puct"}),
+    "AlphaZero Gumbel (true simulator)": (
         "alphazero",
         {"num_simulations": 32, "max_considered": 8},
     ),
