@@ -154,15 +154,21 @@ def muzero_assist(data: dict) -> str:
     verdicts = []
     methods = data["methods"]
     if "PPO" in methods:
-        ppo = ci(methods["PPO"]["human_actions"])
+        ppo = methods["PPO"]
         for name, r in methods.items():
             if not name.startswith("MuZero"):
                 continue
-            mine = ci(r["human_actions"])
-            shown = mine[2] < ppo[1]
+            # Fewer human actions; more saved on the same evaluation episodes (paired).
+            fewer = ci(r["human_actions"])[2] < ci(ppo["human_actions"])[1]
+            saved = (
+                ci(base - np.asarray(r["human_actions"], np.float64))[1]
+                > ci(base - np.asarray(ppo["human_actions"], np.float64))[2]
+            )
             verdicts.append(
-                f"{name} vs PPO, human actions to finish: "
-                + ("fewer, CIs apart (shown)." if shown else "CIs overlap or worse (not shown).")
+                f"{name} vs PPO: human actions to finish "
+                + ("lower, CIs apart (shown)" if fewer else "CIs overlap (not shown)")
+                + "; human actions saved on the same episodes "
+                + ("higher, CIs apart (shown)." if saved else "CIs overlap (not shown).")
             )
     train = {n: r.get("train_seconds") for n, r in methods.items()}
     return blocks(
@@ -178,7 +184,7 @@ def muzero_assist(data: dict) -> str:
         + ", ".join(f"{n} {s:.0f}" for n, s in train.items() if s is not None)
         + ".",
         table(header, rows),
-        " ".join(verdicts),
+        "\n".join(f"- {v}" for v in verdicts),
     )
 
 
