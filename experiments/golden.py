@@ -78,6 +78,7 @@ BUDGETS: dict[str, dict] = {
     "drrpo": {"total_steps": 600, "num_evals": 2},
     "alphazero": {"total_steps": 640, "warmup_steps": 256, "num_evals": 2},
     "assistancezero": {"total_steps": 640, "warmup_steps": 256, "num_evals": 2},
+    "muzero": {"total_steps": 640, "warmup_steps": 256, "num_evals": 2},
 }
 
 

@@ -27,6 +27,7 @@ ALGOS: dict[str, str] = {
     "iql": "jaxrl.agents.offline.iql",
     "mbrcsl": "jaxrl.agents.offline.mbrcsl",
     "mentor": "jaxrl.agents.actor_critic.mentor",
+    "muzero": "jaxrl.agents.planning.muzero",
     "ppo": "jaxrl.agents.on_policy.ppo",
     "pqn": "jaxrl.agents.value.pqn",
     "rcsl": "jaxrl.agents.offline.rcsl",

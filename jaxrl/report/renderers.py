@@ -117,6 +117,77 @@ def assistance_game(data: dict) -> str:
     )
 
 
+def muzero_assist(data: dict) -> str:
+    """``experiments/muzero_assist.py``: MuZero (learned model) against PPO at equal steps."""
+    floor = data["human_alone"]
+    base = np.asarray(floor["human_actions"], np.float64)
+    rows = [
+        [
+            "simulated human alone (floor)",
+            iqm_ci(floor["human_actions"], 2),
+            "0",
+            iqm_ci(floor["length"], 2),
+            iqm_ci(floor["completed"], 1, 100),
+            "",
+        ]
+    ]
+    for name, r in data["methods"].items():
+        final = np.asarray(r["eval_return"], np.float64)[:, -1]
+        rows.append(
+            [
+                name,
+                iqm_ci(r["human_actions"], 2),
+                iqm_ci(base - np.asarray(r["human_actions"], np.float64), 2),
+                iqm_ci(r["length"], 2),
+                iqm_ci(r["completed"], 1, 100),
+                iqm_ci(final, 2),
+            ]
+        )
+    header = [
+        "method",
+        "human actions to finish",
+        "human actions saved",
+        "episode length",
+        "goal completed (%)",
+        "final eval return (undiscounted)",
+    ]
+    verdicts = []
+    methods = data["methods"]
+    if "PPO" in methods:
+        ppo = methods["PPO"]
+        for name, r in methods.items():
+            if not name.startswith("MuZero"):
+                continue
+            # Fewer human actions; more saved on the same evaluation episodes (paired).
+            fewer = ci(r["human_actions"])[2] < ci(ppo["human_actions"])[1]
+            saved = (
+                ci(base - np.asarray(r["human_actions"], np.float64))[1]
+                > ci(base - np.asarray(ppo["human_actions"], np.float64))[2]
+            )
+            verdicts.append(
+                f"{name} vs PPO: human actions to finish "
+                + ("lower, CIs apart (shown)" if fewer else "CIs overlap (not shown)")
+                + "; human actions saved on the same episodes "
+                + ("higher, CIs apart (shown)." if saved else "CIs overlap (not shown).")
+            )
+    train = {n: r.get("train_seconds") for n, r in methods.items()}
+    return blocks(
+        facts(
+            env=f"`{data['env']}`",
+            seeds=data["seeds"],
+            budget=f"{data['steps']:,} env steps per seed",
+            gamma=data["gamma"],
+            evaluation=f"{data['episodes']} episodes per seed",
+            wall=minutes(data["wall_seconds"]) if "wall_seconds" in data else None,
+        ),
+        "IQM over seeds [95% stratified bootstrap CI]; training seconds: "
+        + ", ".join(f"{n} {s:.0f}" for n, s in train.items() if s is not None)
+        + ".",
+        table(header, rows),
+        "\n".join(f"- {v}" for v in verdicts),
+    )
+
+
 def _drrpo_slope(episodes: np.ndarray, regret: np.ndarray) -> np.ndarray:
     """Per seed, the exponent ``a`` of ``R ~ K^a`` fitted over ``K >= K_max / 10``."""
     tail = episodes >= episodes[-1] / 10
@@ -1014,6 +1085,7 @@ RENDERERS: dict[str, Renderer] = {
     "drrpo_shift_per_step": Renderer("drrpo_shift_per_step.json", drrpo_shift),
     "dsac_vs_sac": Renderer("dsac_vs_sac.json", dsac_vs_sac),
     "mbrcsl_pointmaze": Renderer("mbrcsl_pointmaze.json", mbrcsl_pointmaze),
+    "muzero_assist": Renderer("muzero_assist.json", muzero_assist),
     "pbt_vs_grid": Renderer("pbt_vs_grid.json", pbt_vs_grid),
     "seed_scaling": Renderer("seed_scaling.json", seed_scaling),
     "srl_fas": Renderer("srl_fas.json", srl_fas),

@@ -1,2 +1,2 @@
-"""Planning agents on ``mctx``: AlphaZero (the true simulator) and AssistanceZero
-(learned human and goal models in an assistance game)."""
+"""Planning agents on ``mctx``: AlphaZero (the true simulator), AssistanceZero
+(learned human and goal models in an assistance game) and MuZero (a learned model)."""

@@ -1,4 +1,4 @@
-"""Shared pieces of the planning family (AlphaZero, AssistanceZero) on ``mctx``.
+"""Shared pieces of the planning family (AlphaZero, AssistanceZero, MuZero) on ``mctx``.
 
 A planner acts by running a tree search from every env in the batch
 (``mctx.gumbel_muzero_policy``, or PUCT ``mctx.muzero_policy``). The search statistics
@@ -106,8 +106,11 @@ def check(config: Config, env: Env) -> None:
         raise ValueError(f"needs flat observations, got shape {env.observation_spec.shape}")
 
 
-def data(config: Config, env: Env, extras: tuple[str, ...] = EXTRAS) -> loops.Replay:
-    """Replay that keeps the search statistics (and any further ``extras``)."""
+def data(
+    config: Config, env: Env, extras: tuple[str, ...] = EXTRAS, sequence_len: int = 1
+) -> loops.Replay:
+    """Replay that keeps the search statistics (and any further ``extras``); with
+    ``sequence_len > 1`` batches are runs of consecutive steps ``[sequence_len, B, ...]``."""
     return loops.Replay(
         num_envs=config.num_envs,
         batch_size=config.batch_size,
@@ -115,6 +118,7 @@ def data(config: Config, env: Env, extras: tuple[str, ...] = EXTRAS) -> loops.Re
         warmup_steps=config.warmup_steps,
         updates_per_iter=config.updates_per_iter,
         extras=extras,
+        sequence_len=sequence_len,
     )
 
 
