@@ -9,13 +9,19 @@ are resets). Each traced call is one copy in the compiled program (XLA inlines c
 ``--compile`` it also compiles each program (no persistent cache) and reports seconds
 and optimised HLO lines. Prints one JSON object.
 
-    python experiments/mjx_compile_probe.py gpayn grasp/box --steps 2000 [--compile] \
-        [--xla xla_backend_optimization_level=1 ...]
+    python experiments/mjx_compile_probe.py gpayn grasp/box --steps 2000 [--compile]
+    python experiments/mjx_compile_probe.py gpayn grasp/box --compile --xla KEY=VALUE
 
 Measured (2-core AMD EPYC, quiet, cold): ``gpayn grasp/box``: ``init`` holds 1 step and
 2 resets (training envs, demonstration envs), ``run_periods`` 2 steps and 2 resets
 (collection, auto-reset, evaluation reset and steps); one vmapped ``grasp/box`` step
-alone compiles in about 8 s and one reset in about 7 s.
+alone compiles in about 8 s and one reset in about 7 s. On 2026-12-07: lowering 14-16 s
+(``init``) and 18-25 s (``run_periods``), Python-bound; XLA 35-43 s (``init``) and 68 s
+(``run_periods``) one after another, but XLA:CPU uses only ~1.3 of the 2 cores (43 s wall,
+57 s CPU for ``init``), so both compiled side by side (what ``jaxrl.runner`` now does)
+took 62 s wall. XLA options on ``init``: ``xla_backend_optimization_level=0`` compiles
+28% faster but changes ``init``'s output (not bitwise), so it is not used;
+``xla_llvm_disable_expensive_passes=true`` keeps it bitwise and saves nothing.
 """
 
 from __future__ import annotations
