@@ -10,11 +10,18 @@ are resets). Each traced call is one copy in the compiled program (XLA inlines c
 and optimised HLO lines. Prints one JSON object.
 
     python experiments/mjx_compile_probe.py gpayn grasp/box --steps 2000 [--compile]
+    python experiments/mjx_compile_probe.py gpayn grasp/box --compile --xla KEY=VALUE
 
 Measured (2-core AMD EPYC, quiet, cold): ``gpayn grasp/box``: ``init`` holds 1 step and
 2 resets (training envs, demonstration envs), ``run_periods`` 2 steps and 2 resets
 (collection, auto-reset, evaluation reset and steps); one vmapped ``grasp/box`` step
-alone compiles in about 8 s and one reset in about 7 s.
+alone compiles in about 8 s and one reset in about 7 s. On 2026-12-07: lowering 14-16 s
+(``init``) and 18-25 s (``run_periods``), Python-bound; XLA 35-43 s (``init``) and 68 s
+(``run_periods``) one after another, but XLA:CPU uses only ~1.3 of the 2 cores (43 s wall,
+57 s CPU for ``init``), so both compiled side by side (what ``jaxrl.runner`` now does)
+took 62 s wall. XLA options on ``init``: ``xla_backend_optimization_level=0`` compiles
+28% faster but changes ``init``'s output (not bitwise), so it is not used;
+``xla_llvm_disable_expensive_passes=true`` keeps it bitwise and saves nothing.
 """
 
 from __future__ import annotations
@@ -58,9 +65,12 @@ def counting_physics() -> Iterator[collections.Counter]:
             setattr(owner, name, orig)
 
 
-def probe(algo: str, env: str, steps: int, compile_: bool) -> dict[str, Any]:
+def probe(
+    algo: str, env: str, steps: int, compile_: bool, xla: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Per program (``init``, ``run_periods``): physics copies, lowering seconds, StableHLO
-    lines and, with ``compile_``, XLA compile seconds and optimised HLO lines."""
+    lines and, with ``compile_``, XLA compile seconds and optimised HLO lines; ``xla``:
+    XLA compiler options for those compiles (``{"xla_backend_optimization_level": 1}``)."""
     opts = RunOptions.of(algo, env, seeds=1, steps=steps, progress=False, compile_cache=False)
     job = prepare(opts)
     schedule = job.spec.schedule(job.cfg, job.env)
@@ -68,7 +78,7 @@ def probe(algo: str, env: str, steps: int, compile_: bool) -> dict[str, Any]:
     init = sweep.over_seeds(trainer.init, 1)
     keys = sweep.seed_keys(0, 1)
     periods = sweep.over_seeds(functools.partial(trainer.run_periods, num=schedule.num_evals), 1)
-    out: dict[str, Any] = {"algo": algo, "env": env, "steps": steps}
+    out: dict[str, Any] = {"algo": algo, "env": env, "steps": steps, "xla": xla or {}}
     for name, fn, args in (
         ("init", init, lambda: (keys, job.hp)),
         ("run_periods", periods, lambda: (jax.eval_shape(init, keys, job.hp), job.hp)),
@@ -83,7 +93,7 @@ def probe(algo: str, env: str, steps: int, compile_: bool) -> dict[str, Any]:
         rec["stablehlo_lines"] = lowered.as_text().count("\n")
         if compile_:
             t0 = time.perf_counter()
-            compiled = lowered.compile()
+            compiled = lowered.compile(xla)
             rec["compile_seconds"] = time.perf_counter() - t0
             rec["optimized_hlo_lines"] = compiled.as_text().count("\n")
         out[name] = rec
@@ -96,8 +106,12 @@ def main() -> None:
     parser.add_argument("env")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--compile", action="store_true", help="also compile each program")
+    parser.add_argument(
+        "--xla", action="append", default=[], metavar="KEY=VALUE", help="an XLA compile option"
+    )
     a = parser.parse_args()
-    print(json.dumps(probe(a.algo, a.env, a.steps, a.compile), indent=1))
+    xla = dict(kv.split("=", 1) for kv in a.xla) or None
+    print(json.dumps(probe(a.algo, a.env, a.steps, a.compile, xla), indent=1))
 
 
 if __name__ == "__main__":

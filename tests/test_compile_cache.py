@@ -95,3 +95,19 @@ def test_second_cli_process_loads_its_programs_from_the_cache(tmp_path):
     assert first["hits"] == 0 and first["written"] == first["programs"] == 2
     assert second["hits"] == second["programs"] == 2 and second["written"] == 0
     assert second["rejected"] == 0
+
+
+def test_compile_side_by_side_keeps_order_and_programs():
+    from jaxrl.runner.engine import compile_side_by_side
+
+    fns = [jax.jit(lambda x, k=k: jnp.sin(x) * k + jnp.arange(3.0) * k) for k in (1.0, 2.0, 3.0)]
+    x = jnp.linspace(0.0, 1.0, 3)
+    lowerings = [lambda f=f: f.lower(x) for f in fns]
+    together = compile_side_by_side(lowerings)
+    alone = [f.lower(x).compile() for f in fns]
+    assert len(together) == 3
+    for a, b in zip(together, alone, strict=True):
+        assert jnp.array_equal(a(x), b(x))
+    assert not jnp.array_equal(together[0](x), together[1](x))  # order kept
+    (one,) = compile_side_by_side(lowerings[:1])
+    assert jnp.array_equal(one(x), alone[0](x))
