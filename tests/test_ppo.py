@@ -1,5 +1,6 @@
 """PPO's losses against NumPy, update invariants, and continuous actions."""
 
+import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +38,16 @@ def test_value_loss_matches_numpy(clip):
         loss = np.maximum(loss, (clipped - tgt) ** 2)
     out = ppo.value_loss_fn(jnp.asarray(v), jnp.asarray(old), jnp.asarray(tgt), clip)
     np.testing.assert_allclose(out, 0.5 * loss.mean(), rtol=1e-6)
+
+
+def test_policy_entropy_matches_distrax_and_numpy():
+    logits = np.random.default_rng(0).normal(0, 3, (6, 4))
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    dist = distrax.Categorical(logits=jnp.asarray(logits))
+    np.testing.assert_allclose(ppo.policy_entropy(dist), -(p * np.log(p)).sum(-1), rtol=1e-5)
+    gauss = distrax.MultivariateNormalDiag(jnp.zeros(2), jnp.full(2, 0.5))
+    np.testing.assert_allclose(ppo.policy_entropy(gauss), gauss.entropy())
 
 
 def _batch(env, agent, state, T=8, B=4):

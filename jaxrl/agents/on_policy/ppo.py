@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 import chex
+import distrax
 import jax
 import jax.numpy as jnp
 import optax
@@ -143,6 +144,15 @@ def value_loss_fn(
     return jnp.mean(value_error(values, old_values, targets, clip_eps))
 
 
+def policy_entropy(dist: Any) -> jax.Array:
+    """``dist.entropy()``; a ``distrax.Categorical``'s from its logits, which distrax has
+    already normalised (its own ``entropy`` normalises them a second time)."""
+    if isinstance(dist, distrax.Categorical):
+        log_probs = dist.logits
+        return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+    return dist.entropy()
+
+
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
     obs_shape = env.observation_spec.shape
@@ -221,7 +231,7 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
             [
                 clipped_surrogate(ratio, advantages, hparams.clip_eps),
                 value_error(values, old_values, targets, vf_clip),
-                dist.entropy(),
+                policy_entropy(dist),
                 (ratio - 1) - log_ratio,  # approx_kl's estimator (Schulman's k3)
                 (jnp.abs(ratio - 1) > hparams.clip_eps).astype(jnp.float32),
             ],
