@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl.nets import MLP, Categorical, DiagGaussian
+from jaxrl.nets import MLP, Categorical, DiagGaussian, ValueHead
 from jaxrl.nets.init import KernelSpec, draw_kernels, orthogonal, orthonormal_columns
+from jaxrl.nets.mlp import head_specs
 
 
 def test_gram_schmidt_equals_qr_with_positive_diagonal():
@@ -78,6 +79,21 @@ def test_heads_init_every_kernel_from_one_draw_and_apply_draws_nothing():
             tall.T @ tall, gains[name] * np.eye(tall.shape[1]), rtol=1e-3, atol=1e-7
         )
     assert cat.apply(params, x).logits.shape == (3, 2)
+
+
+def test_heads_take_given_kernels_and_check_their_shapes():
+    """``kernels`` (drawn by the caller) become the init's kernels as they are; wrong
+    shapes are a clear error naming both."""
+    x = jnp.ones((3, 4))
+    specs = head_specs(4, (8, 8), 1, True, 1.0)
+    kernels = tuple(draw_kernels(jax.random.PRNGKey(5), specs))
+    params = ValueHead((8, 8), "tanh", ortho=True, kernels=kernels).init(jax.random.PRNGKey(0), x)
+    got = [params["params"]["MLP_0"][f"Dense_{i}"]["kernel"] for i in range(2)]
+    got.append(params["params"]["Dense_0"]["kernel"])
+    for g, k in zip(got, kernels, strict=True):
+        np.testing.assert_array_equal(g, k)
+    with pytest.raises(ValueError, match="kernels of shapes"):
+        Categorical(2, (8, 8), kernels=kernels).init(jax.random.PRNGKey(0), x)
 
 
 def test_heads_shapes_and_log_probs():

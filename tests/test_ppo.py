@@ -1,5 +1,6 @@
 """PPO's losses against NumPy, update invariants, and continuous actions."""
 
+import distrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +38,16 @@ def test_value_loss_matches_numpy(clip):
         loss = np.maximum(loss, (clipped - tgt) ** 2)
     out = ppo.value_loss_fn(jnp.asarray(v), jnp.asarray(old), jnp.asarray(tgt), clip)
     np.testing.assert_allclose(out, 0.5 * loss.mean(), rtol=1e-6)
+
+
+def test_policy_entropy_matches_distrax_and_numpy():
+    logits = np.random.default_rng(0).normal(0, 3, (6, 4))
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    dist = distrax.Categorical(logits=jnp.asarray(logits))
+    np.testing.assert_allclose(ppo.policy_entropy(dist), -(p * np.log(p)).sum(-1), rtol=1e-5)
+    gauss = distrax.MultivariateNormalDiag(jnp.zeros(2), jnp.full(2, 0.5))
+    np.testing.assert_allclose(ppo.policy_entropy(gauss), gauss.entropy())
 
 
 def _batch(env, agent, state, T=8, B=4):
@@ -124,3 +135,38 @@ def test_reward_scale_equals_scaled_rewards():
         c.params["critic"]["params"]["Dense_0"]["kernel"],
         a.params["critic"]["params"]["Dense_0"]["kernel"],
     )
+
+
+def test_init_draws_distinct_actor_and_critic_kernels_deterministically():
+    """Both networks' kernels come from one draw: same key, same params; the actor's and
+    the critic's first layers (same shape) are different draws; orthogonal gains hold."""
+    env = E.make("cartpole")
+    cfg = ppo.Config(total_steps=4096, num_envs=4, rollout_len=8, num_minibatches=2, num_evals=1)
+    agent = ppo.make_agent(cfg, env, ppo.SPEC.default_hparams(), ppo.SPEC.schedule(cfg, env))
+    a, b = (jax.jit(agent.init)(jax.random.PRNGKey(0)) for _ in range(2))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    actor = np.asarray(a.params["actor"]["params"]["MLP_0"]["Dense_0"]["kernel"], np.float64)
+    critic = np.asarray(a.params["critic"]["params"]["MLP_0"]["Dense_0"]["kernel"], np.float64)
+    assert actor.shape == critic.shape == (4, 64)
+    assert np.abs(actor - critic).min() > 0
+    for w in (actor, critic):  # [4, 64]: orthonormal rows times sqrt(2)
+        np.testing.assert_allclose(w @ w.T, 2.0 * np.eye(4), rtol=1e-3, atol=1e-5)
+    other = agent.init(jax.random.PRNGKey(1))
+    assert not np.allclose(other.params["actor"]["params"]["MLP_0"]["Dense_0"]["kernel"], actor)
+
+
+def test_one_minibatch_update_needs_no_shuffle():
+    """With one minibatch (the whole batch) the update does not depend on its key."""
+    env = E.make("cartpole")
+    cfg = ppo.Config(total_steps=4096, num_envs=4, rollout_len=8, num_epochs=3, num_minibatches=1)
+    agent = ppo.make_agent(cfg, env, ppo.SPEC.default_hparams(), ppo.SPEC.schedule(cfg, env))
+    state = agent.init(jax.random.PRNGKey(0))
+    batch = _batch(env, agent, state)
+    update = jax.jit(agent.update)
+    (a, ma), (b, mb) = (update(state, batch, jax.random.PRNGKey(k)) for k in (2, 3))
+    assert int(a.step) == 3
+    for x, y in zip(jax.tree.leaves((a, ma)), jax.tree.leaves((b, mb)), strict=True):
+        np.testing.assert_array_equal(x, y)
+    moved = a.params["actor"]["params"]["Dense_0"]["kernel"]
+    assert not np.allclose(moved, state.params["actor"]["params"]["Dense_0"]["kernel"])

@@ -72,23 +72,44 @@ class MLP(nn.Module):
         return x
 
 
+def head_specs(
+    in_dim: int, hidden: Sequence[int], out: int, ortho: bool, scale: float
+) -> list[KernelSpec]:
+    """The ``KernelSpec``s of an ``MLP(hidden)`` then a ``Dense(out)`` head on ``in_dim``
+    inputs: orthogonal (gain sqrt(2), head ``scale``) with ``ortho``, else lecun-normal."""
+    dims = [in_dim, *hidden, out]
+    gains = [np.sqrt(2)] * len(hidden) + [scale]
+    shapes = zip(dims[:-1], dims[1:], strict=True)
+    return [KernelSpec(shape, ortho, g) for shape, g in zip(shapes, gains, strict=True)]
+
+
 def head_inits(
-    module: nn.Module, in_dim: int, hidden: Sequence[int], out: int, ortho: bool, scale: float
+    module: nn.Module,
+    in_dim: int,
+    hidden: Sequence[int],
+    out: int,
+    ortho: bool,
+    scale: float,
+    kernels: Sequence[jax.Array] | None = None,
 ) -> tuple[tuple[Callable, ...] | None, Callable]:
     """Kernel initialisers of an ``MLP(hidden)`` then a ``Dense(out)`` head, for ``module``
     to pass down: ``(mlp kernel_inits, head kernel_init)``.
 
     While ``module`` initialises, every kernel comes from one ``make_rng`` and one PRNG
-    call (``draw_kernels``): orthogonal (gain sqrt(2), head ``scale``) with ``ortho``, else
-    lecun-normal. Otherwise (``apply``) nothing is drawn and the MLP keeps its default.
+    call (``draw_kernels`` of ``head_specs``), or is taken from ``kernels`` when given
+    (drawn by the caller, e.g. several networks' kernels in one call; no PRNG call here).
+    Otherwise (``apply``) nothing is drawn and the MLP keeps its default.
     """
     if not module.is_initializing():
         return None, nn.initializers.zeros
-    dims = [in_dim, *hidden, out]
-    gains = [np.sqrt(2)] * len(hidden) + [scale]
-    shapes = zip(dims[:-1], dims[1:], strict=True)
-    specs = [KernelSpec(shape, ortho, g) for shape, g in zip(shapes, gains, strict=True)]
-    kernels = draw_kernels(module.make_rng("params"), specs)
+    specs = head_specs(in_dim, hidden, out, ortho, scale)
+    if kernels is None:
+        kernels = draw_kernels(module.make_rng("params"), specs)
+    elif [tuple(k.shape) for k in kernels] != [s.shape for s in specs]:
+        raise ValueError(
+            f"kernels of shapes {[tuple(k.shape) for k in kernels]} given, "
+            f"the network has {[s.shape for s in specs]}"
+        )
     return tuple(fixed(k) for k in kernels[:-1]), fixed(kernels[-1])
 
 
@@ -99,10 +120,11 @@ class ValueHead(nn.Module):
     act: str = "relu"
     layer_norm: bool = False
     ortho: bool = False
+    kernels: Sequence[jax.Array] | None = None  # pre-drawn kernels for init (head_inits)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        inits, head = head_inits(self, x.shape[-1], self.hidden, 1, self.ortho, 1.0)
+        inits, head = head_inits(self, x.shape[-1], self.hidden, 1, self.ortho, 1.0, self.kernels)
         x = MLP(self.hidden, self.act, self.layer_norm, self.ortho, kernel_inits=inits)(x)
         return Dense(1, kernel_init=head)(x)[..., 0]
 
@@ -114,10 +136,13 @@ class Categorical(nn.Module):
     hidden: Sequence[int] = (64, 64)
     act: str = "tanh"
     ortho: bool = True
+    kernels: Sequence[jax.Array] | None = None  # pre-drawn kernels for init (head_inits)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> distrax.Categorical:
-        inits, head = head_inits(self, x.shape[-1], self.hidden, self.num_actions, self.ortho, 0.01)
+        inits, head = head_inits(
+            self, x.shape[-1], self.hidden, self.num_actions, self.ortho, 0.01, self.kernels
+        )
         x = MLP(self.hidden, self.act, ortho=self.ortho, kernel_inits=inits)(x)
         logits = Dense(self.num_actions, kernel_init=head)(x)
         return distrax.Categorical(logits=logits)
@@ -131,10 +156,13 @@ class DiagGaussian(nn.Module):
     act: str = "tanh"
     ortho: bool = True
     init_log_std: float = 0.0
+    kernels: Sequence[jax.Array] | None = None  # pre-drawn kernels for init (head_inits)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> distrax.MultivariateNormalDiag:
-        inits, head = head_inits(self, x.shape[-1], self.hidden, self.action_dim, self.ortho, 0.01)
+        inits, head = head_inits(
+            self, x.shape[-1], self.hidden, self.action_dim, self.ortho, 0.01, self.kernels
+        )
         x = MLP(self.hidden, self.act, ortho=self.ortho, kernel_inits=inits)(x)
         mean = Dense(self.action_dim, kernel_init=head)(x)
         log_std = self.param(

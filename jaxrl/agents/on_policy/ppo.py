@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 import chex
+import distrax
 import jax
 import jax.numpy as jnp
 import optax
@@ -23,6 +24,8 @@ from jaxrl.core.optim import last_grad_norm
 from jaxrl.envs import Env
 from jaxrl.loops import AlgoSpec
 from jaxrl.nets import Categorical, DiagGaussian, NatureCNN, ValueHead
+from jaxrl.nets.init import draw_kernels
+from jaxrl.nets.mlp import head_specs
 from jaxrl.normalize import RunningStats, normalize, update_stats
 from jaxrl.returns import gae
 
@@ -111,24 +114,45 @@ class PPOState(struct.PyTreeNode):
     step: jax.Array  # number of gradient steps taken
 
 
+def clipped_surrogate(ratio: jax.Array, advantages: jax.Array, clip_eps: jax.Array) -> jax.Array:
+    """Per sample ``-min(r A, clip(r, 1-eps, 1+eps) A)``: ``[N]`` ratios, advantages -> ``[N]``."""
+    clipped = jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps)
+    return -jnp.minimum(ratio * advantages, clipped * advantages)
+
+
 def clipped_surrogate_loss(
     ratio: jax.Array, advantages: jax.Array, clip_eps: jax.Array
 ) -> jax.Array:
     """``-mean(min(r A, clip(r, 1-eps, 1+eps) A))`` over ``[N]`` ratios and advantages."""
-    clipped = jnp.clip(ratio, 1 - clip_eps, 1 + clip_eps)
-    return -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages))
+    return jnp.mean(clipped_surrogate(ratio, advantages, clip_eps))
+
+
+def value_error(
+    values: jax.Array, old_values: jax.Array, targets: jax.Array, clip_eps: jax.Array | None
+) -> jax.Array:
+    """Per sample ``0.5 (V - target)^2``; with ``clip_eps`` the pessimistic max with the
+    value clipped to ``old_values +- clip_eps`` (PPO2 style). Shapes ``[N]``."""
+    loss = jnp.square(values - targets)
+    if clip_eps is not None:
+        clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+        loss = jnp.maximum(loss, jnp.square(clipped - targets))
+    return 0.5 * loss
 
 
 def value_loss_fn(
     values: jax.Array, old_values: jax.Array, targets: jax.Array, clip_eps: jax.Array | None
 ) -> jax.Array:
-    """``0.5 mean((V - target)^2)``; with ``clip_eps`` the pessimistic max with the value
-    clipped to ``old_values +- clip_eps`` (PPO2 style). Shapes ``[N]``."""
-    loss = jnp.square(values - targets)
-    if clip_eps is not None:
-        clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
-        loss = jnp.maximum(loss, jnp.square(clipped - targets))
-    return 0.5 * jnp.mean(loss)
+    """``mean(value_error(...))``: the value loss over ``[N]`` samples."""
+    return jnp.mean(value_error(values, old_values, targets, clip_eps))
+
+
+def policy_entropy(dist: Any) -> jax.Array:
+    """``dist.entropy()``; a ``distrax.Categorical``'s from its logits, which distrax has
+    already normalised (its own ``entropy`` normalises them a second time)."""
+    if isinstance(dist, distrax.Categorical):
+        log_probs = dist.logits
+        return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+    return dist.entropy()
 
 
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
@@ -161,13 +185,24 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         return x if encoder is None else encoder.apply(params["encoder"], x)
 
     def init(key: jax.Array) -> PPOState:
-        actor_key, critic_key = jax.random.split(key)
+        """Both networks' kernels from one PRNG call (``draw_kernels``): one threefry site
+        in the compiled program instead of a split, two fold-ins and two draws."""
         dummy = jnp.zeros((1, *obs_shape), jnp.float32)
         params = {}
         if encoder is not None:
-            params["encoder"] = encoder.init(jax.random.fold_in(key, 2), dummy)
+            key, encoder_key = jax.random.split(key)
+            params["encoder"] = encoder.init(encoder_key, dummy)
             dummy = features(params, dummy)
-        params.update(actor=actor.init(actor_key, dummy), critic=critic.init(critic_key, dummy))
+        in_dim = dummy.shape[-1]
+        out = spec.num_actions if spec.discrete else spec.shape[0]
+        actor_specs = head_specs(in_dim, config.hidden, out, config.ortho_init, 0.01)
+        critic_specs = head_specs(in_dim, config.hidden, 1, config.ortho_init, 1.0)
+        kernels = draw_kernels(key, actor_specs + critic_specs)
+        n = len(actor_specs)
+        params.update(
+            actor=actor.clone(kernels=tuple(kernels[:n])).init(key, dummy),
+            critic=critic.clone(kernels=tuple(kernels[n:])).init(key, dummy),
+        )
         return PPOState(
             params=params,
             opt_state=tx.init(params),
@@ -184,20 +219,28 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         return action, {"log_prob": dist.log_prob(action)}
 
     def loss_fn(params, mb, old_values, advantages, targets):
+        """The loss and its parts; every per-sample term ``[N]`` is averaged by one
+        reduction over a stacked ``[N, 5]`` array (one kernel instead of five)."""
         x = features(params, mb.obs)
         dist = actor.apply(params["actor"], x)
-        log_prob = dist.log_prob(mb.action)
-        ratio = jnp.exp(log_prob - mb.extras["log_prob"])
+        log_ratio = dist.log_prob(mb.action) - mb.extras["log_prob"]
+        ratio = jnp.exp(log_ratio)
         if config.normalize_advantages:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = clipped_surrogate_loss(ratio, advantages, hparams.clip_eps)
         values = critic.apply(params["critic"], x)
         vf_clip = hparams.vf_clip_eps if config.clip_value else None
-        value_loss = value_loss_fn(values, old_values, targets, vf_clip)
-        entropy = jnp.mean(dist.entropy())
+        per_sample = jnp.stack(
+            [
+                clipped_surrogate(ratio, advantages, hparams.clip_eps),
+                value_error(values, old_values, targets, vf_clip),
+                policy_entropy(dist),
+                (ratio - 1) - log_ratio,  # approx_kl's estimator (Schulman's k3)
+                (jnp.abs(ratio - 1) > hparams.clip_eps).astype(jnp.float32),
+            ],
+            axis=-1,
+        )
+        policy_loss, value_loss, entropy, approx_kl, clip_frac = jnp.mean(per_sample, axis=0)
         total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
-        approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
-        clip_frac = jnp.mean(jnp.abs(ratio - 1) > hparams.clip_eps)
         return total, {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
@@ -243,15 +286,24 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         mb_size = n // config.num_minibatches
 
         def epoch(state, perm):
-            shuffled = jax.tree.map(
-                lambda x: x[perm].reshape((config.num_minibatches, mb_size, *x.shape[1:])), flat
+            data = flat if perm is None else jax.tree.map(lambda x: x[perm], flat)
+            minibatches = jax.tree.map(
+                lambda x: x.reshape((config.num_minibatches, mb_size, *x.shape[1:])), data
             )
-            return jax.lax.scan(grad_step, state, shuffled)
+            return jax.lax.scan(grad_step, state, minibatches)
 
-        # Every epoch's shuffle from one PRNG call: argsort of random 32-bit keys, [E, n].
-        # (Ties, rare for n << 2^16, keep index order; each row is still a permutation.)
-        perms = jnp.argsort(jax.random.bits(key, (config.num_epochs, n)), axis=-1)
-        state, info = jax.lax.scan(epoch, state, perms[:, : mb_size * config.num_minibatches])
+        if config.num_minibatches == 1:
+            # One minibatch is the whole batch: its loss does not depend on the order (up to
+            # float summation order), so there is nothing to shuffle and no PRNG call.
+            state, info = jax.lax.scan(
+                lambda s, _: epoch(s, None), state, None, length=config.num_epochs
+            )
+        else:
+            # Every epoch's shuffle from one PRNG call: argsort of random 32-bit keys,
+            # [E, n]. (Ties, rare for n << 2^16, keep index order; each row is still a
+            # permutation.)
+            perms = jnp.argsort(jax.random.bits(key, (config.num_epochs, n)), axis=-1)
+            state, info = jax.lax.scan(epoch, state, perms)
         if config.normalize_obs:
             state = state.replace(obs_stats=update_stats(state.obs_stats, batch.obs, batch_ndim=2))
         means = jnp.mean(info, axis=(0, 1))  # [E, M, len(STEP_METRICS)] -> per metric
