@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, default=PAPER_WIDTH, help="width of every layer")
     parser.add_argument("--methods", default="sac_j,srl,planning", help="of sac_j, srl, planning")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the rows of OUT/srl_fas.json not rerun"
+    )
     args = parser.parse_args(argv)
     methods = args.methods.split(",")
     bad = sorted(set(methods) - {"sac_j", "srl", "planning"})
@@ -295,15 +298,29 @@ def main(argv: list[str] | None = None) -> None:
     if "--out" in given:  # the command recorded is the one that reproduces the results
         del given[given.index("--out") : given.index("--out") + 2]
     given = [a for a in given if not a.startswith("--out=")]
-    t0 = time.perf_counter()
+    given = [a for a in given if a != "--resume"]
+    command = " ".join(["python experiments/srl_fas.py", *given])
     results: dict = {}
+    before: dict = {}
+    if args.resume and (out / "srl_fas.json").exists():
+        record = json.loads((out / "srl_fas.json").read_text())
+        results, before = record["results"], record["meta"]
+        if (
+            before["hidden"] != [args.hidden] * 2
+            or before["seeds"] != args.seeds
+            or any(before["budgets"].get(t, budgets[t]) != budgets[t] for t in tasks)
+        ):
+            raise SystemExit("--resume needs the budgets and hidden of the rows kept")
+    kept = {t: dict(rows) for t, rows in results.items()}
+    t0 = time.perf_counter()
 
     def save(task: str, rows: dict) -> dict:
-        results[task] = rows
+        results[task] = {**kept.get(task, {}), **rows}
+        commands = [c for c in before.get("command", "").split(" ; ") if c]
         meta = {
-            "command": " ".join(["python experiments/srl_fas.py", *given]),
+            "command": " ; ".join(dict.fromkeys([*commands, command])),
             "seeds": args.seeds,
-            "budgets": budgets,
+            "budgets": {**before.get("budgets", {}), **budgets},
             "hidden": [args.hidden, args.hidden],
             "paper_hidden": [PAPER_WIDTH, PAPER_WIDTH],
             "intervals": list(report.FAS_INTERVALS),
@@ -315,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
             "paper_sac_j": {t: PAPER_SAC_J.get(t) for t in results},
             "paper_source": PAPER_SOURCE,
             "paper_srl_planning": PAPER_OTHER,
-            "wall_min": (time.perf_counter() - t0) / 60,
+            "wall_min": before.get("wall_min", 0.0) + (time.perf_counter() - t0) / 60,
         }
         record = {"meta": meta, "results": results}
         atomic_write(out / "srl_fas.json", (json.dumps(record, indent=1) + "\n").encode())
