@@ -180,6 +180,36 @@ def test_fas_of_a_perfect_pendulum_policy_is_29_over_30():
     assert round(float(fas), 3) == 0.967
 
 
+def test_fas_hook_scores_the_agent_states_it_is_given():
+    """``fas.run`` evaluates the states handed over (the runner hands the best checkpoint
+    under the absolute protocol) and reports the paper's FAS of their returns: on Clock,
+    acting ``10 s t`` at obs ``t`` and holding it ``k`` steps returns ``100 s``, ``80 s``,
+    ``40 s`` at k = 1, 2, 4, so the raw FAS is ``(90 s + 120 s) / 30 = 7 s``."""
+    import types
+
+    from jaxrl.transforms import fas
+
+    def act(state, obs, key, explore=True, **_):
+        return 10.0 * state * obs, {}
+
+    config = types.SimpleNamespace(fas_intervals=(1, 2, 4), num_eval_envs=2)
+    given = loops.HookInput(
+        Agent(lambda k: None, act, None),
+        jnp.array([1.0, 2.0]),  # two "seeds": s = 1, 2
+        E.EpisodeLimit(Clock(), 5),
+        "clock",
+        config,
+        0,
+        lambda x: np.asarray(x),
+        "best",
+    )
+    out = fas.run(given)
+    np.testing.assert_allclose(out["fas_returns"], [[100, 80, 40], [200, 160, 80]], rtol=1e-6)
+    np.testing.assert_allclose(out["fas_per_seed"], [7.0, 14.0], rtol=1e-6)
+    assert out["fas_norm"] is None and out["fas_agent"] == "best"
+    assert fas.rows(out)[0][1].startswith("10.500 (best agent")
+
+
 def test_interval_mean_score_matches_hand_computation():
     """jaxrl's earlier stand-in (kept under its own name): the mean over intervals of
     the return normalised to [low, high]."""
