@@ -133,7 +133,7 @@ def test_v1_config_trains_a_different_critic():
     assert not v1_cfg.expected_value and not v1_cfg.variance_adjust
     t_agent, v1_agent = (dsac_t.make_agent(c, env, hp) for c in (t_cfg, v1_cfg))
     s0 = t_agent.init(jax.random.PRNGKey(0))
-    batch = _batch()._replace(reward=jnp.linspace(-5.0, 5.0, 16))
+    batch = _batch().replace(reward=jnp.linspace(-5.0, 5.0, 16))
     t1, _ = jax.jit(t_agent.update)(s0, batch, jax.random.PRNGKey(1))
     v1, _ = jax.jit(v1_agent.update)(s0, batch, jax.random.PRNGKey(1))
     diff = [
