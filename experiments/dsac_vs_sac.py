@@ -1,5 +1,9 @@
-"""DSAC-T vs SAC: return at a fixed budget, and the reward-scale claim (Duan et al. 2025,
-"Distributional Soft Actor-Critic with Three Refinements", arXiv 2310.05858).
+"""DSAC-T vs DSAC-v1 vs SAC: return at a fixed budget, and the reward-scale claim (Duan et
+al. 2025, "Distributional Soft Actor-Critic with Three Refinements", arXiv 2310.05858).
+
+The reward-scale claim is relative to DSAC-v1 ("unlike its standard version"), so the
+method ``dsac_v1`` (DSAC-T's agent with ``dsac_t.V1``: no expected value substitution,
+no variance-based critic gradient adjustment, a fixed TD clip of 10) runs beside it.
 
 (a) Both algorithms train on each task for the same env steps with the same networks
 (``--hidden``, ReLU), replay (batch 256, one update per env step, the same random
@@ -36,7 +40,9 @@ from jaxrl.agents.actor_critic import dsac_t, sac
 from jaxrl.logging import atomic_write, new_figure, save_figure
 
 RESULTS = Path(__file__).parent / "results"
-ALGOS = {"SAC": sac, "DSAC-T": dsac_t}
+#: Method -> (algorithm, its Config overrides). ``dsac_v1``: the same agent as DSAC-T.
+ALGOS = {"SAC": (sac, {}), "DSAC-T": (dsac_t, {}), "dsac_v1": (dsac_t, dsac_t.V1)}
+LABELS = {"dsac_v1": "DSAC-v1"}
 #: Env steps per task: sized so the whole run fits ~45 min on the shared 2-core CPU.
 BUDGETS = {
     "pendulum": 6_000,
@@ -59,10 +65,12 @@ PAPER_B = (
 
 
 def run_one(
-    algo, task: str, steps: int, seeds: int, evals: int, hidden, scale: float, out: Path
+    method: str, task: str, steps: int, seeds: int, evals: int, hidden, scale: float, out: Path
 ) -> dict:
-    """One vmapped-seeds ``runner.run``; returns in the unscaled reward."""
+    """One vmapped-seeds ``runner.run`` of ``method``; returns in the unscaled reward."""
+    algo, overrides = ALGOS[method]
     config = {
+        **overrides,
         "total_steps": steps,
         "num_evals": evals,
         "hidden": tuple(hidden),
@@ -133,8 +141,8 @@ def markdown(results: dict, meta: dict) -> str:
         "",
         "## (a) Return at a fixed budget (reward scale 1)",
         "",
-        "| task | steps | SAC | DSAC-T | paper |",
-        "|---|---|---|---|---|",
+        "| task | steps | " + " | ".join(LABELS.get(a, a) for a in ALGOS) + " | paper |",
+        "|---|---|" + "---|" * len(ALGOS) + "---|",
     ]
     for task, steps in meta["budgets"].items():
         k = key(task, 1.0)
@@ -163,7 +171,7 @@ def markdown(results: dict, meta: dict) -> str:
             finals = [results[k][a]["final"] for k in ks]
             cells = [fmt(ci(f)) for f in finals]
             lines.append(
-                f"| {task} | {a} | "
+                f"| {task} | {LABELS.get(a, a)} | "
                 + " | ".join(cells)
                 + f" | {fmt(spread_ci(finals))} | no number at this scale |"
             )
@@ -175,12 +183,12 @@ def plot(results: dict, meta: dict, path: Path) -> None:
     tasks = [t for t in meta["budgets"] if key(t, 1.0) in results]
     ncols = max(len(tasks), len(meta["scale_tasks"]))
     fig, axes = new_figure(2, ncols, figsize=(4.6 * ncols, 7.2), dpi=100, squeeze=False)
-    colors = {"SAC": "C0", "DSAC-T": "C1"}
+    colors = {"SAC": "C0", "DSAC-T": "C1", "dsac_v1": "C2"}
     for ax, task in zip(axes[0], tasks, strict=False):
         for a, r in results[key(task, 1.0)].items():
             x, y = np.asarray(r["env_steps"]), np.asarray(r["curve"])
             ax.fill_between(x, y.min(0), y.max(0), color=colors[a], alpha=0.15, lw=0)
-            ax.plot(x, report.iqm(y.T), color=colors[a], label=a)
+            ax.plot(x, report.iqm(y.T), color=colors[a], label=LABELS.get(a, a))
         ax.set_title(f"{task} (scale 1)")
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
@@ -193,9 +201,10 @@ def plot(results: dict, meta: dict, path: Path) -> None:
             if not all(k in results and a in results[k] for k in ks):
                 continue
             cs = np.array([ci(results[k][a]["final"]) for k in ks])
-            xs = np.asarray(meta["scales"]) * (1.0 + 0.06 * (i - 0.5))
+            xs = np.asarray(meta["scales"]) * (1.0 + 0.06 * (i - 1))
             err = np.abs(cs[:, 1:].T - cs[:, 0])
-            ax.errorbar(xs, cs[:, 0], yerr=err, marker="o", capsize=3, color=colors[a], label=a)
+            label = LABELS.get(a, a)
+            ax.errorbar(xs, cs[:, 0], yerr=err, marker="o", capsize=3, color=colors[a], label=label)
         ax.set_xscale("log")
         ax.set_title(f"{task}: reward scale")
         ax.set_xlabel("reward scale")
@@ -219,6 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="one budget for every task")
     parser.add_argument("--evals", type=int, default=4)
     parser.add_argument("--hidden", default="64,64")
+    parser.add_argument("--methods", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
         "--replot", action="store_true", help="rewrite the .md and .png from the .json only"
@@ -229,6 +239,11 @@ def main(argv: list[str] | None = None) -> dict:
         atomic_write(Path(args.out) / "dsac_vs_sac.md", markdown(record["results"], record["meta"]))
         plot(record["results"], record["meta"], Path(args.out) / "dsac_vs_sac.png")
         return record
+    methods = args.methods.split(",")
+    if set(methods) - set(ALGOS):
+        raise SystemExit(
+            f"unknown methods {sorted(set(methods) - set(ALGOS))}; known: {list(ALGOS)}"
+        )
     tasks = args.tasks.split(",")
     scale_tasks = [t for t in args.scale_tasks.split(",") if t]
     budgets = {t: args.steps or BUDGETS.get(t, 10_000) for t in dict.fromkeys(tasks + scale_tasks)}
@@ -252,10 +267,10 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task, scale in jobs:
-            for name, algo in ALGOS.items():
+            for name in methods:
                 run_dir = Path(tmp) / f"{name}-{task.replace('/', '_')}-{scale:g}"
                 r = run_one(
-                    algo, task, budgets[task], args.seeds, args.evals, hidden, scale, run_dir
+                    name, task, budgets[task], args.seeds, args.evals, hidden, scale, run_dir
                 )
                 results.setdefault(key(task, scale), {})[name] = r
                 print(

@@ -10,8 +10,12 @@ replay), with the same eligibility traces and the same network widths:
   batch-size-1, replay-free classic baseline. Adam's learning rate is swept (one vmapped
   compilation over seeds x rates) and the best rate by final return is reported, so
   the baseline gets the benefit of the doubt (chosen on the same seeds: optimistic).
-- ``SAC1`` (continuous tasks, only with ``--sac1``: left out of the default run for
-  time): SAC with batch = buffer = 1 (the paper's SAC1), its default rates.
+- ``sac1``, ``ppo1``, ``dqn1``: the batch methods forced to batch = buffer = 1 (the
+  paper's SAC1, PPO1, DQN1), each with its library defaults otherwise and the task's
+  network widths: SAC (continuous tasks) with a one-transition replay; PPO (either kind)
+  with one env and a rollout of one step, one epoch of one minibatch, advantages not
+  normalised (one sample normalises to 0); DQN (discrete tasks) with a one-transition
+  replay and one update per env step. Recorded under their own keys.
 
 Tasks (``TASKS``): cartpole for both learners, a MinAtar game (flattened 400-d
 observations, MLP) for Q, and a Brax task (positional backend: the MJX default costs
@@ -19,8 +23,9 @@ several times more on a CPU) for AC. The final return of a seed is the mean of i
 ``FINAL_EVALS`` evaluations; IQM and 95% stratified bootstrap CI over seeds
 (``jaxrl.report``).
 
-    python experiments/stream_barrier.py    # every task: 48 min (compile + train) on 2 busy cores
+    python experiments/stream_barrier.py    # every task and row
     python experiments/stream_barrier.py --tasks cartpole --steps 100000
+    python experiments/stream_barrier.py --tasks cartpole --rows ppo1,dqn1 --resume  # add rows
 
 Writes experiments/results/stream_barrier.json (per-seed curves of every row and, for
 ``classic``, of every rate), stream_barrier.md (table) and stream_barrier.png (curves).
@@ -40,7 +45,9 @@ import numpy as np
 
 from jaxrl import compile_cache, envs, report, sweep
 from jaxrl.agents.actor_critic import sac
+from jaxrl.agents.on_policy import ppo
 from jaxrl.agents.stream import stream_ac, stream_q
+from jaxrl.agents.value import dqn
 from jaxrl.logging import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
@@ -52,6 +59,31 @@ CLASSIC = {
     "scale_reward": False,
 }
 LEARNERS = {"AC(lambda)": stream_ac, "Q(lambda)": stream_q}
+#: The batch-1 rows: algorithm and its batch = buffer = 1 config overrides.
+BATCH1: dict[str, tuple] = {
+    "sac1": (sac, {"batch_size": 1, "buffer_size": 1, "warmup_steps": 1}),
+    "ppo1": (
+        ppo,
+        {
+            "num_envs": 1,
+            "rollout_len": 1,
+            "num_epochs": 1,
+            "num_minibatches": 1,
+            "normalize_advantages": False,
+        },
+    ),
+    "dqn1": (
+        dqn,
+        {
+            "num_envs": 1,
+            "batch_size": 1,
+            "buffer_size": 1,
+            "warmup_steps": 1,
+            "updates_per_iter": 1,
+        },
+    ),
+}
+ROWS = ("stream-x", "classic", *BATCH1)
 FINAL_EVALS = 2
 
 #: Per task: learners run there, env kwargs, default budget, network width, eval count,
@@ -66,6 +98,7 @@ TASKS: dict[str, dict] = {
         "eval_envs": 8,
         # PAPERS.md: epsilon decays over 0.2 of the run on MinAtar.
         "hparams": {"exploration_fraction": 0.2},
+        "batch1": ("dqn1",),
     },
     "brax/inverted_double_pendulum": {
         "learners": ("AC(lambda)",),
@@ -75,6 +108,7 @@ TASKS: dict[str, dict] = {
         "evals": 10,
         "eval_envs": 4,
         "hparams": {},
+        "batch1": ("sac1", "ppo1"),
     },
     "cartpole": {
         "learners": ("AC(lambda)", "Q(lambda)"),
@@ -84,6 +118,7 @@ TASKS: dict[str, dict] = {
         "evals": 10,
         "eval_envs": 16,
         "hparams": {},
+        "batch1": ("ppo1", "dqn1"),
     },
 }
 
@@ -97,7 +132,9 @@ TASKS: dict[str, dict] = {
 PAPER = {
     "stream-x": "learns (stream-barrier figures; no table)",
     "classic": "fails (barrier shown on MuJoCo Gym, DM Control, Atari; figures, no table)",
-    "SAC1": "fails (SAC1 in the stream-barrier figures; no table)",
+    "sac1": "fails (SAC1 in the stream-barrier figures; no table)",
+    "ppo1": "fails (PPO1 in the stream-barrier figures; no table)",
+    "dqn1": "fails (DQN1 in the stream-barrier figures; no table)",
 }
 SOURCE = "Elsayed et al. 2024, arXiv 2410.14606, stream-barrier figures"
 
@@ -121,7 +158,7 @@ def train_grid(algo, cfg, env, hparams: dict, lrs: list[float], seeds: int, fiel
 
 
 def run_row(task: str, learner: str, row: str, steps: int, seeds: int, lrs: list[float]) -> dict:
-    """One row (stream-x / classic / SAC1) on ``task``: per-seed curves and its settings."""
+    """One row (stream-x / classic / a batch-1 row) on ``task``: per-seed curves, settings."""
     spec = TASKS[task]
     env = envs.make(task, **spec["env_kwargs"])
     common = {
@@ -131,10 +168,13 @@ def run_row(task: str, learner: str, row: str, steps: int, seeds: int, lrs: list
         "hidden": spec["hidden"],
     }
     t0 = time.perf_counter()
-    if row == "SAC1":
-        cfg = sac.Config(**common, batch_size=1, buffer_size=1, warmup_steps=1)
-        x, returns, finite = train_grid(sac, cfg, env, {}, [3e-4], seeds, ("actor_lr", "critic_lr"))
-        rates = [3e-4]
+    if row in BATCH1:
+        algo, overrides = BATCH1[row]
+        cfg = algo.Config(**common, **overrides)
+        algo.SPEC.validate(cfg, env)
+        fields = ("actor_lr", "critic_lr") if algo is sac else ("lr",)
+        rates = [float(getattr(algo.SPEC.default_hparams(), fields[0]))]
+        x, returns, finite = train_grid(algo, cfg, env, {}, rates, seeds, fields)
     else:
         algo = LEARNERS[learner]
         extra = CLASSIC if row == "classic" else {}
@@ -148,6 +188,7 @@ def run_row(task: str, learner: str, row: str, steps: int, seeds: int, lrs: list
             "returns_per_lr": returns.tolist(),
             "finite_per_lr": finite.tolist(),
             "seconds": time.perf_counter() - t0,
+            **({"config": dict(overrides)} if row in BATCH1 else {}),
         }
     )
 
@@ -172,20 +213,27 @@ def select_rate(r: dict) -> dict:
     }
 
 
-def rows_for(task: str, sac1: bool) -> list[tuple[str, str]]:
+def rows_for(task: str, rows: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(key, learner, row)`` of each of ``rows`` that runs on ``task``: the stream rows
+    per learner (key ``"learner | row"``), then its batch-1 rows (key = the row)."""
     out = []
     for learner in TASKS[task]["learners"]:
-        out += [(learner, "stream-x"), (learner, "classic")]
-        if sac1 and learner == "AC(lambda)" and task.startswith(("brax/", "playground/")):
-            out.append((learner, "SAC1"))
+        out += [(f"{learner} | {r}", learner, r) for r in ("stream-x", "classic") if r in rows]
+    out += [(r, "", r) for r in TASKS[task]["batch1"] if r in rows]
     return out
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(learner, row)`` of a results key; a batch-1 row has no learner (``""``)."""
+    learner, _, row = key.rpartition(" | ")
+    return learner, row
 
 
 def describe(row: str, r: dict) -> str:
     if row == "classic":
         return f"classic, Adam lr {r['lr']:g}"
-    if row == "SAC1":
-        return "SAC1 (batch = buffer = 1)"
+    if row in BATCH1:
+        return f"{row.upper()[:-1]}1 (batch = buffer = 1)"
     return "stream-x (ObGD, lr 1)"
 
 
@@ -205,7 +253,8 @@ def markdown(results: dict, meta: dict) -> str:
         "observation normalisation, reward scaling); `classic` = the same learner and "
         "traces with Adam, dense init, no LayerNorm, no normalisation (batch-size-1, "
         "replay-free classic AC(lambda) / Q(lambda)), best of Adam rates "
-        f"{meta['lrs']} chosen on the same seeds; `SAC1` = SAC with batch = buffer = 1. "
+        f"{meta['lrs']} chosen on the same seeds; `sac1`, `ppo1`, `dqn1` = SAC, PPO, DQN with "
+        "batch = buffer = 1 (their own default rates). "
         "Mean over the curve = a seed's mean return over every evaluation (speed of "
         "learning).",
         "",
@@ -215,14 +264,14 @@ def markdown(results: dict, meta: dict) -> str:
     ]
     for task, rows in results.items():
         for key, r in rows.items():
-            learner, row = key.split(" | ")
+            learner, row = split_key(key)
             scores = np.asarray(r["final"])
             c = report.stratified_bootstrap_ci([scores], report.iqm)
             auc = np.asarray(r["returns"]).mean(axis=1)
             c_auc = report.stratified_bootstrap_ci([auc], report.iqm)
             per_seed = ", ".join(f"{s:.1f}" for s in scores)
             lines.append(
-                f"| {task} | {int(r['env_steps'][-1])} | {learner} | {describe(row, r)} | "
+                f"| {task} | {int(r['env_steps'][-1])} | {learner or '-'} | {describe(row, r)} | "
                 f"{fmt(c)} | {fmt(c_auc)} | {per_seed} | {PAPER[row]} |"
             )
     lines += [
@@ -241,27 +290,27 @@ def markdown(results: dict, meta: dict) -> str:
                         r["lrs"], r["final_mean_per_lr"], r["diverged_seeds_per_lr"], strict=True
                     )
                 )
-                lines.append(f"- {task} {key.split(' | ')[0]}: {per}")
+                lines.append(f"- {task} {split_key(key)[0]}: {per}")
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, path: Path) -> None:
     from jaxrl.logging import new_figure, save_figure
 
-    panels = [(task, key.split(" | ")[0]) for task, rows in results.items() for key in rows]
+    panels = [(task, split_key(key)[0]) for task, rows in results.items() for key in rows]
     panels = list(dict.fromkeys(panels))
     fig, axes = new_figure(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     axes = axes[0]
-    colors = {"stream-x": "C0", "classic": "C3", "SAC1": "C2"}
+    colors = {"stream-x": "C0", "classic": "C3", "sac1": "C2", "ppo1": "C4", "dqn1": "C5"}
     for ax, (task, learner) in zip(axes, panels, strict=True):
         for key, r in results[task].items():
-            name, row = key.split(" | ")
+            name, row = split_key(key)
             if name != learner:
                 continue
             x, y = np.asarray(r["env_steps"]), np.asarray(r["returns"])
             ax.fill_between(x, y.min(0), y.max(0), color=colors[row], alpha=0.15, lw=0)
             ax.plot(x, y.mean(0), color=colors[row], label=f"{describe(row, r)}, {len(y)} seeds")
-        ax.set_title(f"{learner} on {task}, batch = 1", fontsize=9)
+        ax.set_title(f"{learner or 'batch methods'} on {task}, batch = 1", fontsize=9)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=7)
@@ -270,12 +319,18 @@ def plot(results: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
-def meta(command: str, args, budgets: dict, lrs: list[float], results: dict) -> dict:
+def meta(
+    command: str, args, budgets: dict, lrs: list[float], results: dict, before: dict | None = None
+) -> dict:
+    """The record's meta; ``before``: the meta of the rows ``--resume`` kept (its commands
+    and budgets stay listed)."""
     seconds = sum(r["seconds"] for rows in results.values() for r in rows.values())
+    before = before or {}
+    commands = [c for c in before.get("command", "").split(" ; ") if c]
     return {
-        "command": command,
+        "command": " ; ".join(dict.fromkeys([*commands, command])),
         "seeds": args.seeds,
-        "budgets": budgets,
+        "budgets": {**before.get("budgets", {}), **budgets},
         "lrs": lrs,
         "final_evals": FINAL_EVALS,
         "classic_settings": CLASSIC,
@@ -299,7 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="one budget for every task")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--lrs", default="1e-4,3e-4,1e-3", help="Adam rates for the baseline")
-    parser.add_argument("--sac1", action="store_true", help="add SAC1 on continuous tasks")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"any of {', '.join(ROWS)}")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
         "--resume", action="store_true", help="keep the rows already in OUT/stream_barrier.json"
@@ -310,31 +365,39 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise SystemExit(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    rows = tuple(args.rows.split(","))
+    if set(rows) - set(ROWS):
+        raise SystemExit(f"unknown rows {sorted(set(rows) - set(ROWS))}; known: {', '.join(ROWS)}")
     lrs = [float(x) for x in args.lrs.split(",")]
     budgets = {t: args.steps or TASKS[t]["steps"] for t in tasks}
     out = Path(args.out)
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
+    if "--out" in given:  # the command recorded is the one that reproduces the results
+        del given[given.index("--out") : given.index("--out") + 2]
     command = " ".join(["python experiments/stream_barrier.py", *given])
     results: dict = {}
     done: dict = {}
+    before: dict | None = None
     if args.resume and (out / "stream_barrier.json").exists():
-        done = json.loads((out / "stream_barrier.json").read_text())["results"]
+        record = json.loads((out / "stream_barrier.json").read_text())
+        done, before = record["results"], record["meta"]
+    for task in [*tasks, *(t for t in done if t not in tasks)]:
+        # --resume: the rows an earlier run finished stay (other tasks' too).
+        results[task] = {k: select_rate(r) for k, r in done.get(task, {}).items()}
     for task in tasks:
-        results[task] = {}
-        for learner, row in rows_for(task, args.sac1):
-            key = f"{learner} | {row}"
+        for key, learner, row in rows_for(task, rows):
             if key in done.get(task, {}):  # --resume: a row an earlier run finished
                 results[task][key] = select_rate(done[task][key])
                 continue
             r = run_row(task, learner, row, budgets[task], args.seeds, lrs)
             results[task][key] = r
             print(
-                f"{task} {learner} {describe(row, r)}: final {np.mean(r['final']):.1f} "
+                f"{task} {learner or row} {describe(row, r)}: final {np.mean(r['final']):.1f} "
                 f"(per seed {np.round(r['final'], 1).tolist()}), {r['seconds']:.0f}s",
                 flush=True,
             )
-            write(out, results, meta(command, args, budgets, lrs, results))
-    info = meta(command, args, budgets, lrs, results)
+            write(out, results, meta(command, args, budgets, lrs, results, before))
+    info = meta(command, args, budgets, lrs, results, before)
     write(out, results, info)
     print(markdown(results, info))
     return {"meta": info, "results": results}

@@ -72,6 +72,77 @@ def test_critic_loss_and_gradients_match_float64_reference():
     assert gs[3] > 0 and gs[1] < 0
 
 
+def _loss_reference(q, std, y, y_s, b, td_bound, expected_value, variance_adjust):
+    """float64 NumPy loss, value and gradients in q and std, of either form."""
+    bound = 3 * b if variance_adjust else td_bound
+    y_b = q + np.clip(y_s - q, -bound, bound)
+    w = np.clip(b**2 / (std**2 + 0.1), 0.1, 10.0) if variance_adjust else 1 / (std**2 + 0.1)
+    target = y if expected_value else y_s
+    h_b = _huber(q - y_b)
+    loss = np.mean(w * (_huber(q - target) + std * (std**2 - h_b) / (std + 0.1)))
+    return loss, w * _huber_grad(q - target) / len(q), w * (std**2 - h_b) / (std + 0.1) / len(q)
+
+
+@pytest.mark.parametrize("expected_value", [True, False])
+@pytest.mark.parametrize("variance_adjust", [True, False])
+def test_v1_critic_loss_differs_in_exactly_two_places(expected_value, variance_adjust):
+    """DSAC-v1 (``V1``) is DSAC-T's loss with (1) the sampled target in the mean term and
+    (2) the weight ``1 / (sg(sigma)^2 + 0.1)`` with a fixed TD clip in place of ``omega``
+    and ``3 b``; each switch alone changes only its own place (float64 reference)."""
+    q = np.array([1.0, -2.0, 80.0, 0.5, 4.0])
+    std = np.array([0.5, 2.0, 1.0, 30.0, 0.05])
+    y = np.array([1.5, -1.0, 0.0, 0.4, 4.2])
+    y_s = np.array([3.0, -30.0, 79.0, 0.6, 20.0])  # 2nd: clipped by 3 b = 3 and by 10
+    b, td_bound = 1.0, 10.0
+    expected, grad_q, grad_std = _loss_reference(
+        q, std, y, y_s, b, td_bound, expected_value, variance_adjust
+    )
+    f = jax.value_and_grad(dsac_t.critic_loss, argnums=(0, 1))
+    flags = {"expected_value": expected_value, "variance_adjust": variance_adjust}
+    args = [jnp.asarray(x, jnp.float32) for x in (q, std, y, y_s)]
+    loss, (gq, gs) = jax.jit(lambda *a: f(*a, **flags))(*args, jnp.float32(b), td_bound)
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    np.testing.assert_allclose(gq, grad_q, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gs, grad_std, rtol=1e-5, atol=1e-7)
+    # Place 1: the q-gradient reads y (DSAC-T) or y_s (v1), never the other.
+    jf = jax.jit(lambda *a: f(*a, **flags))
+    _, (gq_y, _) = jf(args[0], args[1], args[2] + 7.0, args[3], jnp.float32(b), td_bound)
+    _, (gq_s, _) = jf(args[0], args[1], args[2], args[3] + 7.0, jnp.float32(b), td_bound)
+    unchanged = gq_s if expected_value else gq_y
+    np.testing.assert_array_equal(unchanged, gq)
+    assert not np.allclose(gq_y if expected_value else gq_s, gq)
+    # Place 2: the loss reads b (DSAC-T's omega and 3 b) or td_bound (v1), never the other.
+    other_b = jf(*args, jnp.float32(2.0), td_bound)[0]
+    other_bound = jf(*args, jnp.float32(b), 20.0)[0]
+    assert (other_b == loss) != variance_adjust
+    assert (other_bound == loss) == variance_adjust
+    if not variance_adjust:  # v1's mean gradient (q - target) / (sg(sigma)^2 + 0.1)
+        target = y if expected_value else y_s
+        small = np.abs(q - target) <= 50  # Huber's quadratic part
+        want = (q - target) / (std**2 + 0.1) / len(q)
+        np.testing.assert_allclose(np.asarray(gq)[small], want[small], rtol=1e-5, atol=1e-7)
+
+
+def test_v1_config_trains_a_different_critic():
+    """``dsac_t.V1`` as a config of the same agent: the first critic update differs from
+    DSAC-T's from the same state and batch; the default config is unchanged by the flags."""
+    env = E.make("pendulum")
+    hp = dsac_t.SPEC.default_hparams()
+    t_cfg = dsac_t.Config(hidden=(16, 16), batch_size=16)
+    v1_cfg = dsac_t.Config(hidden=(16, 16), batch_size=16, **dsac_t.V1)
+    assert not v1_cfg.expected_value and not v1_cfg.variance_adjust
+    t_agent, v1_agent = (dsac_t.make_agent(c, env, hp) for c in (t_cfg, v1_cfg))
+    s0 = t_agent.init(jax.random.PRNGKey(0))
+    batch = _batch().replace(reward=jnp.linspace(-5.0, 5.0, 16))
+    t1, _ = jax.jit(t_agent.update)(s0, batch, jax.random.PRNGKey(1))
+    v1, _ = jax.jit(v1_agent.update)(s0, batch, jax.random.PRNGKey(1))
+    diff = [
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(*map(jax.tree.leaves, (t1.critic_params, v1.critic_params)), strict=True)
+    ]
+    assert max(diff) > 0
+
+
 def test_value_std_is_softplus_and_policy_log_std_clipped():
     """DSAC-v2: ``sigma = softplus(.)`` of the critic's 2nd output; the policy's log-std is
     clamped into [-20, 0.5]."""

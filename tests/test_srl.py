@@ -148,18 +148,83 @@ def test_bad_intervals_rejected():
 
 
 def test_fas_matches_hand_computation():
+    """The paper's FAS (table2.ipynb): trapezoid area of ``R_k + offset`` over ``k``,
+    divided by ``max_reward * 30``; worked by hand on 3 intervals."""
+    returns = np.array([[-200.0, -400.0, -800.0], [-150.0, -150.0, -1300.0]])
+    # Pendulum: R + 1550 = [1350, 1150, 750] and [1400, 1400, 250] at k = 1, 2, 4.
+    hand = [
+        (1 * (1350 + 1150) / 2 + 2 * (1150 + 750) / 2) / (1350 * 30),
+        (1 * (1400 + 1400) / 2 + 2 * (1400 + 250) / 2) / (1350 * 30),
+    ]
+    got = report.frequency_averaged_score(returns, (1, 2, 4), *report.fas_norm("pendulum"))
+    np.testing.assert_allclose(got, hand, rtol=1e-12)
+    np.testing.assert_allclose(hand[0], 3150 / 40500)
+    # Without a norm: the raw area over the span 30.
+    raw = report.frequency_averaged_score(returns[0], (1, 2, 4))
+    np.testing.assert_allclose(raw, (-300.0 - 1200.0) / 30)
+    with pytest.raises(ValueError, match="increasing"):
+        report.frequency_averaged_score(returns, (1, 4, 2))
+    with pytest.raises(ValueError, match="one per interval"):
+        report.frequency_averaged_score(returns, (1, 2))
+    with pytest.raises(ValueError, match="max_reward"):
+        report.frequency_averaged_score(returns, (1, 2, 4), 0.0, 0.0)
+
+
+def test_fas_of_a_perfect_pendulum_policy_is_29_over_30():
+    """The paper's 16 intervals (1, 2, 4, ..., 30): a return of -200 at every interval
+    (1350 after the shift) scores 29/30 = 0.967, the paper's perfect score."""
+    assert report.FAS_INTERVALS == (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+    perfect = np.full(len(report.FAS_INTERVALS), -200.0)
+    fas = report.frequency_averaged_score(perfect, report.FAS_INTERVALS, 1550.0, 1350.0)
+    np.testing.assert_allclose(fas, 29 / 30)
+    assert round(float(fas), 3) == 0.967
+
+
+def test_fas_hook_scores_the_agent_states_it_is_given():
+    """``fas.run`` evaluates the states handed over (the runner hands the best checkpoint
+    under the absolute protocol) and reports the paper's FAS of their returns: on Clock,
+    acting ``10 s t`` at obs ``t`` and holding it ``k`` steps returns ``100 s``, ``80 s``,
+    ``40 s`` at k = 1, 2, 4, so the raw FAS is ``(90 s + 120 s) / 30 = 7 s``."""
+    import types
+
+    from jaxrl.transforms import fas
+
+    def act(state, obs, key, explore=True, **_):
+        return 10.0 * state * obs, {}
+
+    config = types.SimpleNamespace(fas_intervals=(1, 2, 4), num_eval_envs=2)
+    given = loops.HookInput(
+        Agent(lambda k: None, act, None),
+        jnp.array([1.0, 2.0]),  # two "seeds": s = 1, 2
+        E.EpisodeLimit(Clock(), 5),
+        "clock",
+        config,
+        0,
+        lambda x: np.asarray(x),
+        "best",
+    )
+    out = fas.run(given)
+    np.testing.assert_allclose(out["fas_returns"], [[100, 80, 40], [200, 160, 80]], rtol=1e-6)
+    np.testing.assert_allclose(out["fas_per_seed"], [7.0, 14.0], rtol=1e-6)
+    assert out["fas_norm"] is None and out["fas_agent"] == "best"
+    assert fas.rows(out)[0][1].startswith("10.500 (best agent")
+
+
+def test_interval_mean_score_matches_hand_computation():
+    """jaxrl's earlier stand-in (kept under its own name): the mean over intervals of
+    the return normalised to [low, high]."""
     returns = np.array([[-200.0, -400.0, -800.0], [-150.0, -150.0, -1300.0]])
     low, high = -1300.0, -100.0
     hand = [
         ((1100 / 1200) + (900 / 1200) + (500 / 1200)) / 3,
         ((1150 / 1200) + (1150 / 1200) + 0.0) / 3,
     ]
-    np.testing.assert_allclose(report.frequency_averaged_score(returns, low, high), hand)
-    np.testing.assert_allclose(report.frequency_averaged_score(returns[0]), -1400 / 3)
+    np.testing.assert_allclose(report.interval_mean_score(returns, low, high), hand)
+    np.testing.assert_allclose(report.interval_mean_score(returns[0]), -1400 / 3)
     with pytest.raises(ValueError, match="high > low"):
-        report.frequency_averaged_score(returns, 1.0, 0.0)
+        report.interval_mean_score(returns, 1.0, 0.0)
     with pytest.raises(ValueError, match="both"):
-        report.frequency_averaged_score(returns, 1.0)
+        report.interval_mean_score(returns, 1.0)
 
 
 def test_temporal_recall_with_a_perfect_model_scores_true_states():
@@ -247,6 +312,7 @@ def test_planner_returns_a_sequence_in_bounds():
         ({"train_interval": -1}, "train_interval"),
         ({"train_interval": 32}, "train_interval"),
         ({"fas_intervals": (1, 0)}, "fas_intervals"),
+        ({"fas_intervals": (4, 2)}, "increasing"),
     ],
 )
 def test_bad_configs_rejected(overrides, match):
@@ -272,4 +338,5 @@ def test_learns_pendulum_and_reports_fas(tmp_path):
     s = result.summary
     assert s["final_return_mean"] >= -400, s["final_returns"]
     assert len(s["fas_returns"][0]) == len(report.FAS_INTERVALS)
-    assert 0.0 < s["fas"] <= 1.2
+    assert s["fas_agent"] == "final" and s["fas_norm"] == [1550.0, 1350.0]
+    assert 0.0 < s["fas"] <= 29 / 30

@@ -31,10 +31,12 @@ class HookInput:
 
     Attributes:
       agent: the run's ``Agent`` (built with the run's config, hparams and schedule).
-      agent_states: the final agent states, leaves ``[seeds, ...]``.
+      agent_states: the agent states to evaluate, leaves ``[seeds, ...]``: the best
+        evaluation's where the run keeps it (``which == "best"``), else the final ones.
       env: the env the run trained on; ``env_name`` its registry name.
       config: the run's ``Config``; ``seed`` the run's base seed.
       to_host: device pytree -> NumPy pytree (gathered from every process).
+      which: ``"best"`` or ``"final"``, the agent states handed over.
     """
 
     agent: Agent
@@ -44,6 +46,7 @@ class HookInput:
     config: Any
     seed: int
     to_host: Callable[[Any], Any]
+    which: str = "final"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,14 +31,70 @@ REFERENCE_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-#: The Frequency-Averaged Score's decision intervals (env steps between decisions):
-#: 1 (full frequency) to 16, the longest action sequence SRL's paper trains (SRL-16).
-FAS_INTERVALS: tuple[int, ...] = (1, 2, 4, 8, 16)
-#: ``(low, high)`` returns that FAS maps to 0 and 1: a uniformly random policy's mean
-#: return (measured with ``jaxrl.loops.evaluate``, 32 episodes) and the best return
+#: The Frequency-Averaged Score's decision intervals (env steps between decisions) as
+#: SRL's official evaluation runs them (``scripts/eval_sac.py``): 1, then 2 to 30 by 2
+#: (16 points), each over 10 episodes.
+FAS_INTERVALS: tuple[int, ...] = (1, *range(2, 32, 2))
+#: The span the area under ``R_k`` is divided by (``notebooks/table2.ipynb``: the
+#: largest area is ``max_reward * 30``, so a perfect policy scores ``29 / 30 = 0.967``).
+FAS_SPAN = 30.0
+#: ``(offset, max_reward)`` per env: the area of ``R_k + offset`` is divided by
+#: ``max_reward * FAS_SPAN``. Pendulum and the Brax inverted pendulums take
+#: ``table2.ipynb``'s values for Pendulum-v1 (shifted by 1550), InvertedPendulum-v2 and
+#: InvertedDoublePendulum-v2 (``MAX_REWARDS``); the DM Control swing-ups (Playground)
+#: are not in the paper: their episode return is at most 1000.
+FAS_NORMS: dict[str, tuple[float, float]] = {
+    "pendulum": (1550.0, 1350.0),
+    "brax/inverted_pendulum": (0.0, 1000.0),
+    "brax/inverted_double_pendulum": (0.0, 9400.0),
+    "playground/PendulumSwingup": (0.0, 1000.0),
+    "playground/CartpoleSwingup": (0.0, 1000.0),
+}
+
+
+def fas_norm(env: str) -> tuple[float, float] | None:
+    """The ``(offset, max_reward)`` of ``env``'s FAS, or ``None`` when none is known."""
+    return FAS_NORMS.get(env)
+
+
+def frequency_averaged_score(
+    returns: np.ndarray,
+    intervals: Sequence[int] = FAS_INTERVALS,
+    offset: float = 0.0,
+    max_reward: float = 1.0,
+    span: float = FAS_SPAN,
+) -> np.ndarray:
+    """The Frequency-Averaged Score of SRL's paper (Patel & Siegelmann, ICLR 2025):
+    ``trapz(R_k + offset, k) / (max_reward * span)``, the trapezoid area under the
+    return against the decision interval ``k`` (``notebooks/table2.ipynb``).
+
+    ``returns [..., K]``: the mean return at each interval of ``intervals [K]``
+    (increasing). Without a norm (``offset`` 0, ``max_reward`` 1) it is the raw area
+    over ``span``. Returns ``[...]``.
+
+    Raises:
+      ValueError: for fewer than 2 intervals, ``K`` unlike ``len(intervals)``, intervals
+        not increasing, or a non-positive ``max_reward`` or ``span``.
+    """
+    r = np.asarray(returns, np.float64)
+    k = np.asarray(intervals, np.float64)
+    if k.ndim != 1 or len(k) < 2 or np.any(np.diff(k) <= 0):
+        raise ValueError(f"FAS needs >= 2 increasing intervals, got {list(intervals)}")
+    if r.ndim == 0 or r.shape[-1] != len(k):
+        raise ValueError(f"FAS needs returns [..., {len(k)}] (one per interval), got {r.shape}")
+    if not (max_reward > 0 and span > 0):
+        raise ValueError(f"FAS needs max_reward > 0 and span > 0, got {max_reward}, {span}")
+    return np.trapezoid(r + offset, k, axis=-1) / (max_reward * span)
+
+
+#: The intervals of ``interval_mean_score`` (jaxrl's earlier stand-in for FAS): 1 to 16,
+#: the longest action sequence SRL's paper trains (SRL-16).
+INTERVAL_MEAN_INTERVALS: tuple[int, ...] = (1, 2, 4, 8, 16)
+#: ``(low, high)`` returns ``interval_mean_score`` maps to 0 and 1: a uniformly random
+#: policy's mean return (``jaxrl.loops.evaluate``, 32 episodes) and the best return
 #: reachable (the per-step reward bound times the episode length, or for pendulum the
 #: usual solved return of about -140).
-FAS_RANGES: dict[str, tuple[float, float]] = {
+INTERVAL_MEAN_RANGES: dict[str, tuple[float, float]] = {
     "pendulum": (-1277.0, -140.0),
     "brax/inverted_pendulum": (6.6, 1000.0),
     "playground/PendulumSwingup": (0.9, 1000.0),
@@ -46,15 +102,15 @@ FAS_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def fas_range(env: str) -> tuple[float, float] | None:
-    """The ``(low, high)`` normalising ``env``'s FAS, or ``None`` when none is known."""
-    return FAS_RANGES.get(env) or REFERENCE_RANGES.get(env)
+def interval_mean_range(env: str) -> tuple[float, float] | None:
+    """The ``(low, high)`` of ``interval_mean_score`` on ``env``, or ``None``."""
+    return INTERVAL_MEAN_RANGES.get(env) or REFERENCE_RANGES.get(env)
 
 
-def frequency_averaged_score(
+def interval_mean_score(
     returns: np.ndarray, low: float | None = None, high: float | None = None
 ) -> np.ndarray:
-    """The Frequency-Averaged Score (Patel & Siegelmann 2024): the mean over decision
+    """jaxrl's earlier stand-in for FAS (not the paper's): the mean over decision
     intervals of the normalised return ``(R_k - low) / (high - low)``.
 
     ``returns [..., K]``: the return at each of ``K`` decision intervals; without a
@@ -65,12 +121,12 @@ def frequency_averaged_score(
     """
     r = np.asarray(returns, np.float64)
     if r.ndim == 0 or r.shape[-1] == 0:
-        raise ValueError("frequency_averaged_score needs returns [..., K] with K >= 1")
+        raise ValueError("interval_mean_score needs returns [..., K] with K >= 1")
     if (low is None) != (high is None):
-        raise ValueError("frequency_averaged_score needs both low and high, or neither")
+        raise ValueError("interval_mean_score needs both low and high, or neither")
     if low is not None:
         if not high > low:
-            raise ValueError(f"FAS range needs high > low, got ({low}, {high})")
+            raise ValueError(f"interval_mean_score range needs high > low, got ({low}, {high})")
         r = (r - low) / (high - low)
     return r.mean(axis=-1)
 

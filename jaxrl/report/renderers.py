@@ -248,66 +248,74 @@ def drrpo_shift(data: dict) -> str:
     )
 
 
+def _method_label(key: str) -> str:
+    """``sac_jJ`` -> ``SAC-J``; other method keys as they are."""
+    return f"SAC-{key.removeprefix('sac_j')}" if key.startswith("sac_j") else key
+
+
 def srl_fas(data: dict) -> str:
-    """``experiments/srl_fas.py``: return per decision interval and the FAS."""
+    """``experiments/srl_fas.py``: the paper's FAS of SAC-J, SRL and planning, each on its
+    best checkpoint, beside the paper's Table 2."""
     meta = data["meta"]
     ks = meta["intervals"]
-    rows = []
+    shown = [k for k in (1, 2, 4, 8, 16, 30) if k in ks]
+    rows, near, far = [], [], []
     for task, methods in data["results"].items():
-        for name, r in methods.items():
-            raw = np.asarray(r["returns"], np.float64).mean(0)  # [K], mean over seeds
+        paper = meta["paper_sac_j"].get(task) or {}
+        for key, r in methods.items():
+            rets = np.asarray(r["returns"], np.float64)  # [seeds, K]
+            fas = ci(r["fas"])
+            want = paper.get(str(r.get("train_interval"))) if key.startswith("sac_j") else None
+            if want is not None:
+                (near if abs(fas[0] - want) <= 0.1 else far).append(_method_label(key))
             rows.append(
                 [
                     task,
-                    name,
-                    *(f"{x:.0f}" for x in raw),
-                    iqm_ci(r["full_frequency"], 3),
-                    iqm_ci(r["fas"], 3),
+                    _method_label(key),
+                    r.get("train_interval", "-"),
+                    fmt_ci(fas, 3),
+                    "-" if want is None else f"{want:.2f}",
+                    "-" if want is None else f"{fas[0] - want:+.2f}",
+                    *(f"{rets[:, ks.index(k)].mean():.0f}" for k in shown),
                 ]
             )
     header = [
         "task",
         "method",
-        *(f"return, k={k}" for k in ks),
-        "normalised return, k=1",
+        "trained at J",
         "FAS",
+        "paper (Table 2)",
+        "FAS - paper",
+        *(f"R, k={k}" for k in shown),
     ]
     ran = list(data["results"])
-    missing = [t for t in meta["budgets"] if t not in data["results"]]
+    norms = ", ".join(f"{t}: offset {o:g}, max {m:g}" for t, (o, m) in meta["fas_norms"].items())
     out = [
         facts(
             seeds=meta["seeds"],
             budget=", ".join(f"{t} {meta['budgets'][t]:,} env steps" for t in ran),
+            hidden="x".join(str(h) for h in meta["hidden"])
+            + f" (paper: {'x'.join(str(h) for h in meta['paper_hidden'])})",
             wall=minutes(60 * meta["wall_min"]),
         ),
-        "Return per decision interval k (mean over seeds); normalised return and FAS "
-        "(random policy 0, best 1; ranges "
-        + ", ".join(f"{t} [{lo:g}, {hi:g}]" for t, (lo, hi) in meta["fas_ranges"].items())
-        + "), IQM [95% stratified bootstrap CI] over seeds.",
+        f"FAS = trapz(R_k + offset, k) / (max x {meta['fas_span']:g}) over k = {ks[0]}, "
+        f"{ks[1]}, ..., {ks[-1]} ({len(ks)} intervals, {meta['episodes']} episodes each; "
+        f"{norms}), on each seed's {meta['checkpoint']}; IQM [95% stratified bootstrap CI] "
+        f"over seeds. Paper: {meta['paper_source']} (SAC-J; SRL and planning: "
+        f"{meta['paper_srl_planning']}). R, k: the mean return over seeds at interval k.",
         table(header, rows),
     ]
-    if missing:
+    if near or far:
         out.append(
-            f"Tasks with results: {', '.join(ran)}. In the command but not run (no results "
-            f"in the file): {', '.join(missing)}."
+            "SAC-J within 0.1 of the paper's FAS: "
+            + (", ".join(near) if near else "none")
+            + "; further than 0.1: "
+            + (", ".join(far) if far else "none")
+            + "."
         )
-    if len(ran) > 1:
-        names = list(dict.fromkeys(n for m in data["results"].values() for n in m))
-        agg = []
-        for name in names:
-            tasks = [data["results"][t][name] for t in ran if name in data["results"][t]]
-            agg.append(
-                [
-                    name,
-                    len(tasks),
-                    fmt_ci(stratified_bootstrap_ci([r["full_frequency"] for r in tasks], iqm), 3),
-                    fmt_ci(stratified_bootstrap_ci([r["fas"] for r in tasks], iqm), 3),
-                ]
-            )
-        out += [
-            "Aggregate over tasks (seeds resampled within each task):",
-            table(["method", "tasks", "normalised return, k=1", "FAS"], agg),
-        ]
+    missing = [t for t in meta["budgets"] if t not in data["results"]]
+    if missing:
+        out.append(f"In the command but not run (no results in the file): {', '.join(missing)}.")
     return blocks(*out)
 
 
@@ -465,20 +473,29 @@ def seed_scaling(data: dict) -> str:
 
 
 def dsac_vs_sac(data: dict) -> str:
-    """``experiments/dsac_vs_sac.py``: DSAC-T vs SAC, and across reward scales."""
+    """``experiments/dsac_vs_sac.py``: DSAC-T vs DSAC-v1 vs SAC, and across reward scales."""
     meta, res = data["meta"], data["results"]
-    methods = ["SAC", "DSAC-T"]
+    known = {"SAC": "SAC", "DSAC-T": "DSAC-T", "dsac_v1": "DSAC-v1"}
+    methods = [m for m in known if any(m in r for r in res.values())]
+
+    def cell(k: str, m: str) -> str:
+        return iqm_ci(res[k][m]["final"]) if m in res.get(k, {}) else "not run"
+
     main = [
-        [task, f"{steps:,}", *(iqm_ci(res[f"{task}@1"][m]["final"]) for m in methods)]
+        [task, f"{steps:,}", *(cell(f"{task}@1", m) for m in methods)]
         for task, steps in meta["budgets"].items()
     ]
     scale_rows = []
     for task in meta["scale_tasks"]:
         for m in methods:
-            finals = [
-                np.asarray(res[f"{task}@{c:g}"][m]["final"], np.float64) for c in meta["scales"]
-            ]
-            scale_rows.append([task, m, *(iqm_ci(f) for f in finals), fmt_ci(_spread_ci(finals))])
+            keys = [f"{task}@{c:g}" for c in meta["scales"]]
+            if not all(m in res.get(k, {}) for k in keys):
+                scale_rows.append([task, known[m], *("not run" for _ in keys), "-"])
+                continue
+            finals = [np.asarray(res[k][m]["final"], np.float64) for k in keys]
+            scale_rows.append(
+                [task, known[m], *(iqm_ci(f) for f in finals), fmt_ci(_spread_ci(finals))]
+            )
     paper = data.get("paper", {})
     return blocks(
         facts(
@@ -486,8 +503,10 @@ def dsac_vs_sac(data: dict) -> str:
             hidden="x".join(str(h) for h in meta["hidden"]),
             wall=minutes(60 * meta["wall_min"]),
         ),
-        "Final evaluation return in the task's own reward, IQM [95% stratified bootstrap CI]:",
-        table(["task", "steps", *methods], main),
+        "Final evaluation return in the task's own reward, IQM [95% stratified bootstrap CI] "
+        "(DSAC-v1: DSAC-T's agent without expected value substitution and without the "
+        "variance-based critic gradient adjustment, `dsac_t.V1`):",
+        table(["task", "steps", *(known[m] for m in methods)], main),
         f"Across reward scales ({meta['evaluation']}); spread = max - min of the per-scale "
         "IQMs, with a bootstrap CI:",
         table(
@@ -629,12 +648,24 @@ def drm_dormant(data: dict) -> str:
     )
 
 
+#: The stream-x paper's claim per row (figures, no table): Elsayed et al. 2024.
+_STREAM_PAPER = {
+    "stream-x": "learns",
+    "classic": "fails",
+    "sac1": "fails",
+    "ppo1": "fails",
+    "dqn1": "fails",
+}
+_BATCH1 = {"sac1": "SAC1", "ppo1": "PPO1", "dqn1": "DQN1"}
+
+
 def stream_barrier(data: dict) -> str:
-    """``experiments/stream_barrier.py``: stream-x against classic streaming learners."""
+    """``experiments/stream_barrier.py``: stream-x against classic streaming learners and
+    the batch methods at batch = buffer = 1 (``sac1``, ``ppo1``, ``dqn1``)."""
     meta = data["meta"]
-    rows, per_lr = [], []
+    rows, batch_rows, per_lr = [], [], []
     for task, learners in data["results"].items():
-        names = list(dict.fromkeys(k.split(" | ")[0] for k in learners))
+        names = list(dict.fromkeys(k.split(" | ")[0] for k in learners if " | " in k))
         for learner in names:
             sx, cl = learners[f"{learner} | stream-x"], learners[f"{learner} | classic"]
             rows.append(
@@ -645,6 +676,7 @@ def stream_barrier(data: dict) -> str:
                     f"{iqm_ci(cl['final'])} ({cl['lr']:g})",
                     iqm_ci(np.asarray(sx["returns"], np.float64).mean(1)),
                     iqm_ci(np.asarray(cl["returns"], np.float64).mean(1)),
+                    f"stream-x {_STREAM_PAPER['stream-x']}, classic {_STREAM_PAPER['classic']}",
                 ]
             )
             for lr, m, n in zip(
@@ -652,6 +684,19 @@ def stream_barrier(data: dict) -> str:
             ):
                 mean = f"{m:.1f}" if np.isfinite(m) else "diverged"
                 per_lr.append([task, learner, f"{lr:g}", mean, f"{n} of {len(cl['final'])}"])
+        for key in (k for k in _BATCH1 if k in learners):
+            r = learners[key]
+            diverged = int(np.sum(r["diverged_seeds_per_lr"]))
+            batch_rows.append(
+                [
+                    f"{task} ({int(r['env_steps'][-1]):,})",
+                    f"{_BATCH1[key]} (`{key}`)",
+                    f"{iqm_ci(r['final'])} ({r['lr']:g})",
+                    iqm_ci(np.asarray(r["returns"], np.float64).mean(1)),
+                    f"{diverged} of {len(r['final'])}",
+                    _STREAM_PAPER[key],
+                ]
+            )
     return blocks(
         facts(
             seeds=meta["seeds"],
@@ -660,7 +705,8 @@ def stream_barrier(data: dict) -> str:
         ),
         f"Final return = mean of a seed's last {meta['final_evals']} evaluations; mean over "
         "the curve = a seed's mean over every evaluation; IQM [95% stratified bootstrap CI] "
-        "over seeds. Classic: the best Adam learning rate (in brackets) chosen on the same seeds.",
+        "over seeds. Classic: the best Adam learning rate (in brackets) chosen on the same seeds. "
+        "Paper: Elsayed et al. 2024 (arXiv 2410.14606), the stream-barrier figures (no table).",
         table(
             [
                 "task (steps)",
@@ -669,9 +715,26 @@ def stream_barrier(data: dict) -> str:
                 "classic (best Adam lr)",
                 "stream-x, mean over the curve",
                 "classic, mean over the curve",
+                "paper",
             ],
             rows,
         ),
+        "Batch methods at batch = buffer = 1, their own default learning rate (in brackets):"
+        if batch_rows
+        else "",
+        table(
+            [
+                "task (steps)",
+                "method",
+                "final return (lr)",
+                "mean over the curve",
+                "diverged seeds",
+                "paper",
+            ],
+            batch_rows,
+        )
+        if batch_rows
+        else "",
         "Classic learners at every Adam rate (mean final return over seeds; a rate with a "
         "diverged seed ranks last):",
         table(["task", "learner", "Adam lr", "final return (mean)", "diverged seeds"], per_lr),

@@ -92,7 +92,7 @@ def train(opts: RunOptions, transform: Transform | None = None) -> RunResult:
         fn = sweep.over_seeds(absolute_fn(trainer, cfg.num_eval_envs), seeds, job.devices)
         summary.update(absolute_fields(*to_host(fn(done.state, hp)), cfg.num_eval_envs))
     if spec.eval_hooks and transform is None:
-        summary.update(run_hooks(job, schedule, done.state.agent_state))
+        summary.update(run_hooks(job, schedule, done.state))
     if jax.process_index() == 0:
         write_run(out, summary, done.metrics, f"{spec.name} on {job.env_name}", opts.tensorboard)
     return RunResult(summary, done.metrics, out)

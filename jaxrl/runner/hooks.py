@@ -95,11 +95,14 @@ def hook_fields(spec: AlgoSpec, given: loops.HookInput) -> dict[str, Any]:
     return fields
 
 
-def run_hooks(job: Job, schedule: Any, agent_state: Any) -> dict[str, Any]:
-    """``hook_fields`` of the final agents ``agent_state`` of a compiled run."""
+def run_hooks(job: Job, schedule: Any, state: Any) -> dict[str, Any]:
+    """``hook_fields`` of a compiled run's agents: the best evaluation's where ``state``
+    keeps them (a ``best.BestState``, the absolute protocol), else the final ones."""
     agent = job.spec.make_agent(job.cfg, job.env, job.hp, schedule)
+    kept = isinstance(state, best.BestState)
+    agent_state, which = (state.best, "best") if kept else (state.agent_state, "final")
     given = loops.HookInput(
-        agent, agent_state, job.env, job.env_name, job.cfg, job.opts.seed, to_host
+        agent, agent_state, job.env, job.env_name, job.cfg, job.opts.seed, to_host, which
     )
     return hook_fields(job.spec, given)
 

@@ -32,11 +32,25 @@ As in the official code (``dsac_v2.py``, ``networks/mlp.py``, the example config
 The actor, temperature and target networks update every ``policy_delay`` critic
 updates. Runs on ``loops.off_policy``. Kept from SAC here: ReLU (DSAC-v2 uses GELU),
 flax's default initialisers.
+
+DSAC-v1 (Duan et al. 2021) is this agent with two refinements off (``V1``:
+``expected_value=False``, ``variance_adjust=False``), the critic loss then differing in
+exactly two places (DSAC-v2's ``dsac_v1.py``):
+
+* no expected value substitution: the mean regresses on the sampled target ``y_s``;
+* no variance-based gradient adjustment: the weight is ``1 / (sg(sigma)^2 + 0.1)``
+  (v1's Gaussian-likelihood gradient, no ``b^2`` scale, no clip) and ``y_b`` clips the
+  TD error at the fixed ``td_bound`` (v1's example config: 10) instead of ``3 b``.
+
+Everything else stays DSAC-T's (twin critics, Huber mean term, the std term's form), so
+the comparison isolates those two refinements; the official v1 has one critic and
+writes the std term as ``-((q - y_b)^2 - sigma^2) / (sigma^3 + 0.1)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -75,6 +89,12 @@ class Config(ac.Config):
     hidden: tuple[int, ...] = (256, 256, 256)
     activation: str = "relu"  # DSAC-v2 uses GELU; ReLU matches SAC here
     policy_delay: int = 2
+    expected_value: bool = True  # refinement 1 (False: the mean regresses on y_s, v1)
+    variance_adjust: bool = True  # refinement 3 (False: v1's weight and fixed td_bound)
+
+
+#: DSAC-v1: DSAC-T's ``Config`` overrides that turn refinements 1 and 3 off.
+V1: dict[str, Any] = {"expected_value": False, "variance_adjust": False}
 
 
 @struct.dataclass
@@ -85,6 +105,7 @@ class HParams(sac.HParams):
     critic_lr: float = hparam(1e-4, POSITIVE)
     init_alpha: float = hparam(math.e, POSITIVE)  # DSAC-v2 starts log_alpha at 1
     tau_b: float = hparam(0.005, RATE)  # step size of the running mean std ``b``
+    td_bound: float = hparam(10.0, POSITIVE)  # v1's fixed clip of y_s - Q (variance_adjust off)
 
 
 class DSACTState(ac.SoftActorCritic):
@@ -151,23 +172,39 @@ def omega(b: jax.Array, std: jax.Array) -> jax.Array:
 
 
 def critic_loss(
-    q: jax.Array, std: jax.Array, y: jax.Array, y_sample: jax.Array, b: jax.Array
+    q: jax.Array,
+    std: jax.Array,
+    y: jax.Array,
+    y_sample: jax.Array,
+    b: jax.Array,
+    td_bound: jax.Array | float = 10.0,
+    *,
+    expected_value: bool = True,
+    variance_adjust: bool = True,
 ) -> jax.Array:
-    """DSAC-T's loss of one critic: ``q, std, y, y_sample [N]``, ``b`` scalar; returns a scalar.
+    """The loss of one critic: ``q, std, y, y_sample [N]``, ``b`` scalar; returns a scalar.
 
-    ``mean(omega [Huber(q, y) + std (sg(std)^2 - Huber(sg(q), y_b)) / (sg(std) + 0.1)])``
+    DSAC-T (both flags on)::
+
+        mean(omega [Huber(q, y) + std (sg(std)^2 - Huber(sg(q), y_b)) / (sg(std) + 0.1)])
+
     with ``y_b = sg(q) + clip(y_sample - sg(q), -3 b, 3 b)`` and Huber delta 50.
+    ``expected_value=False``: ``Huber(q, y_sample)`` in place of ``Huber(q, y)``;
+    ``variance_adjust=False``: ``1 / (sg(std)^2 + 0.1)`` in place of ``omega`` and
+    ``td_bound`` in place of ``3 b`` (DSAC-v1, ``V1``).
     """
     chex.assert_equal_shape([q, std, y, y_sample])
     q_sg, s_sg = jax.lax.stop_gradient(q), jax.lax.stop_gradient(std)
-    y_b = q_sg + jnp.clip(y_sample - q_sg, -3.0 * b, 3.0 * b)
-    mean_term = optax.huber_loss(q, y, delta=HUBER_DELTA)
+    bound = 3.0 * b if variance_adjust else td_bound
+    y_b = q_sg + jnp.clip(y_sample - q_sg, -bound, bound)
+    mean_term = optax.huber_loss(q, y if expected_value else y_sample, delta=HUBER_DELTA)
     std_term = (
         std
         * (jnp.square(s_sg) - optax.huber_loss(q_sg, y_b, delta=HUBER_DELTA))
         / (s_sg + OMEGA_EPS)
     )
-    return jnp.mean(omega(b, std) * (mean_term + std_term))
+    weight = omega(b, std) if variance_adjust else 1.0 / (jnp.square(s_sg) + OMEGA_EPS)
+    return jnp.mean(weight * (mean_term + std_term))
 
 
 def make_agent(
@@ -233,7 +270,14 @@ def make_agent(
         def loss_fn(params):
             q, s = critic_apply(params, batch.obs, action)  # [2, N] each
             b = update_mean_std(state.mean_std, s, hparams.tau_b)
-            losses = jax.vmap(critic_loss, in_axes=(0, 0, None, None, 0))(q, s, y, y_sample, b)
+            loss = functools.partial(
+                critic_loss,
+                expected_value=config.expected_value,
+                variance_adjust=config.variance_adjust,
+            )
+            losses = jax.vmap(loss, in_axes=(0, 0, None, None, 0, None))(
+                q, s, y, y_sample, b, hparams.td_bound
+            )
             return jnp.sum(losses), (b, jnp.mean(q), jnp.mean(s))
 
         (c_loss, (mean_std, q_mean, std_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
