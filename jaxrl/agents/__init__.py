@@ -28,6 +28,7 @@ ALGOS: dict[str, str] = {
     "mbrcsl": "jaxrl.agents.offline.mbrcsl",
     "mentor": "jaxrl.agents.actor_critic.mentor",
     "ppo": "jaxrl.agents.on_policy.ppo",
+    "ppo_rnn": "jaxrl.agents.on_policy.ppo_rnn",
     "pqn": "jaxrl.agents.value.pqn",
     "rcsl": "jaxrl.agents.offline.rcsl",
     "sac": "jaxrl.agents.actor_critic.sac",

@@ -129,6 +129,45 @@ def value_loss_fn(
     return 0.5 * jnp.mean(loss)
 
 
+def ppo_objective(
+    log_prob: jax.Array,
+    old_log_prob: jax.Array,
+    entropy: jax.Array,
+    values: jax.Array,
+    old_values: jax.Array,
+    advantages: jax.Array,
+    targets: jax.Array,
+    hparams: HParams,
+    *,
+    normalize_advantages: bool,
+    clip_value: bool,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's loss ``policy + vf_coef value - ent_coef entropy`` and its diagnostics.
+
+    Every array has the same shape (``[N]``, or ``[T, B]`` for sequences): the new and
+    the behaviour log-probs of the actions taken, the policy's entropy, the new and the
+    old values, the advantages (normalised over the whole array if asked) and the value
+    targets. Returns ``(total, {policy_loss, value_loss, entropy, approx_kl, clip_frac})``.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    if normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = clipped_surrogate_loss(ratio, advantages, hparams.clip_eps)
+    vf_clip = hparams.vf_clip_eps if clip_value else None
+    value_loss = value_loss_fn(values, old_values, targets, vf_clip)
+    entropy = jnp.mean(entropy)
+    total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
+    approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
+    clip_frac = jnp.mean(jnp.abs(ratio - 1) > hparams.clip_eps)
+    return total, {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": approx_kl,
+        "clip_frac": clip_frac,
+    }
+
+
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
     obs_shape = env.observation_spec.shape
@@ -184,25 +223,18 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     def loss_fn(params, mb, old_values, advantages, targets):
         x = features(params, mb.obs)
         dist = actor.apply(params["actor"], x)
-        log_prob = dist.log_prob(mb.action)
-        ratio = jnp.exp(log_prob - mb.extras["log_prob"])
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        policy_loss = clipped_surrogate_loss(ratio, advantages, hparams.clip_eps)
-        values = critic.apply(params["critic"], x)
-        vf_clip = hparams.vf_clip_eps if config.clip_value else None
-        value_loss = value_loss_fn(values, old_values, targets, vf_clip)
-        entropy = jnp.mean(dist.entropy())
-        total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
-        approx_kl = jnp.mean((ratio - 1) - jnp.log(ratio))
-        clip_frac = jnp.mean(jnp.abs(ratio - 1) > hparams.clip_eps)
-        return total, {
-            "policy_loss": policy_loss,
-            "value_loss": value_loss,
-            "entropy": entropy,
-            "approx_kl": approx_kl,
-            "clip_frac": clip_frac,
-        }
+        return ppo_objective(
+            dist.log_prob(mb.action),
+            mb.extras["log_prob"],
+            dist.entropy(),
+            critic.apply(params["critic"], x),
+            old_values,
+            advantages,
+            targets,
+            hparams,
+            normalize_advantages=config.normalize_advantages,
+            clip_value=config.clip_value,
+        )
 
     def grad_step(state: PPOState, minibatch):
         """One Adam step; its metrics as one ``[len(STEP_METRICS)]`` vector (one stacked
