@@ -45,6 +45,7 @@ ISA_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
 #: evaluation), small enough that the whole check takes a few minutes on 2 cores.
 BUDGETS: dict[str, dict] = {
     "ppo": {"total_steps": 8192, "num_evals": 2},
+    "ppo_rnn": {"total_steps": 8192, "num_evals": 2},
     "pqn": {"total_steps": 8192, "num_evals": 2},
     "dqn": {"total_steps": 2000, "warmup_steps": 500, "num_evals": 2},
     "gpayn": {"total_steps": 400, "num_evals": 2, "demo_episodes": 8},

@@ -29,6 +29,7 @@ ALGOS: dict[str, str] = {
     "mentor": "jaxrl.agents.actor_critic.mentor",
     "muzero": "jaxrl.agents.planning.muzero",
     "ppo": "jaxrl.agents.on_policy.ppo",
+    "ppo_rnn": "jaxrl.agents.on_policy.ppo_rnn",
     "pqn": "jaxrl.agents.value.pqn",
     "rcsl": "jaxrl.agents.offline.rcsl",
     "sac": "jaxrl.agents.actor_critic.sac",

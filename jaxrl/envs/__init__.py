@@ -1,7 +1,8 @@
 """Environments: one functional protocol, a registry and wrappers.
 
 ``make(name)`` returns a single (unbatched) env with its episode limit applied.
-Names: ``cartpole``, ``pendulum``, ``pointmaze`` (built in, pure JAX) and families
+Names: ``cartpole``, ``cartpole_masked`` (CartPole without its velocities: a memory
+task), ``pendulum``, ``pointmaze`` (built in, pure JAX) and families
 ``family/<id>`` served by adapter modules: ``gymnax/<id>``, ``minatar/<name>``,
 ``brax/<name>`` (Brax envs on the MJX backend), ``playground/<Name>`` (MuJoCo
 Playground's DM Control suite), ``grasp/<object>`` (the project's MJX multi-fingered
@@ -98,6 +99,7 @@ def _lazy(module: str, cls_name: str) -> Callable[..., Env]:
 
 _REGISTRY: dict[str, Callable[..., Env]] = {
     "cartpole": _lazy("jaxrl.envs.classic", "CartPole"),
+    "cartpole_masked": _lazy("jaxrl.envs.classic", "MaskedCartPole"),
     "pendulum": _lazy("jaxrl.envs.classic", "Pendulum"),
     "pointmaze": _lazy("jaxrl.envs.pointmaze", "PointMaze"),
 }

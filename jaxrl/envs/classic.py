@@ -1,4 +1,5 @@
-"""Built-in pure-JAX classic-control tasks: ``cartpole`` and ``pendulum``.
+"""Built-in pure-JAX classic-control tasks: ``cartpole``, ``cartpole_masked`` and
+``pendulum``.
 
 Dynamics follow Gymnasium's CartPole-v1 and Pendulum-v1 (and gymnax), so returns
 are comparable with published numbers: CartPole's optimum is 500 and a good
@@ -58,6 +59,28 @@ class CartPole(Env):
             terminated=terminated,
             truncated=jnp.zeros((), jnp.bool_),
         )
+
+
+class MaskedCartPole(CartPole):
+    """CartPole with the velocities hidden: a task that needs memory.
+
+    Observation ``[2]``: cart position and pole angle (CartPole's ``[0, 2]``); the
+    dynamics, rewards and limits are CartPole's. A policy must infer the two velocities
+    from successive observations, so a feed-forward policy falls far short of 500 while
+    a recurrent one can solve it (the "CartPole-P" task of POMDP benchmarks).
+    """
+
+    observation_spec = Box((2,))
+    visible = (0, 2)
+
+    def _masked(self, state: EnvState) -> EnvState:
+        return state.replace(obs=state.inner[jnp.array(self.visible)])
+
+    def reset(self, key: jax.Array) -> EnvState:
+        return self._masked(super().reset(key))
+
+    def step(self, state: EnvState, action: jax.Array) -> EnvState:
+        return self._masked(super().step(state, action))
 
 
 class Pendulum(Env):

@@ -516,6 +516,36 @@ def dsac_vs_sac(data: dict) -> str:
     )
 
 
+def memory_task(data: dict) -> str:
+    """``experiments/memory_task.py``: feed-forward vs recurrent PPO on masked CartPole."""
+    meta, res = data["meta"], data["results"]
+    cis = {name: ci(r["final"]) for name, r in res.items()}
+    rows = [
+        [
+            f"{name} (`{r['algo']}`)",
+            fmt_ci(cis[name]),
+            ", ".join(f"{x:.0f}" for x in r["final"]),
+            f"{r['run_seconds']:.0f} s",
+        ]
+        for name, r in res.items()
+    ]
+    low, high = cis["PPO-RNN"][1], cis["PPO"][2]
+    verdict = "do not overlap" if low > high else "overlap"
+    return blocks(
+        facts(
+            env=f"`{meta['env']}`",
+            seeds=meta["seeds"],
+            budget=f"{meta['steps']:,} env steps per seed",
+            wall=minutes(60 * meta["wall_min"]),
+            date=meta.get("date"),
+        ),
+        f"Final evaluation return ({meta['eval_episodes']} deterministic episodes per seed, "
+        "optimum 500), IQM [95% stratified bootstrap CI] over seeds:",
+        table(["method", "final return", "per seed", "training time"], rows),
+        f"The CIs {verdict}: PPO-RNN's lower bound {low:.1f}, PPO's upper bound {high:.1f}.",
+    )
+
+
 def _spread_ci(finals: list[np.ndarray], reps: int = 2000, seed: int = 0) -> CI:
     """``max - min`` over scales of the per-scale IQM, with a percentile bootstrap CI."""
     point = float(np.ptp([iqm(x) for x in finals]))
@@ -1148,6 +1178,7 @@ RENDERERS: dict[str, Renderer] = {
     "drrpo_shift_per_step": Renderer("drrpo_shift_per_step.json", drrpo_shift),
     "dsac_vs_sac": Renderer("dsac_vs_sac.json", dsac_vs_sac),
     "mbrcsl_pointmaze": Renderer("mbrcsl_pointmaze.json", mbrcsl_pointmaze),
+    "memory_task": Renderer("memory_task.json", memory_task),
     "muzero_assist": Renderer("muzero_assist.json", muzero_assist),
     "pbt_vs_grid": Renderer("pbt_vs_grid.json", pbt_vs_grid),
     "seed_scaling": Renderer("seed_scaling.json", seed_scaling),

@@ -155,6 +155,55 @@ def policy_entropy(dist: Any) -> jax.Array:
     return dist.entropy()
 
 
+def ppo_objective(
+    log_prob: jax.Array,
+    old_log_prob: jax.Array,
+    entropy: jax.Array,
+    values: jax.Array,
+    old_values: jax.Array,
+    advantages: jax.Array,
+    targets: jax.Array,
+    hparams: HParams,
+    *,
+    normalize_advantages: bool,
+    clip_value: bool,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's loss ``policy + vf_coef value - ent_coef entropy`` and its diagnostics.
+
+    Every array has the same shape (``[N]``, or ``[T, B]`` for sequences): the new and
+    the behaviour log-probs of the actions taken, the policy's entropy, the new and the
+    old values, the advantages (normalised over the whole array if asked) and the value
+    targets. Returns ``(total, {policy_loss, value_loss, entropy, approx_kl, clip_frac})``.
+    """
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    if normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    vf_clip = hparams.vf_clip_eps if clip_value else None
+    per_sample = jnp.stack(
+        [
+            clipped_surrogate(ratio, advantages, hparams.clip_eps),
+            value_error(values, old_values, targets, vf_clip),
+            entropy,
+            (ratio - 1) - log_ratio,  # approx_kl's estimator (Schulman's k3)
+            (jnp.abs(ratio - 1) > hparams.clip_eps).astype(jnp.float32),
+        ],
+        axis=-1,
+    )
+    # One reduction over the stacked terms (one kernel instead of five).
+    policy_loss, value_loss, entropy, approx_kl, clip_frac = jnp.mean(
+        per_sample.reshape(-1, per_sample.shape[-1]), axis=0
+    )
+    total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
+    return total, {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": approx_kl,
+        "clip_frac": clip_frac,
+    }
+
+
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
     obs_shape = env.observation_spec.shape
@@ -223,31 +272,18 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         reduction over a stacked ``[N, 5]`` array (one kernel instead of five)."""
         x = features(params, mb.obs)
         dist = actor.apply(params["actor"], x)
-        log_ratio = dist.log_prob(mb.action) - mb.extras["log_prob"]
-        ratio = jnp.exp(log_ratio)
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        values = critic.apply(params["critic"], x)
-        vf_clip = hparams.vf_clip_eps if config.clip_value else None
-        per_sample = jnp.stack(
-            [
-                clipped_surrogate(ratio, advantages, hparams.clip_eps),
-                value_error(values, old_values, targets, vf_clip),
-                policy_entropy(dist),
-                (ratio - 1) - log_ratio,  # approx_kl's estimator (Schulman's k3)
-                (jnp.abs(ratio - 1) > hparams.clip_eps).astype(jnp.float32),
-            ],
-            axis=-1,
+        return ppo_objective(
+            dist.log_prob(mb.action),
+            mb.extras["log_prob"],
+            policy_entropy(dist),
+            critic.apply(params["critic"], x),
+            old_values,
+            advantages,
+            targets,
+            hparams,
+            normalize_advantages=config.normalize_advantages,
+            clip_value=config.clip_value,
         )
-        policy_loss, value_loss, entropy, approx_kl, clip_frac = jnp.mean(per_sample, axis=0)
-        total = policy_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
-        return total, {
-            "policy_loss": policy_loss,
-            "value_loss": value_loss,
-            "entropy": entropy,
-            "approx_kl": approx_kl,
-            "clip_frac": clip_frac,
-        }
 
     def grad_step(state: PPOState, minibatch):
         """One Adam step; its metrics as one ``[len(STEP_METRICS)]`` vector (one stacked
