@@ -14,8 +14,9 @@ CIs over seeds (per task) and over seeds x tasks (aggregate).
     python experiments/srl_fas.py --full          # the paper-sized budget per task
     python experiments/srl_fas.py --tasks pendulum --seeds 5 --steps 10000
 
-Writes experiments/results/srl_fas.json (per task, method, seed and interval),
-srl_fas.md (tables) and srl_fas.png (return vs decision interval).
+Writes experiments/results/srl_fas.json (per task, method, seed and interval) and
+srl_fas.png (return vs decision interval); its tables are rendered from the JSON by
+``python -m jaxrl.report build`` (docs/results.md, README) and printed at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jaxrl import compile_cache, envs, report, sweep
 from jaxrl.agents.actor_critic import sac, srl, td3
 from jaxrl.logging import atomic_write
 from jaxrl.loops import evaluate
+from jaxrl.report.renderers import RENDERERS
 from jaxrl.transforms.action_sequences import evaluate_intervals, with_action_sequences
 
 RESULTS = Path(__file__).parent / "results"
@@ -129,53 +131,6 @@ def run_task(task: str, steps: int, seeds: int, evals: int, num_envs: int, log) 
     return out
 
 
-def ci(tasks: list[np.ndarray]) -> tuple[float, float, float]:
-    return report.stratified_bootstrap_ci(tasks, report.iqm)
-
-
-def fmt(c) -> str:
-    return f"{c[0]:.3f} [{c[1]:.3f}, {c[2]:.3f}]"
-
-
-def markdown(results: dict, meta: dict) -> str:
-    methods = list(PAPER)
-    lines = [
-        "# SRL: Frequency-Averaged Score (FAS)",
-        "",
-        f"Command: `{meta['command']}`; {meta['seeds']} seeds, budgets {meta['budgets']} env "
-        f"steps, decision intervals {list(report.FAS_INTERVALS)}, wall {meta['wall_min']:.0f} min "
-        "on the shared 2-core CPU.",
-        "Scores are normalised returns (random policy 0, best 1; `report.FAS_RANGES`); "
-        "IQM with a 95% stratified bootstrap CI over seeds.",
-        "",
-        "## Per task",
-        "",
-        "| task | method | return at k=1 | FAS | raw return per k (mean over seeds) |",
-        "|---|---|---|---|---|",
-    ]
-    for task, res in results.items():
-        for m in methods:
-            r = np.asarray(res[m]["returns"])
-            lines.append(
-                f"| {task} | {m} | {fmt(ci([np.asarray(res[m]['full_frequency'])]))} | "
-                f"{fmt(ci([np.asarray(res[m]['fas'])]))} | "
-                + ", ".join(f"{x:.0f}" for x in r.mean(0))
-                + " |"
-            )
-    lines += [
-        "",
-        "## Aggregate over tasks (IQM, 95% stratified bootstrap CI)",
-        "",
-        "| method | return at k=1 | FAS | paper (arXiv 2410.08979) |",
-        "|---|---|---|---|",
-    ]
-    for m in methods:
-        full = [np.asarray(res[m]["full_frequency"]) for res in results.values()]
-        fas = [np.asarray(res[m]["fas"]) for res in results.values()]
-        lines.append(f"| {m} | {fmt(ci(full))} | {fmt(ci(fas))} | {PAPER[m]} |")
-    return "\n".join(lines) + "\n"
-
-
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -237,9 +192,8 @@ def main() -> None:
         atomic_write(
             out / "srl_fas.json", json.dumps({"meta": meta, "results": results}, indent=1).encode()
         )
-        atomic_write(out / "srl_fas.md", markdown(results, meta).encode())
         plot(results, out / "srl_fas.png")
-    print(markdown(results, meta))
+    print(RENDERERS["srl_fas"].render({"meta": meta, "results": results}))
 
 
 if __name__ == "__main__":
