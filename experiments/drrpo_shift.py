@@ -155,6 +155,7 @@ def main() -> None:
 
     eval_log_pi = np.asarray(grid(greedy_log_pi_of, (0, 0), (0, None))(final, hp), np.float64)
     exact = np.zeros((len(SHIFTS), args.seeds, len(labels)))
+    soft = np.zeros_like(exact)  # the regularised softmax policy of the same plan
     mc = np.zeros_like(exact)
     for k, shift in enumerate(SHIFTS):
         shifted = envs.make(args.env, shift=shift)
@@ -162,6 +163,7 @@ def main() -> None:
         for i in range(args.seeds):
             for j in range(len(labels)):
                 exact[k, i, j] = exact_return(mdp, mu, greedy_log_pi(eval_log_pi[i, j]))
+                soft[k, i, j] = exact_return(mdp, mu, eval_log_pi[i, j])
 
         def mc_return(agent_state, h, key, shifted=shifted):
             agent = learners(drrpo.make_agent(config, shifted, h, sched), 1)
@@ -183,6 +185,7 @@ def main() -> None:
         },
         "hparams": {"beta": float(base.beta), "ridge": float(base.ridge)},
         "exact_return": {m: exact[:, :, j].T.tolist() for j, m in enumerate(labels)},
+        "exact_return_softmax": {m: soft[:, :, j].T.tolist() for j, m in enumerate(labels)},
         "mc_return": {m: mc[:, :, j].T.tolist() for j, m in enumerate(labels)},
         "regret": {m: regret[:, :, j].T.tolist() for j, m in enumerate(labels)},
         "eval_curve": {m: np.stack(curves)[:, :, j].T.tolist() for j, m in enumerate(labels)},
