@@ -182,24 +182,37 @@ def test_graded_routes_robust_plan_changes_with_the_radius():
     assert D.SPEC.make_config("linear/graded").share_steps
 
 
+@pytest.mark.slow  # ~20-30 s of plan compiles on 2 busy cores
 def test_softmax_evaluation_samples_the_regularised_bonus_free_policy():
     """``eval_policy="softmax"`` evaluates ``pi_h`` of the bonus-free plan (frequencies
-    match its probabilities); the default takes that plan's argmax."""
-    env = envs.make("linear/graded")
+    match its probabilities); the default takes that plan's argmax. The statistics are
+    those of 100 visits of every (s, a) with expected next states (a learned model)."""
+    env = envs.make("linear/drect")
     mdp = env.unwrapped
-    hp = D.SPEC.default_hparams(kl_coef=0.5)
-    soft = D.make_agent(D.Config(eval_policy="softmax"), env, hp, None)
-    greedy = D.make_agent(D.Config(), env, hp, None)
-    state = jax.jit(soft.init)(jax.random.PRNGKey(0))
-    pi = np.exp(np.asarray(D.greedy_plan(D.Config(), env, hp, state).log_pi[0, mdp.start]))
-    assert pi.min() > 0.05  # a policy with mass on every route
+    hp = D.SPEC.default_hparams(kl_coef=0.3)
+    soft = D.make_agent(D.Config(share_steps=True, eval_policy="softmax"), env, hp, None)
+    greedy = D.make_agent(D.Config(share_steps=True), env, hp, None)
+    phi = mdp.features_np.reshape(-1, mdp.dim)
+    stats = {
+        "gram": np.eye(mdp.dim) + 100 * phi.T @ phi,
+        "next_counts": 100 * phi.T @ (phi @ mdp.nominal_mu),
+        "reward_sum": 100 * phi.T @ mdp.reward_np.reshape(-1),
+    }
+    stats = {k: jnp.asarray(v[None], jnp.float32) for k, v in stats.items()}
     n = 4000
     obs = jnp.stack([mdp.observe(mdp.start, 0)] * n)
-    key = jax.random.PRNGKey(3)
-    sampled, _ = jax.jit(lambda s, k: soft.act(s, obs, k, False))(state, key)
+
+    @jax.jit  # one compile: the plan, its bonus-free policy, both evaluations
+    def run(key):
+        state = soft.init(key).replace(**stats)
+        log_pi = D.greedy_plan(D.Config(share_steps=True), env, hp, state).log_pi[0, mdp.start]
+        return log_pi, soft.act(state, obs, key, False)[0], greedy.act(state, obs, key, False)[0]
+
+    log_pi, sampled, argmax = run(jax.random.PRNGKey(0))
+    pi = np.exp(np.asarray(log_pi, np.float64))
+    assert pi.max() - pi.min() > 0.05 and pi.max() < 0.95  # neither flat nor one-hot
     freq = np.bincount(np.asarray(sampled), minlength=mdp.num_actions) / n
     np.testing.assert_allclose(freq, pi, atol=0.03)
-    argmax, _ = jax.jit(lambda s, k: greedy.act(s, obs, k, False))(state, key)
     np.testing.assert_array_equal(np.asarray(argmax), np.argmax(pi))
     with pytest.raises(ValueError, match="eval_policy"):
         runner.resolve("drrpo", "linear/graded", config={"eval_policy": "mode"})
