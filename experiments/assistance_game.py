@@ -12,7 +12,8 @@ seeds (``jaxrl.report``).
     python experiments/assistance_game.py                 # ~20-30 min on 2 busy cores
     python experiments/assistance_game.py --full          # 5x longer training, 10 seeds
 
-Writes experiments/results/assistance_game.json (per seed), .md (table) and .png.
+Writes experiments/results/assistance_game.json (per seed) and .png; its table is rendered
+from the JSON by ``python -m jaxrl.report build`` (docs/results.md, README).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from jaxrl import agents, compile_cache, envs, report, sweep
 from jaxrl.envs import assist
 from jaxrl.logging import atomic_write
+from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -110,32 +112,6 @@ def ci(values) -> tuple[float, float, float]:
     return report.stratified_bootstrap_ci([np.asarray(values)], report.iqm)
 
 
-def fmt(values, scale: float = 1.0, digits: int = 2) -> str:
-    p, lo, hi = (scale * x for x in ci(values))
-    return f"{p:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def table(results: dict, floor: dict, env_name: str, steps: int, seeds: int) -> str:
-    base = np.asarray(floor["human_actions"])
-    lines = [
-        f"Env `{env_name}`, {steps:,} env steps per seed, {seeds} seeds; IQM over seeds "
-        "[95% stratified bootstrap CI].",
-        "",
-        "| assistant | goal completed (%) | human actions to finish | human actions saved "
-        "| episode length | paper (MBAG, orientation) |",
-        "|---|---|---|---|---|---|",
-        f"| simulated human alone (floor) | {fmt(floor['completed'], 100, 1)} | "
-        f"{fmt(floor['human_actions'])} | 0 | {fmt(floor['length'])} | |",
-    ]
-    for name, r in results.items():
-        saved = base - np.asarray(r["human_actions"])
-        lines.append(
-            f"| {name} | {fmt(r['completed'], 100, 1)} | {fmt(r['human_actions'])} | "
-            f"{fmt(saved)} | {fmt(r['length'])} | {PAPER.get(name, '')} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def plot(path: Path, results: dict, floor: dict) -> None:
     import matplotlib
 
@@ -186,7 +162,6 @@ def main() -> None:
         results[name] = train_and_evaluate(
             name, algo, overrides, args.env, args.steps, args.seeds, args.episodes, args.gamma
         )
-    md = table(results, floor, args.env, args.steps, args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     blob = {
         "env": args.env,
@@ -200,9 +175,8 @@ def main() -> None:
         "wall_seconds": time.perf_counter() - t0,
     }
     atomic_write(args.out / "assistance_game.json", json.dumps(blob, indent=1).encode())
-    atomic_write(args.out / "assistance_game.md", ("# Assistance game\n\n" + md).encode())
     plot(args.out / "assistance_game.png", results, floor)
-    print(md)
+    print(RENDERERS["assistance_game"].render(blob))
     print(f"wall {time.perf_counter() - t0:.0f} s")
 
 

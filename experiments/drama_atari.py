@@ -7,7 +7,8 @@ Runs ``runner.run("drama", "atari/<game>")`` (the same code path as ``jaxrl trai
 a uniformly random policy under the same protocol, and reports the final evaluation
 return and its human-normalised score (HNS = (score - random) / (human - random) with the
 standard Atari random/human reference scores). Writes
-``experiments/results/drama_atari.{json,md,png}``.
+``experiments/results/drama_atari.{json,png}``; its table is rendered from the JSON by
+``python -m jaxrl.report build`` (docs/results.md) and printed at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from jaxrl import envs, runner
 from jaxrl import logging as jlog
 from jaxrl.agents.model_based import drama
 from jaxrl.cli import parse_overrides
+from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 #: Random and human reference scores used by Atari100k papers (DQN, Mnih et al. 2015;
@@ -101,21 +103,6 @@ def main() -> None:
     }
     out.mkdir(parents=True, exist_ok=True)
     jlog.atomic_write(out / "drama_atari.json", json.dumps(record, indent=1))
-    final = float(np.mean(s["final_returns"]))
-    ref = REFERENCE.get(args.game)
-    lines = [
-        f"Drama on `atari/{args.game}` (Atari100k protocol), {args.steps:,} agent steps "
-        f"({4 * args.steps:,} frames, {args.steps / 1000:.1f}% of the 100k budget), "
-        f"{args.seeds} seed(s); wall {wall / 60:.1f} min on the shared 2-core CPU.",
-        "",
-        "| method | final return (mean of eval episodes) | HNS | Atari100k reference |",
-        "|---|---|---|---|",
-        f"| Drama (CPU size) | {final:.1f} | {hns(final, args.game) or float('nan'):.3f} | "
-        f"random {ref[0] if ref else '?'}, human {ref[1] if ref else '?'} |",
-        f"| random policy ({len(rnd)} episodes) | {np.mean(rnd):.1f} | "
-        f"{hns(float(np.mean(rnd)), args.game) or float('nan'):.3f} | |",
-    ]
-    jlog.atomic_write(out / "drama_atari.md", "\n".join(lines) + "\n")
     fig, ax = jlog.new_figure()
     steps = np.asarray(record["env_steps"])
     for i, row in enumerate(np.asarray(record["eval_return"])):
@@ -126,7 +113,7 @@ def main() -> None:
     ax.set_title(f"Drama on atari/{args.game}")
     ax.legend()
     jlog.save_figure(fig, out / "drama_atari.png")
-    print("\n".join(lines))
+    print(RENDERERS["drama_atari"].render(record))
 
 
 if __name__ == "__main__":

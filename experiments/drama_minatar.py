@@ -27,7 +27,8 @@ jitted Drama update (``agent.update`` on a replay-shaped batch) timed after warm
     python experiments/drama_minatar.py --games minatar/breakout --steps 2560 \
         --drama-seeds 1 --ppo-seeds 1 --smoke                 # minutes-scale smoke run
 
-Writes experiments/results/drama_minatar.{json,md,png} (``--out`` elsewhere).
+Writes experiments/results/drama_minatar.{json,png} (``--out`` elsewhere); its table is
+rendered from the JSON by ``python -m jaxrl.report build`` (docs/results.md).
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import envs, loops, report, runner
+from jaxrl import envs, loops, runner
 from jaxrl.agents.model_based import drama
 from jaxrl.agents.on_policy import ppo
 from jaxrl.cli import parse_overrides
 from jaxrl.core import Agent
 from jaxrl.data.sequences import SequenceBatch
 from jaxrl.logging import atomic_write, new_figure, save_figure
+from jaxrl.report.renderers import RENDERERS
 from jaxrl.transforms import sampled
 
 RESULTS = Path(__file__).parent / "results"
@@ -193,56 +195,6 @@ def final_scores(returns: list) -> np.ndarray:
     return np.asarray(returns, np.float64)[:, -1]
 
 
-def ci_text(scores: np.ndarray) -> str:
-    point, low, high = report.stratified_bootstrap_ci([scores], report.iqm)
-    return f"{point:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def markdown(results: dict) -> str:
-    steps = results["steps"]
-    lines = [
-        "## Drama on MinAtar (sample efficiency; Mamba vs Transformer)",
-        "",
-        f"Final evaluation return at {steps:,} env steps, IQM [95% stratified bootstrap "
-        "CI] over seeds (`jaxrl.report`); random = mean over "
-        f"{results['random_episodes']} episodes. Paper column: {PAPER}.",
-        "",
-        "| game | method | seeds | final return IQM [95% CI] | per seed | sampled IQM "
-        "[95% CI] | wall s | paper |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for game, g in results["games"].items():
-        for name, r in g["methods"].items():
-            s = final_scores(r["returns"])
-            per = ", ".join(f"{x:.2f}" for x in s)
-            paper = "no MinAtar number" if name.startswith("Drama") else "-"
-            smp = ci_text(np.asarray(r["sampled"], np.float64)) if "sampled" in r else "-"
-            lines.append(
-                f"| {game} | {name} | {len(s)} | {ci_text(s)} | {per} | {smp} "
-                f"| {r['seconds']:.0f} | {paper} |"
-            )
-        rnd = g["random"]
-        lines.append(
-            f"| {game} | random | - | {rnd['mean']:.2f} (std {rnd['std']:.2f}) | "
-            f"{rnd['episodes']} episodes | - | - | - |"
-        )
-    lines += [
-        "",
-        "Mamba vs Transformer inside the same agent (same config otherwise; time per "
-        "jitted update after warm-up, median of "
-        f"{results['timing_repeats']}, on this {results['jax_backend'].upper()}):",
-        "",
-        "| sequence model | sequence-model params | world-model params | s / update |",
-        "|---|---|---|---|",
-    ]
-    for name, t in results["timing"].items():
-        lines.append(
-            f"| {name} | {t['sequence_model_params']:,} | {t['world_model_params']:,} | "
-            f"{t['update_seconds_median']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def plot(results: dict, path: Path) -> None:
     games = list(results["games"])
     fig, axes = new_figure(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
@@ -265,7 +217,6 @@ def plot(results: dict, path: Path) -> None:
 def write(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "drama_minatar.json", json.dumps(results, indent=1))
-    atomic_write(out / "drama_minatar.md", markdown(results))
     plot(results, out / "drama_minatar.png")
 
 
@@ -332,7 +283,7 @@ def main() -> None:
             print(f"{game} {label} {time.perf_counter() - t0:.0f}s final {s}", flush=True)
             results["total_seconds"] = time.perf_counter() - t_start
             write(results, out)  # after every run, so a cut-short run keeps what finished
-    print(markdown(results))
+    print(RENDERERS["drama_minatar"].render(results))
     print(f"total {results['total_seconds']:.0f}s")
 
 

@@ -13,9 +13,10 @@ activation, output heads included). DrM perturbs every ``--perturb-every`` updat
     python experiments/drm_dormant.py --steps 2000 --seeds 2 --out /tmp/drm_dormant
 
 Writes ``drm_dormant.json`` (per algorithm and seed: evaluation returns and dormant
-ratios at each evaluation point, per-layer ratios, perturbations), ``drm_dormant.md``
-(IQM [95% stratified bootstrap CI] over seeds) and ``drm_dormant.png`` (return and
-actor dormant ratio over training) under ``--out``.
+ratios at each evaluation point, per-layer ratios, perturbations) and ``drm_dormant.png``
+(return and actor dormant ratio over training) under ``--out``; its table (IQM [95%
+stratified bootstrap CI] over seeds) is rendered from the JSON by ``python -m jaxrl.report
+build`` (docs/results.md) and printed at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 from jaxrl import report, runner
 from jaxrl.agents.actor_critic import drm, sac
 from jaxrl.logging import atomic_write, new_figure, save_figure
+from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 ALGOS = {"SAC": sac, "DrM": drm}
@@ -107,46 +109,6 @@ def fmt(s: dict, digits: int = 1) -> str:
     return f"{s['iqm']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}]"
 
 
-def markdown(results: dict, meta: dict) -> str:
-    a = meta["args"]
-    lines = [
-        "## DrM: the dormant ratio and the perturbation (`experiments/drm_dormant.py`)",
-        "",
-        f"{a['env']}, {a['steps']:,} env steps ({a['warmup']:,} random warm-up), "
-        f"UTD {a['utd']}, hidden {a['hidden']}, batch {a['batch']}, lr {a['lr']} (actor, "
-        f"critic{', value' if 'DrM' in results else ''}), {a['seeds']} seeds; DrM perturbs "
-        f"every {a['perturb_every']:,} updates. Actor tau-dormant ratio (tau 0.025) logged "
-        f"for both. IQM [95% stratified bootstrap CI] over seeds; wall "
-        f"{meta['wall_seconds'] / 60:.0f} min on the shared 2-core CPU.",
-        "",
-        "| algorithm | final return | final dormant ratio | dormant ratio, 2nd half "
-        "| peak dormant ratio | paper (DrM, arXiv 2310.19668) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        s = summarise(r)
-        lines.append(
-            f"| {name} | {fmt(s['final_return'])} | {fmt(s['final_dormant'], 3)} | "
-            f"{fmt(s['late_dormant'], 3)} | {fmt(s['peak_dormant'], 3)} | {PAPER[name]} |"
-        )
-    first = next(iter(results.values()))
-    lines += [
-        "",
-        "Mean over seeds at each evaluation point (return / actor dormant ratio); DrM "
-        f"perturbs at env steps {perturb_steps(a)}:",
-        "",
-        "| env steps | " + " | ".join(f"{n} return | {n} dormant" for n in results) + " |",
-        "|---" * (1 + 2 * len(results)) + "|",
-    ]
-    for i, x in enumerate(first["env_steps"]):
-        cells = []
-        for r in results.values():
-            cells.append(f"{np.mean(np.asarray(r['returns'])[:, i]):.0f}")
-            cells.append(f"{np.mean(np.asarray(r['dormant_ratio'])[:, i]):.3f}")
-        lines.append(f"| {x:,} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def perturb_steps(a: dict) -> list[int]:
     """Env steps at which DrM's perturbations fall (updates start after the warm-up)."""
     per_step = a["perturb_every"] / a["utd"]
@@ -216,15 +178,13 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def write(out: Path, record: dict, args) -> dict:
-    """Writes ``drm_dormant.{json,md,png}`` under ``out`` from ``record``."""
+    """Writes ``drm_dormant.{json,png}`` under ``out`` from ``record``."""
     results = record["results"]
     record["summary"] = {k: summarise(r) for k, r in results.items()}
     record["perturb_env_steps"] = perturb_steps(vars(args))
     atomic_write(out / "drm_dormant.json", (json.dumps(record, indent=1) + "\n").encode())
-    md = markdown(results, record)
-    atomic_write(out / "drm_dormant.md", md.encode())
     plot(results, out / "drm_dormant.png", args)
-    print(md)
+    print(RENDERERS["drm_dormant"].render(record))
     return record
 
 

@@ -15,14 +15,14 @@ against the paper's ``sqrt(K)`` rate.
     python experiments/drrpo_shift.py --env linear/windy --seeds 10 --steps 12000
 
 Writes ``drrpo_shift.json`` (per method and seed: returns per shift, exact and Monte
-Carlo; regret curve), ``drrpo_shift.md`` (IQM with 95% stratified bootstrap CIs) and
-``drrpo_shift.png`` under ``--out``.
+Carlo; regret curve) and ``drrpo_shift.png`` under ``--out``; its tables (IQM with 95%
+stratified bootstrap CIs) are rendered from the JSON by ``python -m jaxrl.report build``
+(docs/results.md) and printed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from functools import partial
@@ -38,6 +38,7 @@ from jaxrl.envs import linear
 from jaxrl.logging import atomic_write
 from jaxrl.loops.evaluate import evaluate
 from jaxrl.loops.streaming import learners
+from jaxrl.report.renderers import RENDERERS
 
 #: label -> (rho, kl_coef); beta is the default.
 METHODS = {
@@ -154,6 +155,7 @@ def main() -> None:
 
     eval_log_pi = np.asarray(grid(greedy_log_pi_of, (0, 0), (0, None))(final, hp), np.float64)
     exact = np.zeros((len(SHIFTS), args.seeds, len(labels)))
+    soft = np.zeros_like(exact)  # the regularised softmax policy of the same plan
     mc = np.zeros_like(exact)
     for k, shift in enumerate(SHIFTS):
         shifted = envs.make(args.env, shift=shift)
@@ -161,6 +163,7 @@ def main() -> None:
         for i in range(args.seeds):
             for j in range(len(labels)):
                 exact[k, i, j] = exact_return(mdp, mu, greedy_log_pi(eval_log_pi[i, j]))
+                soft[k, i, j] = exact_return(mdp, mu, eval_log_pi[i, j])
 
         def mc_return(agent_state, h, key, shifted=shifted):
             agent = learners(drrpo.make_agent(config, shifted, h, sched), 1)
@@ -182,6 +185,7 @@ def main() -> None:
         },
         "hparams": {"beta": float(base.beta), "ridge": float(base.ridge)},
         "exact_return": {m: exact[:, :, j].T.tolist() for j, m in enumerate(labels)},
+        "exact_return_softmax": {m: soft[:, :, j].T.tolist() for j, m in enumerate(labels)},
         "mc_return": {m: mc[:, :, j].T.tolist() for j, m in enumerate(labels)},
         "regret": {m: regret[:, :, j].T.tolist() for j, m in enumerate(labels)},
         "eval_curve": {m: np.stack(curves)[:, :, j].T.tolist() for j, m in enumerate(labels)},
@@ -198,11 +202,10 @@ def ci(x) -> tuple[float, float, float]:
 
 
 def write_outputs(result: dict, out: Path) -> None:
-    """Adds the aggregates to ``result`` and writes the JSON, the markdown and the plot."""
+    """Adds the aggregates to ``result`` and writes the JSON and the plot."""
     labels, shifts = list(result["methods"]), result["shifts"]
     episodes = np.asarray(result["episodes"])
     exact = {m: np.asarray(result["exact_return"][m]) for m in labels}  # [seeds, shifts]
-    mc = {m: np.asarray(result["mc_return"][m]) for m in labels}
     regret = {m: np.asarray(result["regret"][m]) for m in labels}  # [seeds, periods]
     table = {m: [ci(exact[m][:, k]) for k in range(len(shifts))] for m in labels}
     tail = episodes >= episodes[-1] / 10
@@ -219,57 +222,7 @@ def write_outputs(result: dict, out: Path) -> None:
     result.update(iqm_exact_return=table, regret_slope=slopes, final_regret=final_regret)
     atomic_write(out / "drrpo_shift.json", json.dumps(result, indent=1))
 
-    robust, plain = "DR-RPO rho=0.1", "non-robust (rho=0)"
-    (rp, rlo, rhi), (pp, plo, phi) = table[robust][-1], table[plain][-1]
-    verdict = "beats" if rlo > phi else "does not beat (CIs overlap or reversed)"
-    loss = 100 * (1 - table[robust][0][0] / table[plain][0][0])
-    buf = io.StringIO()
-    buf.write(
-        "## DR-RPO under test-time dynamics shift\n\n"
-        "DR-RPO (`jaxrl train drrpo`, `jaxrl/agents/linear/drrpo.py`): d-rectangular "
-        "total-variation robust LSVI with a KL-regularised softmax policy and a UCB bonus, "
-        "trained online on the nominal windy ledge (`linear/windy`, no wind) and evaluated "
-        "with the gust probability `shift` raised at test time. Baselines: the same learner "
-        "with `rho = 0` (non-robust) and robust without the KL regularisation "
-        "(`kl_coef = 0`). Reproduce:\n\n"
-        f"    python experiments/drrpo_shift.py --env {result['env']} "
-        f"--seeds {result['seeds']} --steps {result['steps']}\n\n"
-        f"{result['seeds']} seeds, {result['steps']} steps ({int(episodes[-1])} episodes) "
-        f"per run, every method and seed in one compiled run; wall "
-        f"{result['wall_seconds']:.0f} s on the shared 2-core CPU. Return of the final "
-        "(bonus-free, greedy) policy: exact expected return in the shifted model, IQM over "
-        "seeds [95% stratified bootstrap CI]. The paper reports no numbers for this task; "
-        "its claim is qualitative (robust keeps its return under shift, at little cost "
-        "without) plus an O~(sqrt K) regret bound.\n\n"
-    )
-    buf.write("| method | " + " | ".join(f"shift {s}" for s in shifts) + " |\n")
-    buf.write("|---" * (len(shifts) + 1) + "|\n")
-    for m in labels:
-        cells = [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in table[m]]
-        buf.write(f"| {m} | " + " | ".join(cells) + " |\n")
-    buf.write(
-        f"\nMonte Carlo check with the library's evaluation ({result.get('eval_episodes', 256)} "
-        "episodes per seed in the shifted env), IQM at shift 0 / the largest shift: "
-        + "; ".join(f"{m}: {ci(mc[m][:, 0])[0]:.2f} / {ci(mc[m][:, -1])[0]:.2f}" for m in labels)
-        + ".\n"
-    )
-    buf.write(
-        "\nOnline robust regret (at the method's own rho, of the policy that acts) after K "
-        "episodes, and the exponent a of a fit R ~ K^a over K >= K_max / 10:\n\n"
-        "| method | regret at K | exponent a | paper |\n|---|---|---|---|\n"
-    )
-    for m in labels:
-        (p, lo, hi), (sp, slo, shi) = final_regret[m], slopes[m]
-        buf.write(f"| {m} | {p:.1f} [{lo:.1f}, {hi:.1f}] | {sp:.2f} [{slo:.2f}, {shi:.2f}] "
-                  "| O~(sqrt K): a <= 0.5 |\n")  # fmt: skip
-    buf.write(
-        f"\nAt the largest shift ({shifts[-1]}), DR-RPO rho=0.1 ({rp:.2f} [{rlo:.2f}, "
-        f"{rhi:.2f}]) {verdict} the non-robust learner ({pp:.2f} [{plo:.2f}, {phi:.2f}]); "
-        f"without shift it returns {table[robust][0][0]:.2f} vs {table[plain][0][0]:.2f} "
-        f"(a loss of {loss:.1f}%).\n"
-    )
-    atomic_write(out / "drrpo_shift.md", buf.getvalue())
-    print(buf.getvalue())
+    print(RENDERERS["drrpo_shift"].render(result))
 
     import matplotlib
 
@@ -282,6 +235,7 @@ def write_outputs(result: dict, out: Path) -> None:
         ax0.plot(shifts, pts[:, 0], marker="o", label=m)
         ax0.fill_between(shifts, pts[:, 1], pts[:, 2], alpha=0.2)
         ax1.loglog(episodes, np.median(np.maximum(regret[m], 1e-3), axis=0), label=m)
+    plain = "non-robust (rho=0)"
     ref = np.median(regret[plain][:, -1]) * np.sqrt(episodes / episodes[-1])
     ax1.loglog(episodes, ref, "k--", label="sqrt(K) rate")
     ax0.set(xlabel="test-time shift (gust probability)", ylabel="return (IQM, 95% CI)")

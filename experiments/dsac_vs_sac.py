@@ -21,7 +21,8 @@ every number here is in the task's own (unscaled) reward.
 Statistic: the final evaluation return per seed (8 episodes); IQM with a 95% stratified
 bootstrap CI over seeds (``jaxrl.report``). For (b), the spread of a method across
 scales is ``max - min`` of its per-scale IQMs, with a bootstrap CI (seeds resampled
-within each scale). Writes dsac_vs_sac.json (per-seed curves and finals), .md, .png.
+within each scale). Writes dsac_vs_sac.json (per-seed curves and finals) and .png; its
+tables are rendered from the JSON by ``python -m jaxrl.report build`` (docs/results.md).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from jaxrl import report, runner
 from jaxrl.agents.actor_critic import dsac_t, sac
 from jaxrl.logging import atomic_write, new_figure, save_figure
+from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 #: Method -> (algorithm, its Config overrides). ``dsac_v1``: the same agent as DSAC-T.
@@ -107,76 +109,12 @@ def ci(final) -> tuple[float, float, float]:
     return report.stratified_bootstrap_ci([np.asarray(final)], report.iqm)
 
 
-def spread_ci(finals: list, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """``max - min`` over scales of the per-scale IQM, with a percentile bootstrap CI
-    (each scale's seeds resampled with replacement)."""
-    xs = [np.asarray(f, np.float64) for f in finals]
-    point = float(np.ptp([report.iqm(x) for x in xs]))
-    rng = np.random.default_rng(seed)
-    iqms = np.stack([report.iqm(x[rng.integers(0, len(x), (reps, len(x)))]) for x in xs])
-    values = iqms.max(0) - iqms.min(0)
-    low, high = np.quantile(values, [0.025, 0.975])
-    return point, float(low), float(high)
-
-
 def fmt(c) -> str:
     return f"{c[0]:.1f} [{c[1]:.1f}, {c[2]:.1f}]"
 
 
 def key(task: str, scale: float) -> str:
     return f"{task}@{scale:g}"
-
-
-def markdown(results: dict, meta: dict) -> str:
-    lines = [
-        "# DSAC-T vs SAC",
-        "",
-        f"Command: `{meta['command']}`; {meta['seeds']} seeds (vmapped), budgets "
-        f"{meta['budgets']} env steps, hidden {meta['hidden']} (ReLU) for both, batch 256, "
-        f"one update per env step, 1000 random warm-up steps; wall {meta['wall_min']:.0f} "
-        "min on the shared 2-core CPU.",
-        "Final evaluation return (8 episodes per seed), IQM with a 95% stratified bootstrap "
-        "CI over seeds; returns in the task's own (unscaled) reward: evaluation runs on the "
-        "scaled env and is divided by the scale.",
-        "",
-        "## (a) Return at a fixed budget (reward scale 1)",
-        "",
-        "| task | steps | " + " | ".join(LABELS.get(a, a) for a in ALGOS) + " | paper |",
-        "|---|---|" + "---|" * len(ALGOS) + "---|",
-    ]
-    for task, steps in meta["budgets"].items():
-        k = key(task, 1.0)
-        if k not in results:
-            continue
-        cells = [fmt(ci(results[k][a]["final"])) if a in results[k] else "-" for a in ALGOS]
-        row = " | ".join([task, f"{steps:,}", *cells, "no number at this scale"])
-        lines.append(f"| {row} |")
-    missing = [t for t in meta["budgets"] if key(t, 1.0) not in results]
-    if missing:
-        lines += ["", f"Not run (the run was stopped for time before them): {', '.join(missing)}."]
-    lines += [
-        "",
-        f"Paper: {PAPER_A}.",
-        "",
-        "## (b) Reward scale (final return in the unscaled reward)",
-        "",
-        "| task | method | x0.1 | x1 | x10 | spread (max - min IQM) | paper |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for task in meta["scale_tasks"]:
-        for a in ALGOS:
-            ks = [key(task, s) for s in meta["scales"]]
-            if not all(k in results and a in results[k] for k in ks):
-                continue
-            finals = [results[k][a]["final"] for k in ks]
-            cells = [fmt(ci(f)) for f in finals]
-            lines.append(
-                f"| {task} | {LABELS.get(a, a)} | "
-                + " | ".join(cells)
-                + f" | {fmt(spread_ci(finals))} | no number at this scale |"
-            )
-    lines += ["", f"Paper: {PAPER_B}."]
-    return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, meta: dict, path: Path) -> None:
@@ -231,12 +169,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
-        "--replot", action="store_true", help="rewrite the .md and .png from the .json only"
+        "--replot", action="store_true", help="rewrite the .png from the .json only"
     )
     args = parser.parse_args(argv)
     if args.replot:
         record = json.loads((Path(args.out) / "dsac_vs_sac.json").read_text())
-        atomic_write(Path(args.out) / "dsac_vs_sac.md", markdown(record["results"], record["meta"]))
         plot(record["results"], record["meta"], Path(args.out) / "dsac_vs_sac.png")
         return record
     methods = args.methods.split(",")
@@ -282,9 +219,8 @@ def main(argv: list[str] | None = None) -> dict:
                 # Written after every run, so a partial run still leaves its numbers.
                 record = {"meta": meta, "paper": {"a": PAPER_A, "b": PAPER_B}, "results": results}
                 atomic_write(out / "dsac_vs_sac.json", json.dumps(record, indent=1) + "\n")
-                atomic_write(out / "dsac_vs_sac.md", markdown(results, meta))
             plot(results, meta, out / "dsac_vs_sac.png")
-    print(markdown(results, meta))
+    print(RENDERERS["dsac_vs_sac"].render(record))
     return record
 
 

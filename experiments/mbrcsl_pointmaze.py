@@ -3,11 +3,21 @@
 Trains each algorithm over several seeds (one vmapped, jitted call each) on the same
 scripted dataset. Per-seed final returns, IQM with a 95% stratified bootstrap CI
 (``jaxrl.report``) and the run settings go into ``experiments/results/mbrcsl_pointmaze.json``
-under the mode's key, and the table into ``mbrcsl_pointmaze.md`` beside it:
+under the mode's key; its table is rendered from the JSON by ``python -m jaxrl.report build``
+(docs/results.md, README) and printed at the end:
 
     python experiments/mbrcsl_pointmaze.py --mode default   # the algorithms' defaults (10 seeds)
     python experiments/mbrcsl_pointmaze.py --mode full      # 4x budgets, the paper's ensemble
     python experiments/mbrcsl_pointmaze.py --mode full --only MBRCSL-diffusion  # the DDPM ablation
+    python experiments/mbrcsl_pointmaze.py --only "%BC,MBRCSL (paper policy)"   # two more rows
+
+Rows beside the paper's: ``%BC`` is BC on the top 10% of trajectories by return (the
+paper's baseline; ``bc``'s ``top_fraction=0.1``); ``MBRCSL (paper policy)`` trains the
+output RCSL policy as the paper does (``mbrcsl.PAPER_POLICY``: kept rollouts only,
+1024 x 1024, lr 5e-5, weight decay 0.1) where the ``MBRCSL`` row keeps jaxrl's defaults
+(rollouts and offline data, 2 x 256, lr 1e-3, no weight decay). Departures that remain in
+both: the learning rate's cosine decay, the clipped model and next-state reward model,
+one batch of rollouts, the mixture behaviour policy (``MBRCSL-diffusion``: the DDPM).
 
 ``default`` is what the test suite and ``jaxrl train mbrcsl`` run. Returns are the
 undiscounted 200-step returns of jaxrl's pure-JAX Point Maze (dense reward
@@ -32,6 +42,7 @@ from jaxrl import report, runner
 from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
 from jaxrl.data.datasets import record, scripted
 from jaxrl.envs import pointmaze
+from jaxrl.report.renderers import RENDERERS
 
 #: The paper's Point Maze numbers (Zhou et al., 2023, its Point Maze table, believed to
 #: be Table 1: mean +- std of the return over 4 seeds, MuJoCo point maze, horizon 200),
@@ -51,6 +62,8 @@ PAPER = {
     "MBRCSL-diffusion": ("MBRCSL", "91.5 +- 7.1"),
     "RCSL": ("DT", "57.2 +- 4.1"),
     "BC": ("BC", "54.7 +- 5.1"),
+    "%BC": ("%BC", "not recalled"),
+    "MBRCSL (paper policy)": ("MBRCSL", "91.5 +- 7.1"),
     "IQL": ("CQL", "34.8 +- 24.9"),
 }
 
@@ -69,14 +82,33 @@ FULL = {
             total_steps=20_000,
         ),
     ),
+    "MBRCSL (paper policy)": (
+        mbrcsl,
+        dict(
+            model_hidden=(200, 200, 200, 200),
+            model_steps=5_000,
+            behavior_steps=10_000,
+            num_rollouts=8192,
+            total_steps=20_000,
+            **mbrcsl.PAPER_POLICY["config"],
+        ),
+        mbrcsl.PAPER_POLICY["hparams"],
+    ),
     "RCSL": (rcsl, dict(total_steps=20_000)),
     "BC": (bc, dict(total_steps=20_000)),
+    "%BC": (bc, dict(total_steps=20_000, top_fraction=0.1)),
     "IQL": (iql, dict(total_steps=50_000)),
 }
 DEFAULT = {
     "MBRCSL": (mbrcsl, {}),
+    "MBRCSL (paper policy)": (
+        mbrcsl,
+        mbrcsl.PAPER_POLICY["config"],
+        mbrcsl.PAPER_POLICY["hparams"],
+    ),
     "RCSL": (rcsl, {}),
     "BC": (bc, {}),
+    "%BC": (bc, dict(top_fraction=0.1)),
     "IQL": (iql, dict(total_steps=10_000)),
 }
 PLANS = {"default": DEFAULT, "full": FULL}
@@ -120,7 +152,7 @@ def references(env) -> dict[str, float]:
     }
 
 
-def run(name: str, module, overrides: dict, seeds: int) -> dict:
+def run(name: str, module, overrides: dict, seeds: int, hparams: dict | None = None) -> dict:
     """One method over ``seeds`` vmapped seeds: per-seed final returns and their IQM."""
     with tempfile.TemporaryDirectory() as tmp:
         result = runner.run(
@@ -128,6 +160,7 @@ def run(name: str, module, overrides: dict, seeds: int) -> dict:
             "pointmaze",
             seeds=seeds,
             config=overrides,
+            hparams=hparams,
             out=tmp,
             progress=False,
             log=None,
@@ -148,6 +181,7 @@ def run(name: str, module, overrides: dict, seeds: int) -> dict:
         "std": float(final.std()),
         "seconds": seconds,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()},
+        "hparams": dict(hparams or {}),
         **extra,
     }
 
@@ -160,38 +194,6 @@ def paired_gain(a: dict, b: dict) -> dict:
         "iqm": list(report.stratified_bootstrap_ci([diff], report.iqm)),
         "seeds_ahead": int((diff > 0).sum()),
     }
-
-
-def format_table(mode: str, entry: dict) -> str:
-    refs, results, seeds = entry["references"], entry["results"], entry["seeds"]
-    ci = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]"
-    lines = [
-        f"Point Maze, mode `{mode}`: final return over 16 episodes, IQM [95% stratified "
-        f"bootstrap CI] over {seeds} seeds (jaxrl), beside the paper's Table 1 (recalled, "
-        "unverified; its env is MuJoCo, so compare the order, not the scale)",
-        "",
-        "| method | jaxrl IQM [95% CI] | mean +- std | paper row | paper |",
-        "|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        row, value = PAPER[name]
-        lines.append(
-            f"| {name} | {ci(r['iqm'])} | {r['mean']:.1f} +- {r['std']:.1f} | {row} | {value} |"
-        )
-    if "gain_over_rcsl" in entry:
-        g = entry["gain_over_rcsl"]
-        lines += [
-            "",
-            f"MBRCSL - RCSL, same seed: IQM {ci(g['iqm'])}; MBRCSL ahead on "
-            f"{g['seeds_ahead']} of {seeds} seeds.",
-        ]
-    lines += [
-        "",
-        f"dataset: best {refs['dataset_max']:.1f}, mean detour {refs['dataset_mean_detour']:.1f}, "
-        f"mean short route {refs['dataset_mean_short']:.1f}; scripted stitched route "
-        f"{refs['scripted_stitched_route']:.1f}",
-    ]
-    return "\n".join(lines)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -230,9 +232,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"unknown method(s) {', '.join(sorted(unknown))}; known: {', '.join(plan)}"
             )
         plan = {k: v for k, v in plan.items() if k in names}
+    previous = json.loads(args.out.read_text()).get(mode, {}) if args.out.exists() else {}
+    if args.only and previous and previous.get("seeds") != seeds:
+        parser.error(
+            f"--only merges into the {mode!r} entry of {previous['seeds']} seeds; pass "
+            f"--seeds {previous['seeds']} (or a new --out)"
+        )
     env = E.make("pointmaze")
     refs = references(env)
-    results = {name: run(name, m, over, seeds) for name, (m, over) in plan.items()}
+    results = {name: run(name, *entry[:2], seeds, *entry[2:]) for name, entry in plan.items()}
     payload = json.loads(args.out.read_text()) if args.out.exists() else {}
     old = payload.get(mode, {})
     if args.only and old.get("seeds") == seeds:
@@ -240,15 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         order = [*PLANS[mode], *ABLATIONS[mode]]
         results = {k: merged[k] for k in sorted(merged, key=order.index)}
     entry = {"seeds": seeds, "seed_keys": "jaxrl.sweep.seed_keys(0, seeds)", "references": refs}
+    entry["paper_recalled_unverified"] = {k: PAPER[k] for k in results if k in PAPER}
     entry["results"] = results
     if "MBRCSL" in results and "RCSL" in results:
         entry["gain_over_rcsl"] = paired_gain(results["MBRCSL"], results["RCSL"])
     payload[mode] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(args.out, json.dumps(payload, indent=2) + "\n")
-    tables = [format_table(m, payload[m]) for m in sorted(payload)]
-    _write_atomic(args.out.with_suffix(".md"), "\n\n".join(tables) + "\n")
-    print(format_table(mode, entry))
+    print(RENDERERS["mbrcsl_pointmaze"].render(payload))
     return 0
 
 

@@ -19,7 +19,8 @@ per env step make it several times costlier on the shared CPU machine).
     python experiments/pbt_vs_grid.py            # 41 min on the busy 2-core machine (load ~15-20)
     python experiments/pbt_vs_grid.py --full     # 4x the env steps, 8 seeds, all three tasks
 
-Writes experiments/results/pbt_vs_grid.{json,md,png}.
+Writes experiments/results/pbt_vs_grid.{json,png}; its tables are rendered from the JSON by
+``python -m jaxrl.report build`` (docs/results.md, README) and printed at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 
 from jaxrl import report, runner
 from jaxrl.logging import atomic_write
+from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -155,24 +157,6 @@ def collect_task(name: str, task: dict, out: Path) -> dict:
     }
 
 
-def table(results: dict) -> str:
-    lines = [
-        "| task | method | final return IQM | 95% CI | mean | seeds | paper |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results["tasks"].items():
-        for method in METHODS:
-            if method not in r["scores"]:
-                continue
-            x = np.asarray(r["scores"][method])
-            point, low, high = report.stratified_bootstrap_ci([x], report.iqm)
-            lines.append(
-                f"| {name} | {method} | {point:.1f} | [{low:.1f}, {high:.1f}] | {x.mean():.1f} "
-                f"| {len(x)} | n/a |"
-            )
-    return "\n".join(lines)
-
-
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -234,26 +218,8 @@ def main() -> None:
         results["wall_seconds"] = sum(sum(r["seconds"].values()) for r in results["tasks"].values())
     RESULTS.mkdir(exist_ok=True)
     atomic_write(RESULTS / "pbt_vs_grid.json", json.dumps(results, indent=2) + "\n")
-    md = [
-        "# PBT vs a fixed grid at equal env steps",
-        "",
-        "Per task: a grid of fixed settings and a PBT population of as many members over "
-        "the same ranges, each run (setting or member) with the same env steps; final "
-        f"evaluation return, IQM over {seeds} seeds of the whole procedure with a 95% "
-        "stratified bootstrap CI (jaxrl.report). The PBT paper (Jaderberg et al. 2017) "
-        "reports no numbers on these tasks (paper column n/a).",
-        "",
-        table(results),
-        "",
-        "Grid best/median settings and PBT's final best members' hyperparameters: see "
-        "pbt_vs_grid.json. Wall time on the shared 2-core CPU machine: "
-        f"{results['wall_seconds'] / 60:.1f} min.",
-        "",
-        "Reproduce: `python experiments/pbt_vs_grid.py` (`--full` for 4x steps, 8 seeds).",
-    ]
-    atomic_write(RESULTS / "pbt_vs_grid.md", "\n".join(md) + "\n")
     plot(results, RESULTS / "pbt_vs_grid.png")
-    print("\n".join(md))
+    print(RENDERERS["pbt_vs_grid"].render(results))
 
 
 if __name__ == "__main__":

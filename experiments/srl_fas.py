@@ -25,8 +25,9 @@ IQM and 95% stratified bootstrap CIs over seeds (``jaxrl.report``).
     python experiments/srl_fas.py --tasks pendulum --seeds 5            # Pendulum, 30k steps
     python experiments/srl_fas.py --tasks pendulum --steps 10000 --hidden 64
 
-Writes experiments/results/srl_fas.json (per task, method, seed and interval),
-srl_fas.md (tables) and srl_fas.png (return vs decision interval).
+Writes experiments/results/srl_fas.json (per task, method, seed and interval) and
+srl_fas.png (return vs decision interval); its tables are rendered from the JSON by
+``python -m jaxrl.report build`` (docs/results.md, README) and printed at the end.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from jaxrl import compile_cache, envs, report, sweep
 from jaxrl.agents.actor_critic import sac, srl
 from jaxrl.logging import atomic_write
 from jaxrl.loops import evaluate
+from jaxrl.report.renderers import RENDERERS
 from jaxrl.transforms import best
 from jaxrl.transforms.action_sequences import evaluate_intervals, with_action_sequences
 
@@ -218,40 +220,6 @@ def run_task(task: str, steps: int, seeds: int, hidden: int, methods: list[str],
     return out
 
 
-def ci(tasks: list[np.ndarray]) -> tuple[float, float, float]:
-    return report.stratified_bootstrap_ci(tasks, report.iqm)
-
-
-def markdown(results: dict, meta: dict) -> str:
-    lines = [
-        "# SRL: the paper's Frequency-Averaged Score (FAS)",
-        "",
-        f"Command: `{meta['command']}`; {meta['seeds']} seeds, budgets {meta['budgets']} env "
-        f"steps, hidden {meta['hidden']}, wall {meta['wall_min']:.0f} min on the shared "
-        "2-core CPU. FAS = trapz(R_k + offset, k) / (max_reward x 30) over k = "
-        f"{list(report.FAS_INTERVALS)}, on each seed's best checkpoint, {EPISODES} episodes "
-        "per k; IQM [95% stratified bootstrap CI] over seeds.",
-        "",
-        f"| task | method | FAS | paper ({PAPER_SOURCE}) | return at k=1 "
-        "| R_k at k = 1, 2, 4, 8, 16, 30 |",
-        "|---|---|---|---|---|---|",
-    ]
-    show = [report.FAS_INTERVALS.index(k) for k in (1, 2, 4, 8, 16, 30)]
-    for task, res in results.items():
-        for key, r in res.items():
-            fas = ci([np.asarray(r["fas"])])
-            rets = np.asarray(r["returns"])
-            paper = paper_value(task, key)
-            lines.append(
-                f"| {task} | {method_label(key)} | {fas[0]:.3f} [{fas[1]:.3f}, {fas[2]:.3f}] | "
-                + (f"{paper:.2f}" if paper is not None else "-")
-                + f" | {ci([rets[:, 0]])[0]:.0f} | "
-                + ", ".join(f"{rets[:, i].mean():.0f}" for i in show)
-                + " |"
-            )
-    return "\n".join(lines) + "\n"
-
-
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -336,7 +304,6 @@ def main(argv: list[str] | None = None) -> None:
         }
         record = {"meta": meta, "results": results}
         atomic_write(out / "srl_fas.json", (json.dumps(record, indent=1) + "\n").encode())
-        atomic_write(out / "srl_fas.md", markdown(results, meta).encode())
         plot(results, out / "srl_fas.png")
         return meta
 
@@ -351,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
             lambda r, task=task: save(task, r),
         )
         meta = save(task, rows)
-    print(markdown(results, meta))
+    print(RENDERERS["srl_fas"].render({"meta": meta, "results": results}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ several times more on a CPU) for AC. The final return of a seed is the mean of i
     python experiments/stream_barrier.py --tasks cartpole --rows ppo1,dqn1 --resume  # add rows
 
 Writes experiments/results/stream_barrier.json (per-seed curves of every row and, for
-``classic``, of every rate), stream_barrier.md (table) and stream_barrier.png (curves).
+``classic``, of every rate) and stream_barrier.png (curves); its table is rendered from
+the JSON by ``python -m jaxrl.report build`` (docs/results.md).
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import compile_cache, envs, report, sweep
+from jaxrl import compile_cache, envs, sweep
 from jaxrl.agents.actor_critic import sac
 from jaxrl.agents.on_policy import ppo
 from jaxrl.agents.stream import stream_ac, stream_q
 from jaxrl.agents.value import dqn
 from jaxrl.logging import atomic_write
+from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 CLASSIC = {
@@ -237,63 +239,6 @@ def describe(row: str, r: dict) -> str:
     return "stream-x (ObGD, lr 1)"
 
 
-def fmt(c) -> str:
-    return f"{c[0]:.1f} [{c[1]:.1f}, {c[2]:.1f}]"
-
-
-def markdown(results: dict, meta: dict) -> str:
-    lines = [
-        "# Stream barrier: stream-x vs classic streaming learners (batch = 1, no replay)",
-        "",
-        f"Command: `{meta['command']}`; {meta['seeds']} seeds; {meta['wall_min']:.1f} min of "
-        "compile + training (sum over the rows) on the shared 2-core CPU. "
-        "Final return = mean of a seed's last "
-        f"{FINAL_EVALS} evaluations (greedy policy); IQM [95% stratified bootstrap CI] over "
-        "seeds. Rows: `stream-x` = the paper's learner (ObGD, sparse init, LayerNorm, "
-        "observation normalisation, reward scaling); `classic` = the same learner and "
-        "traces with Adam, dense init, no LayerNorm, no normalisation (batch-size-1, "
-        "replay-free classic AC(lambda) / Q(lambda)), best of Adam rates "
-        f"{meta['lrs']} chosen on the same seeds; `sac1`, `ppo1`, `dqn1` = SAC, PPO, DQN with "
-        "batch = buffer = 1 (their own default rates). "
-        "Mean over the curve = a seed's mean return over every evaluation (speed of "
-        "learning).",
-        "",
-        f"| task | steps | learner | row | final return | mean over the curve | per seed (final) "
-        f"| paper ({SOURCE}) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for task, rows in results.items():
-        for key, r in rows.items():
-            learner, row = split_key(key)
-            scores = np.asarray(r["final"])
-            c = report.stratified_bootstrap_ci([scores], report.iqm)
-            auc = np.asarray(r["returns"]).mean(axis=1)
-            c_auc = report.stratified_bootstrap_ci([auc], report.iqm)
-            per_seed = ", ".join(f"{s:.1f}" for s in scores)
-            lines.append(
-                f"| {task} | {int(r['env_steps'][-1])} | {learner or '-'} | {describe(row, r)} | "
-                f"{fmt(c)} | {fmt(c_auc)} | {per_seed} | {PAPER[row]} |"
-            )
-    lines += [
-        "",
-        "Classic rows at every Adam rate (mean final return over seeds; a rate with a "
-        "diverged seed (a non-finite evaluation) ranks last):",
-        "",
-    ]
-    for task, rows in results.items():
-        for key, r in rows.items():
-            if key.endswith("classic"):
-                per = ", ".join(
-                    f"{lr:g}: {m:.1f}"
-                    + (f" ({n} of {len(r['final'])} seeds diverged)" if n else "")
-                    for lr, m, n in zip(
-                        r["lrs"], r["final_mean_per_lr"], r["diverged_seeds_per_lr"], strict=True
-                    )
-                )
-                lines.append(f"- {task} {split_key(key)[0]}: {per}")
-    return "\n".join(lines) + "\n"
-
-
 def plot(results: dict, path: Path) -> None:
     from jaxrl.logging import new_figure, save_figure
 
@@ -335,15 +280,15 @@ def meta(
         "final_evals": FINAL_EVALS,
         "classic_settings": CLASSIC,
         "tasks": {t: TASKS[t] for t in results},
+        "paper": {"source": SOURCE, "claims": PAPER},
         "wall_min": seconds / 60,
     }
 
 
 def write(out: Path, results: dict, info: dict) -> None:
-    """JSON, markdown and plot of every row so far (called after each row)."""
+    """JSON and plot of every row so far (called after each row)."""
     record = {"meta": info, "results": results}
     atomic_write(out / "stream_barrier.json", (json.dumps(record, indent=1) + "\n").encode())
-    atomic_write(out / "stream_barrier.md", markdown(results, info).encode())
     plot(results, out / "stream_barrier.png")
 
 
@@ -399,7 +344,7 @@ def main(argv: list[str] | None = None) -> dict:
             write(out, results, meta(command, args, budgets, lrs, results, before))
     info = meta(command, args, budgets, lrs, results, before)
     write(out, results, info)
-    print(markdown(results, info))
+    print(RENDERERS["stream_barrier"].render({"meta": info, "results": results}))
     return {"meta": info, "results": results}
 
 

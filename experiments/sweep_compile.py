@@ -4,7 +4,8 @@ Runs the issue's command ``jaxrl sweep ppo --grid lr=1e-4,3e-4,1e-3 --grid
 ent_coef=0,0.01 --seeds 4 --steps 100000`` and the six ``jaxrl train`` runs of the same
 settings, each in a fresh process (as a user would), counting backend compiles with
 ``jaxrl.compile_cache.CompileStats``, with the persistent compilation cache off (cold
-compiles in every process). Writes experiments/results/sweep_compile.{json,md}.
+compiles in every process). Writes experiments/results/sweep_compile.json; its table is
+rendered from the JSON by ``python -m jaxrl.report build`` (docs/results.md).
 
     python experiments/sweep_compile.py [--steps 100000] [--seeds 4]
 """
@@ -68,25 +69,9 @@ def main() -> None:
     result["train_total"] = {k: sum(r[k] for r in trains) for k in keys}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sweep_compile.json").write_text(json.dumps(result, indent=2) + "\n")
-    s, t = result["sweep"], result["train_total"]
-    md = [
-        "# One `jaxrl sweep` vs six `jaxrl train` runs",
-        "",
-        f"PPO on cartpole, 3 lr x 2 ent_coef settings, {args.seeds} seeds x {args.steps:,} "
-        "steps each; every run in a fresh process on the shared 2-core CPU machine "
-        "(contended: wall seconds vary with load).",
-        "",
-        "| | XLA compiles | compile s | run s | process wall s |",
-        "|---|---|---|---|---|",
-        f"| `jaxrl sweep` (one program) | {s['compiles']} | {s['compile_seconds']:.1f} | "
-        f"{s['run_seconds']:.1f} | {s['process_seconds']:.1f} |",
-        f"| 6 x `jaxrl train` (total) | {t['compiles']} | {t['compile_seconds']:.1f} | "
-        f"{t['run_seconds']:.1f} | {t['process_seconds']:.1f} |",
-        "",
-        "Command: `python experiments/sweep_compile.py`",
-    ]
-    (RESULTS / "sweep_compile.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    from jaxrl.report.renderers import RENDERERS
+
+    print(RENDERERS["sweep_compile"].render(result))
 
 
 if __name__ == "__main__":

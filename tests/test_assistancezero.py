@@ -176,6 +176,8 @@ def test_search_under_jit_and_vmap_over_seeds():
     assert info["search_policy"].shape == (2, 3, env.action_spec.num_actions)
     np.testing.assert_allclose(np.asarray(info["search_policy"].sum(-1)), 1.0, rtol=1e-5)
     assert bool(jnp.all(jnp.isfinite(info["search_value"])))
+    # Every simulation passes through one root action.
+    assert bool(jnp.all(info["visit_counts"].sum(-1) == TINY["num_simulations"]))
     again = act(sweep.seed_keys(0, 2))[0]
     np.testing.assert_array_equal(np.asarray(action), np.asarray(again))  # deterministic
     assert info["goal"].shape == (2, 3, 9) and bool(jnp.all(info["goal_known"] == 1))

@@ -134,6 +134,28 @@ def test_flat_adam_equals_per_leaf_adam_over_steps():
         params = optax.apply_updates(params, u1)
 
 
+def test_adam_weight_decay_equals_optax_adamw():
+    """``weight_decay > 0`` is optax.adamw (decoupled decay before the lr) over steps; with
+    zero gradients the first update is ``-lr * weight_decay * params`` exactly."""
+    params = {"w": jnp.array([1.0, -2.0, 3.0]), "b": jnp.array([0.5])}
+    ours, ref = adam(3e-3, weight_decay=0.1), optax.adamw(3e-3, weight_decay=0.1)
+    s1, s2 = ours.init(params), ref.init(params)
+    for step in range(3):
+        grads = jax.tree.map(lambda x, i=step: jnp.cos(x * (i + 1.0)), params)
+        u1, s1 = ours.update(grads, s1, params)
+        u2, s2 = ref.update(grads, s2, params)
+        for k in params:
+            np.testing.assert_allclose(u1[k], u2[k], rtol=1e-6)
+        params = optax.apply_updates(params, u1)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    fresh = adam(3e-3, weight_decay=0.1)
+    u, _ = fresh.update(zeros, fresh.init(params), params)
+    np.testing.assert_allclose(u["w"], -3e-3 * 0.1 * np.asarray(params["w"]), rtol=1e-6)
+    assert jax.tree.structure(adam(1e-3, weight_decay=0.0).init(params)) == jax.tree.structure(
+        optax.adam(1e-3).init(params)
+    )  # no decay: the plain Adam chain
+
+
 def test_replay_sequences_are_consecutive_steps_of_one_env_after_wrapping():
     """3 envs write rows of (step, env); after the ring wraps, every sampled run is n
     consecutive stored steps of one env, time-major, and reaches every stored start."""

@@ -158,6 +158,66 @@ def test_windy_ledge_dynamics():
     assert np.argmax(q0[0, start]) == 1 and np.argmax(q1[0, start]) == 0
 
 
+def test_graded_routes_robust_plan_changes_with_the_radius():
+    """``linear/graded``: the exact robust plan takes the far, middle and near route at
+    rho 0.05, 0.1 and 0.2 (three radii, three routes), and the shift is a gust in the
+    corridor cells only."""
+    mdp = envs.make("linear/graded", shift=0.25).unwrapped
+    picks = {}
+    for rho, route in L.GRADED_PICKS.items():
+        q = L.robust_dp(mdp.features_np, mdp.nominal_mu, mdp.reward_np, mdp.horizon, rho)[0]
+        top = np.sort(q[0, mdp.start])
+        assert np.argmax(q[0, mdp.start]) == route and top[-1] - top[-2] > 0.05 * top[-1]
+        picks[rho] = route
+    assert len({picks[0.05], picks[0.1], picks[0.2]}) == 3
+    p = np.asarray(mdp.transition, np.float64)
+    lava, ends = mdp.trap, np.cumsum((1, *L.GRADED_LENGTHS))
+    for k, (first, end) in enumerate(zip(ends[:-1], ends[1:], strict=True)):
+        np.testing.assert_allclose(p[mdp.start, k, first], 1.0, atol=1e-6)  # no gust at start
+        for cell in range(first, end - 1):  # corridor: a gust of 0.25 into the lava
+            np.testing.assert_allclose(p[cell, :, cell + 1], 0.75, atol=1e-6)
+            np.testing.assert_allclose(p[cell, :, lava], 0.25, atol=1e-6)
+        np.testing.assert_allclose(p[end - 1, :, end - 1], 1.0, atol=1e-6)  # the exit absorbs
+        np.testing.assert_allclose(mdp.reward_np[end - 1], L.GRADED_REWARDS[k])
+    assert D.SPEC.make_config("linear/graded").share_steps
+
+
+@pytest.mark.slow  # ~20-30 s of plan compiles on 2 busy cores
+def test_softmax_evaluation_samples_the_regularised_bonus_free_policy():
+    """``eval_policy="softmax"`` evaluates ``pi_h`` of the bonus-free plan (frequencies
+    match its probabilities); the default takes that plan's argmax. The statistics are
+    those of 100 visits of every (s, a) with expected next states (a learned model)."""
+    env = envs.make("linear/drect")
+    mdp = env.unwrapped
+    hp = D.SPEC.default_hparams(kl_coef=0.3)
+    soft = D.make_agent(D.Config(share_steps=True, eval_policy="softmax"), env, hp, None)
+    greedy = D.make_agent(D.Config(share_steps=True), env, hp, None)
+    phi = mdp.features_np.reshape(-1, mdp.dim)
+    stats = {
+        "gram": np.eye(mdp.dim) + 100 * phi.T @ phi,
+        "next_counts": 100 * phi.T @ (phi @ mdp.nominal_mu),
+        "reward_sum": 100 * phi.T @ mdp.reward_np.reshape(-1),
+    }
+    stats = {k: jnp.asarray(v[None], jnp.float32) for k, v in stats.items()}
+    n = 4000
+    obs = jnp.stack([mdp.observe(mdp.start, 0)] * n)
+
+    @jax.jit  # one compile: the plan, its bonus-free policy, both evaluations
+    def run(key):
+        state = soft.init(key).replace(**stats)
+        log_pi = D.greedy_plan(D.Config(share_steps=True), env, hp, state).log_pi[0, mdp.start]
+        return log_pi, soft.act(state, obs, key, False)[0], greedy.act(state, obs, key, False)[0]
+
+    log_pi, sampled, argmax = run(jax.random.PRNGKey(0))
+    pi = np.exp(np.asarray(log_pi, np.float64))
+    assert pi.max() - pi.min() > 0.05 and pi.max() < 0.95  # neither flat nor one-hot
+    freq = np.bincount(np.asarray(sampled), minlength=mdp.num_actions) / n
+    np.testing.assert_allclose(freq, pi, atol=0.03)
+    np.testing.assert_array_equal(np.asarray(argmax), np.argmax(pi))
+    with pytest.raises(ValueError, match="eval_policy"):
+        runner.resolve("drrpo", "linear/graded", config={"eval_policy": "mode"})
+
+
 def test_bad_configs_raise_clear_errors():
     spec = agents.get("drrpo")
     with pytest.raises(ValueError, match="reference"):

@@ -1,5 +1,7 @@
 """MBRCSL, RCSL, BC and IQL on Point Maze: configs, the stitching rollouts, learning."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,8 @@ import pytest
 
 import jaxrl.envs as E
 from jaxrl import sweep
-from jaxrl.agents.offline import bc, iql, mbrcsl, rcsl
+from jaxrl.agents.offline import bc, common, iql, mbrcsl, rcsl
+from jaxrl.core import Transition
 from jaxrl.data.datasets import make_dataset, scripted
 
 
@@ -27,6 +30,7 @@ def env():
         ({"behavior": "vae"}, "behavior"),
         ({"diffusion_steps": 0}, "diffusion_steps"),
         ({"max_rollout_batches": 0}, "max_rollout_batches"),
+        ({"weight_decay": -0.1}, "weight_decay"),
     ],
 )
 def test_bad_mbrcsl_config_raises_before_compiling(env, over, match):
@@ -41,6 +45,77 @@ def test_offline_agents_need_a_dataset_and_continuous_actions(tmp_path):
         bc.SPEC.make_train(bc.Config(), E.make("cartpole"))
     with pytest.raises(ValueError, match="does not exist"):
         iql.SPEC.make_train(iql.Config(dataset=str(tmp_path / "none.npz")), E.make("pointmaze"))
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 1.0, 0.01])
+def test_top_trajectories_matches_numpy(fraction):
+    """%BC's filter: the ceil(fraction * N) best returns (at least one), ties to the lower
+    index, as a stable NumPy sort picks them."""
+    rng = np.random.default_rng(3)
+    returns = rng.integers(0, 6, size=40).astype(np.float32)  # many ties
+    got = np.asarray(common.top_trajectories(jnp.asarray(returns), fraction))
+    k = max(1, int(np.ceil(fraction * len(returns))))
+    want = np.zeros(len(returns), bool)
+    want[np.argsort(-returns, kind="stable")[:k]] = True
+    np.testing.assert_array_equal(got, want)
+    assert got.sum() == k and returns[got].min() >= returns[~got].max(initial=-np.inf)
+    with pytest.raises(ValueError, match="fraction"):
+        common.top_trajectories(jnp.asarray(returns), 0.0)
+
+
+def test_percent_bc_trains_on_the_top_tenth_by_return(env):
+    """``bc`` with ``top_fraction=0.1`` (the paper's %BC): its data keeps the dataset's
+    best 10% of trajectories by return, and samples only their steps."""
+    config = bc.Config(top_fraction=0.1, batch_size=512)
+    data = bc.SPEC.data(config, env)
+    prepared = jax.jit(lambda k: data.prepare(k, bc.HParams()))(jax.random.PRNGKey(0))
+    returns = np.asarray(scripted(env, jax.random.PRNGKey(config.dataset_seed)).returns)
+    top = np.argsort(-returns, kind="stable")[: int(np.ceil(0.1 * len(returns)))]
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(prepared.keep)), np.sort(top))
+    np.testing.assert_allclose(float(data.data_return(prepared)), returns[top].mean(), rtol=1e-5)
+    batch = data.sample(prepared, jax.random.PRNGKey(1))
+    # Returns-to-go at a step never exceed the trajectory's return; kept ones are high.
+    first = np.asarray(batch.extras["timestep"]) == 0
+    assert np.all(np.asarray(batch.extras["rtg"])[first] >= returns[top].min() - 1e-3)
+    with pytest.raises(ValueError, match="top_fraction"):
+        bc.SPEC.make_train(bc.Config(top_fraction=1.5), env)
+
+
+def test_paper_policy_option_is_the_papers_output_policy(env):
+    """``mbrcsl.PAPER_POLICY``: kept rollouts only, 1024 x 1024, lr 5e-5, weight decay 0.1
+    (AdamW: a zero-gradient update shrinks every kernel by lr * 0.1)."""
+    config = mbrcsl.SPEC.make_config(**mbrcsl.PAPER_POLICY["config"])
+    hparams = mbrcsl.SPEC.default_hparams(**mbrcsl.PAPER_POLICY["hparams"])
+    assert config.with_dataset is False and tuple(config.hidden) == (1024, 1024)
+    assert config.weight_decay == 0.1 and float(hparams.lr) == pytest.approx(5e-5)
+    assert mbrcsl.Config().weight_decay == 0.0  # the default stays plain Adam
+    schedule = mbrcsl.SPEC.schedule(config, env)
+    agent = mbrcsl.make_agent(config, env, hparams, schedule)
+    state = agent.init(jax.random.PRNGKey(0))
+    kernels = sorted(x.shape for x in jax.tree.leaves(state.params) if x.ndim == 2)
+    obs_dim, act_dim = env.observation_spec.shape[0], env.action_spec.shape[0]
+    assert kernels == sorted([(obs_dim + 1, 1024), (1024, 1024), (1024, act_dim)])
+    # Against the same policy without decay: one update differs by -lr * 0.1 * params.
+    plain = mbrcsl.make_agent(dataclasses.replace(config, weight_decay=0.0), env, hparams, schedule)
+    rng = np.random.default_rng(0)
+    batch = Transition(
+        obs=jnp.asarray(rng.normal(size=(8, obs_dim + 1)), jnp.float32),
+        action=jnp.asarray(rng.uniform(-1, 1, size=(8, act_dim)), jnp.float32),
+        reward=jnp.zeros(8),
+        terminated=jnp.zeros(8, bool),
+        truncated=jnp.zeros(8, bool),
+        next_obs=jnp.zeros((8, obs_dim)),
+    )
+    key = jax.random.PRNGKey(1)
+    decayed = agent.update(state, batch, key)[0].params
+    undecayed = plain.update(plain.init(jax.random.PRNGKey(0)), batch, key)[0].params
+    for d, u, p in zip(*map(jax.tree.leaves, (decayed, undecayed, state.params)), strict=True):
+        diff, p = np.asarray(d, np.float64) - np.asarray(u), np.asarray(p, np.float64)
+        # float32 iterates: off by a few ulps of the leaf's largest entry at most
+        ulp = float(np.spacing(np.float32(np.abs(p).max())))
+        assert np.abs(diff + 5e-5 * 0.1 * p).max() <= 4 * ulp
+        if np.any(p):  # the least-squares factor of diff on params: -lr * weight_decay
+            assert np.sum(diff * p) / np.sum(p * p) == pytest.approx(-5e-6, rel=0.01)
 
 
 def test_dataset_holds_only_suboptimal_pieces(env):

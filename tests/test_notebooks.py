@@ -21,7 +21,8 @@ def run_notebook(path: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["01_quickstart", "02_sweeps", "03_mjx", "04_model_based", "05_results"]
+    "name",
+    ["01_quickstart", "02_sweeps", "03_mjx", "04_model_based", "05_results", "06_planning"],
 )
 def test_notebook_runs(name, tmp_path):
     run_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path)

@@ -95,6 +95,13 @@ def test_rendered_statistics_match_the_experiments_own_records():
     for m, slope in drrpo["regret_slope"].items():
         per_seed = renderers._drrpo_slope(episodes, np.asarray(drrpo["regret"][m]))
         np.testing.assert_allclose(renderers.ci(per_seed), slope)
+    # A record with the softmax policy's returns gets their table (older records: none).
+    assert "regularised softmax" not in renderers.drrpo_shift(drrpo)
+    soft = {m: (np.asarray(r) - 1.0).tolist() for m, r in drrpo["exact_return"].items()}
+    text = renderers.drrpo_shift({**drrpo, "exact_return_softmax": soft})
+    m = next(iter(soft))
+    row = " | ".join([m, *(renderers.iqm_ci(np.asarray(soft[m])[:, k], 2) for k in range(2))])
+    assert "regularised softmax" in text and row in text
     x = np.array([3.0, -1.0, 7.0, 2.0, 5.0, 100.0, 4.0, 0.0])
     assert renderers.ci(x)[0] == report.iqm(x) == np.mean(np.sort(x)[2:6])
 

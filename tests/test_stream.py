@@ -230,6 +230,9 @@ def _final_returns(algo, config, env_name, num_seeds=4, **hparams):
     return np.asarray(metrics["eval_return"])
 
 
+# Slow since the planning notebook joined CI: ../shared/acceptance/stream trains stream_ac and
+# stream_q on cartpole (4 seeds, 200k steps, asserts >= 200 each).
+@pytest.mark.slow
 def test_stream_ac_cartpole_learns():
     """Measured at 40k steps: 500 in all of 16 seeds (final evaluation, 16 episodes)."""
     config = stream_ac.Config(total_steps=40_000, num_evals=5)
@@ -238,6 +241,7 @@ def test_stream_ac_cartpole_learns():
     assert returns[:, -1].mean() >= 450, returns[:, -1]
 
 
+@pytest.mark.slow  # covered by ../shared/acceptance/stream (see above)
 def test_stream_q_cartpole_learns():
     """Measured at 50k steps: means of 4 seeds 493, 494, 442, 485 (16 seeds)."""
     config = stream_q.Config(total_steps=50_000, num_evals=5)

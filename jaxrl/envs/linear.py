@@ -16,6 +16,13 @@ Every env here is one ``LinearMDP`` built from those arrays:
   cell a gust blows the agent into the lava (absorbing, reward 0) with probability
   ``shift``: the nominal task has no wind, so the best nominal plan walks to the far
   exit (7 vs 6.5 over ``H = 12``), which a gust of 0.2 makes a poor bet.
+- ``graded``: three routes of graded risk. From the start state action ``k`` enters route
+  ``k``, a corridor of ``1``, ``3`` or ``9`` cells whose last cell is an absorbing exit
+  paying ``0.35``, ``0.5`` or ``1`` per step spent there (``H = 20``; elsewhere every
+  action walks on). The longer the route, the more steps the adversary (or a gust) can
+  push the agent into the lava, so the exact robust plan changes with the radius: the far
+  exit at ``rho`` 0 and 0.05, the middle one at 0.1, the near one at 0.2
+  (``GRADED_PICKS``; margins of at least 8% of the best value).
 
 The knob ``shift`` (a constructor kwarg, default ``0``, in ``[0, 1]``) moves every factor
 toward the env's trap state: ``mu_i' = (1 - shift) mu_i + shift e_trap`` (``windy``: the
@@ -188,7 +195,46 @@ def windy(horizon: int = 12, near_reward: float = NEAR_REWARD, shift: float = 0.
     )  # fmt: skip
 
 
-_ENVS = {"tabular": tabular, "drect": drect, "windy": windy}
+GRADED_LENGTHS, GRADED_REWARDS, GRADED_HORIZON = (1, 3, 9), (0.35, 0.5, 1.0), 20
+#: The route (start action) the exact robust plan of ``graded()`` takes, per TV radius.
+GRADED_PICKS = {0.0: 2, 0.05: 2, 0.1: 1, 0.2: 0}
+
+
+def graded(
+    horizon: int = GRADED_HORIZON,
+    lengths: tuple[int, ...] = GRADED_LENGTHS,
+    rewards: tuple[float, ...] = GRADED_REWARDS,
+    shift: float = 0.0,
+) -> LinearMDP:
+    """Routes of graded risk (module docstring): state 0 the start, then each route's
+    cells in order (its last cell the exit), the lava last; one action per route, one-hot
+    features; ``shift`` is a gust in the corridor cells (not the start, exits or lava)."""
+    if len(lengths) != len(rewards) or min(lengths) <= 0:
+        raise ValueError(f"graded: one positive length per reward, got {lengths}, {rewards}")
+    bounds = np.cumsum((1, *lengths))  # route k: states bounds[k] .. bounds[k + 1] - 1
+    s_count, a_count = int(bounds[-1]) + 1, len(lengths)
+    lava = s_count - 1
+    p = np.zeros((s_count, a_count, s_count))
+    reward = np.zeros((s_count, a_count))
+    p[0, np.arange(a_count), bounds[:-1]] = 1.0
+    p[lava, :, lava] = 1.0
+    corridor = np.zeros(s_count)
+    for k in range(a_count):
+        first, exit_ = int(bounds[k]), int(bounds[k + 1]) - 1
+        for s in range(first, exit_):
+            p[s, :, s + 1] = 1.0
+            corridor[s] = 1.0
+        p[exit_, :, exit_] = 1.0
+        reward[exit_] = rewards[k]
+    d = s_count * a_count
+    features = np.eye(d).reshape(s_count, a_count, d)
+    return LinearMDP(
+        features, p.reshape(d, s_count), reward, horizon, 0, lava, shift,
+        shift_mask=np.repeat(corridor, a_count),
+    )  # fmt: skip
+
+
+_ENVS = {"tabular": tabular, "drect": drect, "windy": windy, "graded": graded}
 
 
 def names() -> list[str]:
@@ -201,7 +247,8 @@ def args(name: str) -> dict[str, Any]:
 
 
 def make(name: str, **kwargs: Any) -> LinearMDP:
-    """The linear MDP ``name`` (``tabular``, ``drect``, ``windy``) with constructor kwargs."""
+    """The linear MDP ``name`` (``tabular``, ``drect``, ``windy``, ``graded``) with
+    constructor kwargs."""
     if name not in _ENVS:
         raise ValueError(f"unknown linear MDP {name!r}; known: {', '.join(_ENVS)}")
     return _ENVS[name](**kwargs)

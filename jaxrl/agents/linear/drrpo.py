@@ -34,7 +34,9 @@ function is at a kink, so ``alpha`` ranges over the next values ``V_{h+1}(s')``)
 
 Acting samples ``a ~ pi_h(. | s)`` of the optimistic plan (``beta > 0``); evaluation
 (``explore=False``) takes ``argmax_a`` of a second plan made with ``beta = 0`` (the learned
-robust policy without its exploration bonus). Observations are ``one_hot(s) ++
+robust policy without its exploration bonus), or with ``eval_policy="softmax"`` samples
+that plan's regularised policy ``pi_h`` itself (the policy the theory is about; with
+``kl_coef = 0`` it is uniform over the maximisers). Observations are ``one_hot(s) ++
 one_hot(h)``. All hyperparameters (``rho``, ``beta``, ``kl_coef``, ``ridge``) are traced
 floats, so seeds and radii are one ``vmap``.
 
@@ -67,8 +69,9 @@ REFERENCES = ("uniform", "previous")
 #: (per-step statistics, the paper's setting, learn about ``H`` times slower: on
 #: ``linear/windy`` at 12k steps they had not left the start region).
 PRESETS: dict[str, dict[str, Any]] = {
-    f"linear/{name}": {"share_steps": True} for name in ("tabular", "drect", "windy")
+    f"linear/{name}": {"share_steps": True} for name in ("tabular", "drect", "windy", "graded")
 }
+EVAL_POLICIES = ("greedy", "softmax")
 #: A log-probability standing for an action the greedy policy never takes.
 NEVER = -1e9
 
@@ -77,12 +80,13 @@ NEVER = -1e9
 class Config:
     """Static settings. ``num_envs`` independent learners (``Stream``); ``share_steps``
     pools the statistics of every step ``h`` (time-homogeneous dynamics); ``reference``:
-    one of ``REFERENCES``."""
+    one of ``REFERENCES``; ``eval_policy``: one of ``EVAL_POLICIES`` (module docstring)."""
 
     total_steps: int = 20_000
     num_envs: int = 1
     share_steps: bool = False
     reference: str = "uniform"
+    eval_policy: str = "greedy"
     num_evals: int = 10
     num_eval_envs: int = 16
     eval_max_steps: int = loops.EVAL_MAX_STEPS  # evaluation episodes cut at this length
@@ -245,13 +249,17 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
 
     def act(state: DRRPOState, obs: jax.Array, key: jax.Array, explore=True, **_):
         """``obs [B, S + H] -> action [B]`` int32: a sample of the optimistic policy, or
-        (``explore=False``) the argmax of the bonus-free one."""
+        (``explore=False``) the argmax of the bonus-free one (``eval_policy="softmax"``: a
+        sample of it)."""
         s, h = decode(obs)
         if explore:
             action = jax.random.categorical(key, state.act.log_pi[h, s])
         else:
             greedy = plan_of(config, phi, hparams, state, jnp.float32(0.0))
-            action = jnp.argmax(greedy.log_pi[h, s], axis=-1)
+            if config.eval_policy == "softmax":
+                action = jax.random.categorical(key, greedy.log_pi[h, s])
+            else:
+                action = jnp.argmax(greedy.log_pi[h, s], axis=-1)
         return action.astype(jnp.int32), {}
 
     def update(state: DRRPOState, t: Transition, key: jax.Array):
@@ -295,6 +303,10 @@ def check(config: Config, env: Env) -> None:
         )
     if config.reference not in REFERENCES:
         raise ValueError(f"unknown reference {config.reference!r}; known: {', '.join(REFERENCES)}")
+    if config.eval_policy not in EVAL_POLICIES:
+        raise ValueError(
+            f"unknown eval_policy {config.eval_policy!r}; known: {', '.join(EVAL_POLICIES)}"
+        )
     if config.num_eval_envs % config.num_envs:
         raise ValueError(
             f"num_eval_envs={config.num_eval_envs} must be a multiple of num_envs={config.num_envs}"

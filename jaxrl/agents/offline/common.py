@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,17 @@ def action_bounds(env: Env) -> tuple[np.ndarray, np.ndarray]:
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise ValueError("offline agents need a bounded action spec (finite low and high)")
     return (high + low) / 2, (high - low) / 2
+
+
+def top_trajectories(returns: jax.Array, fraction: float) -> jax.Array:
+    """``[N]`` bool: the ``ceil(fraction * N)`` trajectories (at least one) with the highest
+    ``returns [N]``, ties going to the lower index (%BC's filter; ``fraction`` static)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    n = returns.shape[0]
+    k = max(1, math.ceil(fraction * n))
+    order = jnp.argsort(-returns, stable=True)
+    return jnp.zeros((n,), jnp.bool_).at[order[:k]].set(True)
 
 
 class ConditionedData(struct.PyTreeNode):

@@ -40,7 +40,8 @@ Departures from the paper, each found necessary on this CPU budget (paper in bra
   in the real env; the offline data anchors the behaviour at the goal while conditioning
   on the rollouts' higher returns still selects the stitched route. Its learning rate
   decays to zero (cosine) over ``total_steps``;
-- RCSL policy MLP 2 x 256 [2 x 1024, which at lr 1e-3 collapsed to the BC level here];
+- RCSL policy MLP 2 x 256, Adam at lr 1e-3 [2 x 1024, lr 5e-5, weight decay 0.1: the
+  option ``PAPER_POLICY``; 2 x 1024 at lr 1e-3 collapsed to the BC level here];
   ensemble members 3 x 128 [4 x 200; the full-size experiment uses 4 x 200]; by default one
   batch of ``num_rollouts`` rollouts (``max_rollout_batches=1``), of which the first
   ``num_keep`` that pass are kept [sample until 100 pass]; when none passes, the
@@ -101,6 +102,7 @@ class Config(common.OfflineConfig):
     max_rollout_batches: int = 1
     # Also train the RCSL policy on the offline trajectories, half of each batch from each.
     with_dataset: bool = True
+    weight_decay: float = 0.0  # the RCSL policy's (AdamW when > 0)
 
 
 @struct.dataclass
@@ -116,8 +118,24 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     """The output RCSL policy: input ``[obs, rtg / return_scale]``."""
     obs_dim = env.observation_spec.shape[0]
     return rcsl.policy_agent(
-        env, obs_dim + 1, config.hidden, config.activation, hparams.lr, schedule.num_iters
+        env,
+        obs_dim + 1,
+        config.hidden,
+        config.activation,
+        hparams.lr,
+        schedule.num_iters,
+        config.weight_decay,
     )
+
+
+#: The paper's RCSL output policy (Zhou et al., 2023; its official repository's settings
+#: as ../shared/PAPERS.md records them): trained on the kept rollouts only, a 1024 x 1024
+#: MLP, lr 5e-5 with weight decay 0.1 (AdamW). Use as ``SPEC.make_config(**c)`` and
+#: ``SPEC.default_hparams(**h)`` with ``c, h = PAPER_POLICY["config"], PAPER_POLICY["hparams"]``.
+PAPER_POLICY: dict[str, dict[str, Any]] = {
+    "config": {"with_dataset": False, "hidden": (1024, 1024), "weight_decay": 0.1},
+    "hparams": {"lr": 5e-5},
+}
 
 
 POSITIVE = (
@@ -157,6 +175,8 @@ def check(config: Config, env: Env) -> None:
         raise ValueError(f"behavior must be 'mixture' or 'diffusion', got {config.behavior!r}")
     if config.rollout_horizon < 0:
         raise ValueError(f"rollout_horizon must be >= 0, got {config.rollout_horizon}")
+    if config.weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {config.weight_decay}")
     for name in ("model_hidden", "behavior_hidden"):
         widths = getattr(config, name)
         if not widths or min(widths) <= 0:

@@ -53,12 +53,13 @@ def policy_agent(
     activation: str,
     lr: jax.Array,
     decay_steps: int | None = None,
+    weight_decay: float = 0.0,
 ) -> Agent:
     """A deterministic MLP policy trained by action regression (MSE in ``[-1, 1]`` units).
 
     With ``decay_steps`` the learning rate follows a cosine decay to zero over that many
     updates, so the final policy is not a noisy late iterate (closed-loop returns of a
-    regressed policy swing a lot between nearby iterates).
+    regressed policy swing a lot between nearby iterates). ``weight_decay > 0``: AdamW.
 
     ``act(state, obs [B, in_dim], key)`` -> actions ``[B, act_dim]`` in the env's bounds;
     ``update(state, batch)`` regresses ``batch.action`` from ``batch.obs [N, in_dim]``.
@@ -68,7 +69,7 @@ def policy_agent(
     act_dim = center.shape[0]
     net = TanhPolicy(act_dim, hidden, activation)
     schedule = lr if decay_steps is None else optax.cosine_decay_schedule(lr, decay_steps)
-    tx = adam(schedule)
+    tx = adam(schedule, weight_decay=weight_decay)
 
     def init(key: jax.Array) -> PolicyState:
         params = net.init(key, jnp.zeros((1, in_dim), jnp.float32))

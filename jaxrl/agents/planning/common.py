@@ -9,6 +9,9 @@ are returned in ``act``'s info and kept by the replay buffer (``Replay(extras=..
 - ``search_value [B]``: the root's backed-up value, the value target;
 - ``searched [B]``: 1 for steps the search chose (0 for the loop's random warm-up steps,
   whose extras are zeros), a loss mask.
+
+The info also carries ``visit_counts [B, A]`` (int32), the simulations that went through
+each root action, for inspection (no replay keeps it).
 """
 
 from __future__ import annotations
@@ -132,8 +135,9 @@ def run_search(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """One batched search from ``root`` (leaves ``[B, ...]``).
 
-    Returns ``(action [B] int32, info)`` with ``info`` the ``EXTRAS``. ``explore=False``
-    picks the search's best action deterministically.
+    Returns ``(action [B] int32, info)`` with ``info`` the ``EXTRAS`` and the root's
+    ``visit_counts [B, A]``. ``explore=False`` picks the search's best action
+    deterministically.
     """
     if config.search == "gumbel":
         out = mctx.gumbel_muzero_policy(
@@ -156,11 +160,12 @@ def run_search(
             dirichlet_fraction=0.25 if explore else 0.0,
         )
         action = out.action if explore else jnp.argmax(out.action_weights, axis=-1)
-    value = out.search_tree.summary().value
+    summary = out.search_tree.summary()
     info = {
         "search_policy": out.action_weights,
-        "search_value": value,
-        "searched": jnp.ones_like(value),
+        "search_value": summary.value,
+        "searched": jnp.ones_like(summary.value),
+        "visit_counts": summary.visit_counts.astype(jnp.int32),
     }
     return action.astype(jnp.int32), info
 
