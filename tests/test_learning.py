@@ -35,6 +35,7 @@ def test_sac_pendulum_reaches_minus_250_within_20k_steps():
     assert returns[:, -1].mean() >= -250, returns[:, -1]
 
 
+@pytest.mark.slow  # ~90 s on 2 cores; `jaxrl bench --quick` (ppo_mjx) times MJX PPO to solve
 def test_ppo_mjx_playground_cartpole_balance_reaches_900_within_1_5m_steps():
     """MuJoCo MJX physics (Playground's DM Control CartpoleBalance, optimum 1000)."""
     name = "playground/CartpoleBalance"
