@@ -1,5 +1,7 @@
 """Networks and initialisers."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -140,3 +142,24 @@ def test_dense_matches_flax_dense_in_value_and_gradient():
     g_two = jax.grad(lambda p: loss(ref, p, x))(jax.tree.map(lambda p: 2 * p, params))
     for a, b in zip(jax.tree.leaves(g_vmap), jax.tree.leaves(g_two), strict=True):
         np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["drama_actor", "drama_critic", "srl_actor"])
+def test_recurrent_and_head_inits_hold_no_qr_custom_call(which):
+    """A batched LAPACK QR (flax's orthogonal init, GRUCell's default recurrent init)
+    vmapped over seeds can deadlock XLA:CPU's thread pool on 2 cores (seen as a hung,
+    idle ``golden.py`` run in ``lapack_sgeqrf_ffi``): these modules use jaxrl's
+    Gram-Schmidt ``orthogonal`` instead, so their vmapped init has no ``qr``."""
+    from jaxrl.agents.actor_critic.srl import SequenceActor
+    from jaxrl.agents.model_based.drama import Actor, Critic
+
+    x = jnp.zeros((2, 6))
+    module, args = {
+        "drama_actor": (Actor(num_actions=3, hidden=8, layers=1), (x,)),
+        "drama_critic": (Critic(num_bins=5, hidden=8, layers=1), (x,)),
+        "srl_actor": (SequenceActor(action_dim=1, hidden=(8,), gru_size=8), (x, 2)),
+    }[which]
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    init = jax.vmap(lambda k: module.init(k, *args))
+    text = str(jax.make_jaxpr(init)(keys))
+    assert re.search(r"\bqr\[", text) is None  # the qr primitive: LAPACK geqrf on CPU

@@ -54,6 +54,7 @@ from jaxrl.core.domains import FINITE, POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
 from jaxrl.models.dynamics import DynamicsModel, Ensemble
 from jaxrl.nets import MLP, QNetwork
+from jaxrl.nets.init import orthogonal
 from jaxrl.nets.mlp import tanh_gaussian
 from jaxrl.transforms import fas
 from jaxrl.transforms.action_sequences import SEQUENCE_KEY, with_action_sequences
@@ -129,7 +130,8 @@ class SequenceActor(nn.Module):
     def __call__(self, obs: jax.Array, length: int) -> tuple[jax.Array, jax.Array]:
         x = MLP(self.hidden, self.act)(obs)
         h = jnp.tanh(nn.Dense(self.gru_size)(x))
-        cell = nn.GRUCell(features=self.gru_size)
+        # jaxrl's Gram-Schmidt orthogonal init: flax's default (a QR) can hang vmapped on XLA:CPU.
+        cell = nn.GRUCell(features=self.gru_size, recurrent_kernel_init=orthogonal())
         head = nn.Dense(2 * self.action_dim)
         outs = []
         for _ in range(length):  # length <= act_len (16): unrolled, one set of weights

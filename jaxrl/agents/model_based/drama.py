@@ -63,6 +63,7 @@ from jaxrl.models.world_model import (
     unimix_log_probs,
 )
 from jaxrl.nets.dense import Dense
+from jaxrl.nets.init import orthogonal
 from jaxrl.returns import lambda_returns
 from jaxrl.transforms import sampled
 from jaxrl.transforms.world_model import Imagined, with_world_model
@@ -242,8 +243,9 @@ class ActorCriticState(struct.PyTreeNode):
 
 
 #: The output layers' init, as the official ``layer_init(..., std=0.001)``: orthogonal
-#: weights of gain 0.001 and zero bias, so the first policy is near uniform but not flat.
-HEAD_INIT = nn.initializers.orthogonal(0.001)
+#: weights of gain 0.001 and zero bias, so the first policy is near uniform but not flat
+#: (jaxrl's Gram-Schmidt orthogonal: flax's QR one can hang vmapped on XLA:CPU).
+HEAD_INIT = orthogonal(0.001)
 
 
 class Actor(nn.Module):
