@@ -204,6 +204,22 @@ def ppo_objective(
     }
 
 
+def optimizer(config: Any, hparams: HParams, schedule: loops.Schedule) -> Any:
+    """PPO's Adam (flat), its rate linearly annealed to zero over every gradient step of
+    the run when ``config.anneal_lr``; ``config`` has PPO's optimiser fields."""
+    total_grad_steps = schedule.num_iters * config.num_epochs * config.num_minibatches
+
+    def annealed(count: jax.Array) -> jax.Array:
+        return hparams.lr * (1.0 - count / total_grad_steps)
+
+    return adam(
+        annealed if config.anneal_lr else hparams.lr,
+        eps=hparams.adam_eps,
+        max_grad_norm=hparams.max_grad_norm,
+        flat=True,
+    )
+
+
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
     """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
     obs_shape = env.observation_spec.shape
@@ -214,17 +230,7 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         actor = DiagGaussian(spec.shape[0], config.hidden, config.activation, config.ortho_init)
     critic = ValueHead(config.hidden, config.activation, ortho=config.ortho_init)
     encoder = NatureCNN() if config.encoder == "cnn" else None
-    total_grad_steps = schedule.num_iters * config.num_epochs * config.num_minibatches
-
-    def annealed(count: jax.Array) -> jax.Array:
-        return hparams.lr * (1.0 - count / total_grad_steps)
-
-    tx = adam(
-        annealed if config.anneal_lr else hparams.lr,
-        eps=hparams.adam_eps,
-        max_grad_norm=hparams.max_grad_norm,
-        flat=True,
-    )
+    tx = optimizer(config, hparams, schedule)
 
     def obs_in(state: PPOState, obs: jax.Array) -> jax.Array:
         return normalize(state.obs_stats, obs) if config.normalize_obs else obs

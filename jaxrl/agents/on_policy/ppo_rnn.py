@@ -32,8 +32,14 @@ import optax
 from flax import struct
 
 from jaxrl import loops
-from jaxrl.agents.on_policy.ppo import STEP_METRICS, HParams, policy_entropy, ppo_objective
-from jaxrl.core import Agent, Transition, adam
+from jaxrl.agents.on_policy.ppo import (
+    STEP_METRICS,
+    HParams,
+    optimizer,
+    policy_entropy,
+    ppo_objective,
+)
+from jaxrl.core import Agent, Transition
 from jaxrl.core.optim import last_grad_norm
 from jaxrl.envs import Env
 from jaxrl.loops import AlgoSpec
@@ -138,17 +144,7 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
     """Recurrent PPO's (init, act, update, initial_carry, observe); ``hparams`` may be traced."""
     obs_shape = env.observation_spec.shape
     torso, actor, critic = networks(config, env)
-    total_grad_steps = schedule.num_iters * config.num_epochs * config.num_minibatches
-
-    def annealed(count: jax.Array) -> jax.Array:
-        return hparams.lr * (1.0 - count / total_grad_steps)
-
-    tx = adam(
-        annealed if config.anneal_lr else hparams.lr,
-        eps=hparams.adam_eps,
-        max_grad_norm=hparams.max_grad_norm,
-        flat=True,
-    )
+    tx = optimizer(config, hparams, schedule)
 
     def obs_in(state: PPORNNState, obs: jax.Array) -> jax.Array:
         return normalize(state.obs_stats, obs) if config.normalize_obs else obs
