@@ -158,6 +158,18 @@ def plot(results: dict, meta: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def added_to(path: Path, meta: dict) -> tuple[dict, dict]:
+    """The results and meta of the record at ``path``, to which a run of ``meta``'s
+    settings adds methods; raises where the settings differ."""
+    record = json.loads(path.read_text())
+    old = record["meta"]
+    for field in ("seeds", "budgets", "hidden", "scale_tasks", "scales"):
+        if old[field] != meta[field]:
+            raise SystemExit(f"--add: {field} {meta[field]} differs from {path}'s {old[field]}")
+    commands = old["command"] if isinstance(old["command"], list) else [old["command"]]
+    return record["results"], {**old, "command": [*commands, meta["command"]]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(BUDGETS))
@@ -170,6 +182,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
         "--replot", action="store_true", help="rewrite the .png from the .json only"
+    )
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="add --methods to the existing dsac_vs_sac.json in --out (same seeds, "
+        "budgets and widths, checked) instead of starting a new one",
     )
     args = parser.parse_args(argv)
     if args.replot:
@@ -202,6 +220,9 @@ def main(argv: list[str] | None = None) -> dict:
     jobs += [(t, 1.0) for t in tasks if t not in scale_tasks]
     t0 = time.perf_counter()
     results: dict = {}
+    if args.add:
+        results, meta = added_to(out / "dsac_vs_sac.json", meta)
+    wall0 = meta.get("wall_min", 0.0)  # minutes of the runs an --add adds to
     with tempfile.TemporaryDirectory() as tmp:
         for task, scale in jobs:
             for name in methods:
@@ -215,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
                     f"(compile {r['compile_seconds']:.0f} s, run {r['run_seconds']:.0f} s)",
                     flush=True,
                 )
-                meta["wall_min"] = (time.perf_counter() - t0) / 60
+                meta["wall_min"] = wall0 + (time.perf_counter() - t0) / 60
                 # Written after every run, so a partial run still leaves its numbers.
                 record = {"meta": meta, "paper": {"a": PAPER_A, "b": PAPER_B}, "results": results}
                 atomic_write(out / "dsac_vs_sac.json", json.dumps(record, indent=1) + "\n")
