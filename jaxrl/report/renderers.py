@@ -642,7 +642,10 @@ def drama_atari(data: dict) -> str:
 
 
 def drm_dormant(data: dict) -> str:
-    """``experiments/drm_dormant.py``: return and dormant ratio, SAC vs DrM."""
+    """``experiments/drm_dormant.py``: return and dormant ratio, SAC vs DrM (and, with
+    ``awaken`` in the record, MENTOR and the windows around each perturbation)."""
+    if "awaken" in data:
+        return _drm_windows(data)
     rows = []
     for name, r in data["results"].items():
         ret = np.asarray(r["returns"], np.float64)
@@ -684,6 +687,74 @@ def drm_dormant(data: dict) -> str:
             ],
             rows,
         ),
+    )
+
+
+_DRM_LABELS = {"sac": "SAC", "drm": "DrM", "mentor": "MENTOR"}
+
+
+def _drm_windows(data: dict) -> str:
+    """The all-three-parts layout: per method the final return and dormant ratio, the
+    ratio averaged over each perturbation's ``W`` updates before and after it, and the
+    awakened exploration's noise std and awakening update."""
+    a, aw = data["args"], data["awaken"]
+    w = a["window"]
+    rows = []
+    for name, r in data["results"].items():
+        ret = np.asarray(r["returns"], np.float64)
+        dr = np.asarray(r["dormant_ratio"], np.float64)  # [S, E]
+        win = np.asarray(r.get("window", []), np.float64)  # [S, P, 2W]
+        has = win.ndim == 3 and win.size > 0
+        std = np.asarray(r.get("awaken_std", []), np.float64)
+        woke = [u for u in aw.get("awaken_update", {}).get(name, []) if u >= 0]
+        rows.append(
+            [
+                _DRM_LABELS.get(name, name),
+                iqm_ci(ret[:, -1]),
+                iqm_ci(dr[:, -1], 3),
+                iqm_ci(win[..., :w].mean((1, 2)), 3) if has else "n/a",
+                iqm_ci(win[..., w:].mean((1, 2)), 3) if has else "n/a",
+                f"{std[:, 0].mean():.2f} -> {std[:, -1].mean():.2f}" if std.size else "n/a",
+                f"{len(woke)}/{len(ret)} seeds, median {np.median(woke):,.0f}" if woke else "none",
+                data.get("paper", {}).get(name, ""),
+            ]
+        )
+    probe = [
+        [env, f"{np.mean(v['dormant_first']):.3f}", f"{np.mean(v['dormant_last']):.3f}"]
+        for env, v in data.get("probe", {}).get("envs", {}).items()
+    ]
+    return blocks(
+        facts(
+            env=f"`{a['env']}`",
+            seeds=a["seeds"],
+            budget=f"{a['steps']:,} env steps ({a['warmup']:,} warm-up), UTD {a['utd']:g}",
+            hidden=a["hidden"],
+            lr="each method's default",
+            perturbations=f"every {a['perturb_every']:,} updates; window {w} updates either side",
+            awaken=f"{aw['formula']}; duration {aw['duration_updates']:,.0f} updates",
+            wall=minutes(data["wall_seconds"]),
+        ),
+        "IQM [95% stratified bootstrap CI] over seeds; the actor's tau-dormant ratio "
+        "(tau 0.025) after the activation; before/after: mean over every update in the "
+        f"{w} updates up to and the {w} after each perturbation:",
+        table(
+            [
+                "method",
+                "final return",
+                "final dormant ratio",
+                "ratio before perturbation",
+                "ratio after",
+                "awaken noise std (first -> last eval)",
+                "awakened",
+                "paper",
+            ],
+            rows,
+        ),
+        table(
+            ["probe env (SAC, default settings)", "dormant ratio, first eval", "last eval"], probe
+        )
+        if probe
+        else "",
     )
 
 
