@@ -758,6 +758,63 @@ def _drm_windows(data: dict) -> str:
     )
 
 
+_GPAYN_METHODS = ("G-PAYN", "SAC (grasp pose, no demos)", "SAC (scratch)", "Demonstrator")
+
+
+def gpayn_grasp(data: dict) -> str:
+    """``experiments/gpayn_grasp.py``: success rate and time to grasp per method, IQM
+    [95% stratified bootstrap CI] over seeds with the shapes as strata, and per shape.
+
+    Not in ``RENDERERS`` until ``gpayn_grasp.json`` is committed with its docs section.
+    """
+    shapes = list(data["shapes"])
+    a = data.get("args", {})
+    rows = []
+    for m in _GPAYN_METHODS:
+        runs = [data["shapes"][s]["methods"][m] for s in shapes]
+        succ = [np.asarray(r["success_per_seed"], np.float64) for r in runs]
+        times = [
+            np.asarray([t for t in (r["time_to_grasp_per_seed"] or []) if t is not None])
+            for r in runs
+        ]
+        timed = [t for t in times if t.size]
+        point, low, high = stratified_bootstrap_ci(succ, iqm)
+        rows.append(
+            [
+                m,
+                f"{point:.2f} [{low:.2f}, {high:.2f}]",
+                f"{np.mean(np.concatenate(timed)):.1f}" if timed else "n/a",
+                *(f"{np.mean(x):.2f}" for x in succ),
+                data.get("paper", {}).get(m, ""),
+            ]
+        )
+    return blocks(
+        facts(
+            shapes=", ".join(shapes),
+            seeds=a.get("seeds"),
+            budget=f"{a['steps']:,} env steps per run" if "steps" in a else None,
+            init_alpha=a.get("init_alpha"),
+            episodes=f"{a['eval_episodes']} final evaluation episodes per seed"
+            if "eval_episodes" in a
+            else None,
+        ),
+        "Success: the object held >= lift_height up by >= 2 fingertips. Time to grasp: env "
+        "steps (0.04 s each) until success, over successful episodes. IQM [95% stratified "
+        "bootstrap CI] over seeds, shapes as strata:",
+        table(
+            [
+                "method",
+                "success rate",
+                "time to grasp (steps)",
+                *(f"success, {s}" for s in shapes),
+                "paper (Ceola et al. 2023)",
+            ],
+            rows,
+        ),
+        data.get("notes", ""),
+    )
+
+
 #: The stream-x paper's claim per row (figures, no table): Elsayed et al. 2024.
 _STREAM_PAPER = {
     "stream-x": "learns",
