@@ -145,22 +145,25 @@ def train(name: str, a: dict, env: str | None = None) -> dict:
 
 
 def probe(args) -> dict:
-    """SAC alone at default settings on each candidate env: does dormancy rise?"""
+    """SAC alone at default settings on each candidate env: does dormancy rise? Adds to
+    the saved probe of the same settings (one env per call fits the CPU lock)."""
     a = vars(args)
-    rows = {}
+    path = Path(args.out) / "drm_dormant.probe.json.part"
+    settings = {k: a[k] for k in (*SHARED, "evals")}
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if record.get("args") != settings:
+        record = {"args": settings, "envs": {}}
     for env in args.probe_envs.split(","):
         r = train("sac", a, env)
         dr = np.asarray(r["dormant_ratio"])
-        rows[env] = {
+        record["envs"][env] = {
             "dormant_first": dr[:, 0].tolist(),
             "dormant_last": dr[:, -1].tolist(),
             "rise": (dr[:, -1] - dr[:, 0]).tolist(),
             "wall_seconds": r["wall_seconds"],
         }
         print(f"{env}: dormant {dr[:, 0].mean():.3f} -> {dr[:, -1].mean():.3f}", flush=True)
-    record = {"args": {k: a[k] for k in (*SHARED, "evals")}, "envs": rows}
-    path = Path(args.out) / "drm_dormant.probe.json.part"
-    atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
+        atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
     return record
 
 
