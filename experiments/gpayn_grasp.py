@@ -22,10 +22,14 @@ bootstrap CIs (``jaxrl.report``) across the shapes.
     python experiments/gpayn_grasp.py --full          # 4 shapes, 10 seeds, 20k steps
 
 ``--part gpayn`` / ``--part scratch`` run one of the two programs per shape (two
-processes can run them side by side); each saves ``gpayn_grasp.<part>.json`` after every
-shape, and every call merges what is saved into the table (``--part merge`` only merges).
+processes can run them side by side); each saves ``gpayn_grasp.<part>.json.part`` after
+every shape (not committed), and every call merges what is saved (``--part merge`` only
+merges). ``--steps`` is the budget (env steps per run); ``--init-alpha`` the initial
+temperature of every learner (0.01, see ``jaxrl.agents.actor_critic.gpayn.HParams``).
 
-Writes experiments/results/gpayn_grasp.json (per shape, method and seed), .md, .png.
+Writes experiments/results/gpayn_grasp.json (per shape, method and seed: success rate
+and time to grasp; ``args``) and .png; the table is ``jaxrl.report.renderers.gpayn_grasp``
+(``python -m jaxrl.report build``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import numpy as np
 from jaxrl import agents, compile_cache, envs, report, sweep
 from jaxrl.data.datasets import record
 from jaxrl.logging import atomic_write
+from jaxrl.report import renderers
 
 METHODS = ("G-PAYN", "SAC (grasp pose, no demos)", "SAC (scratch)", "Demonstrator")
 
@@ -76,7 +81,9 @@ def run_gpayn(shape: str, args) -> dict:
     cfg = spec.make_config(name, **_common(args), demo_episodes=args.demo_episodes)
     spec.validate(cfg, env)
     trainer = spec.make_train(cfg, env)
-    hp = sweep.stack([spec.default_hparams(demo_fraction=f) for f in (0.5, 0.0)])
+    hp = sweep.stack(
+        [spec.default_hparams(demo_fraction=f, init_alpha=args.init_alpha) for f in (0.5, 0.0)]
+    )
 
     def train_eval(key, hparams):
         state, metrics = trainer(key, hparams)
@@ -109,7 +116,7 @@ def run_scratch(shape: str, args) -> dict:
     cfg = spec.make_config(name, **_common(args), warmup_steps=min(1000, args.steps // 5))
     spec.validate(cfg, env)
     trainer = spec.make_train(cfg, env)
-    hp = spec.default_hparams()
+    hp = spec.default_hparams(init_alpha=args.init_alpha)
 
     def train_eval(key):
         state, metrics = trainer(key, hp)
@@ -145,42 +152,9 @@ def _method(succ, steps, steps_axis, ret, wall) -> dict:
     }
 
 
-def _fmt(ci) -> str:
-    return f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
-
-
-def write_outputs(results: dict, args, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest / "gpayn_grasp.json", json.dumps(results, indent=1))
-    shapes = list(results["shapes"])
-    lines = [
-        "# G-PAYN on grasp/<object> (MJX, 3-fingered hand)",
-        "",
-        f"Command: `{results['command']}`; {args.seeds} seeds, {args.steps} env steps per run, "
-        f"{args.eval_episodes} final evaluation episodes per seed, shapes: {', '.join(shapes)}. "
-        "Success: object held >= lift_height up by >= 2 fingertips. Time: env steps "
-        "(0.04 s each) until success, over successful episodes. IQM over seeds, 95% "
-        "stratified bootstrap CI across shapes (jaxrl.report).",
-        "",
-        "| method | success IQM [95% CI] | time to grasp (steps) | "
-        + " | ".join(f"success {s}" for s in shapes)
-        + " | paper (Ceola et al. 2023) |",
-        "|---|---|---|" + "---|" * len(shapes) + "---|",
-    ]
-    for m in METHODS:
-        tasks = [np.asarray(results["shapes"][s]["methods"][m]["success_per_seed"]) for s in shapes]
-        ci = report.stratified_bootstrap_ci(tasks, report.iqm)
-        times = [
-            x
-            for s in shapes
-            for x in (results["shapes"][s]["methods"][m]["time_to_grasp_per_seed"] or [])
-            if x is not None
-        ]
-        t = f"{np.mean(times):.1f}" if times else "n/a"
-        per = " | ".join(f"{np.mean(t_):.2f}" for t_ in tasks)
-        lines.append(f"| {m} | {_fmt(ci)} | {t} | {per} | {PAPER[m]} |")
-    lines += ["", results.get("notes", "")]
-    atomic_write(dest / "gpayn_grasp.md", "\n".join(lines) + "\n")
+def write_outputs(results: dict, dest: Path) -> None:
+    """Writes ``gpayn_grasp.{json,png}``; the table is ``renderers.gpayn_grasp``'s."""
+    atomic_write(dest / "gpayn_grasp.json", json.dumps(results, indent=1) + "\n")
     _plot(results, dest / "gpayn_grasp.png")
 
 
@@ -215,6 +189,13 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--init-alpha",
+        type=float,
+        default=0.01,
+        help="SAC's initial temperature for every learner (the paper's code: --ent_coef "
+        "auto_0.01; its default auto starts at 1.0), target entropy -dim(A)",
+    )
+    p.add_argument(
         "--part",
         choices=("all", "gpayn", "scratch", "merge"),
         default="all",
@@ -237,20 +218,31 @@ def main() -> None:
     dest.mkdir(parents=True, exist_ok=True)
     parts = {"gpayn": run_gpayn, "scratch": run_scratch}
     todo = list(parts) if args.part == "all" else [] if args.part == "merge" else [args.part]
+    shared = json.loads(json.dumps({k: getattr(args, k) for k in SHARED}))
     for part in todo:
-        path = dest / f"gpayn_grasp.{part}.json"
+        path = dest / f"gpayn_grasp.{part}.json.part"
         saved = json.loads(path.read_text()) if path.exists() else {}
+        if saved.get("_args") != shared:  # another setting's part: start again
+            saved = {"_args": shared}
         for shape in args.shapes.split(","):
             t0 = time.time()
             saved[shape] = parts[part](shape, args)
             print(f"{part} {shape}: {time.time() - t0:.0f}s", flush=True)
             atomic_write(path, json.dumps(saved, indent=1))  # partial results after every shape
-    results = {"command": "python " + " ".join(sys.argv), "shapes": {}, "notes": NOTES}
-    loaded = {
-        part: json.loads((dest / f"gpayn_grasp.{part}.json").read_text())
-        for part in parts
-        if (dest / f"gpayn_grasp.{part}.json").exists()
+    settings = {k: v for k, v in vars(args).items() if k not in ("part", "results", "full")}
+    results = {
+        "command": "python " + " ".join(sys.argv),
+        "args": settings,
+        "paper": PAPER,
+        "shapes": {},
+        "notes": NOTES,
     }
+    loaded = {
+        part: json.loads((dest / f"gpayn_grasp.{part}.json.part").read_text())
+        for part in parts
+        if (dest / f"gpayn_grasp.{part}.json.part").exists()
+    }
+    loaded = {k: v for k, v in loaded.items() if v.get("_args") == shared}
     for shape in args.shapes.split(","):
         methods = {}
         for part in loaded.values():
@@ -258,11 +250,22 @@ def main() -> None:
         if all(m in methods for m in METHODS):
             results["shapes"][shape] = {"methods": methods}
     if results["shapes"]:
-        write_outputs(results, args, dest)
-        print((dest / "gpayn_grasp.md").read_text())
+        write_outputs(results, dest)
+        print(renderers.gpayn_grasp(results))
 
 
 NOTES = ""
+#: The settings the two parts of one table must share.
+SHARED = (
+    "seeds",
+    "steps",
+    "evals",
+    "eval_episodes",
+    "demo_episodes",
+    "hidden",
+    "seed",
+    "init_alpha",
+)
 
 
 if __name__ == "__main__":

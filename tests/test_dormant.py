@@ -387,3 +387,69 @@ def test_a_recurrent_agent_keeps_its_carry_under_the_transform():
         )
         seen.append(int(info["seen"][0]))
     assert seen == [0, 1, 2, 0]
+
+
+def _awaken_numpy(beta, step, awaken_step, duration, target=0.2, temp=10.0, final=0.1):
+    """DrM's code (``agents/drm.py``, ``stddev_type: awake``; ``utils.schedule``'s
+    ``linear(1.0, final, duration)``) in float64 NumPy, one value at a time."""
+    sigmoid = 1.0 / (1.0 + np.exp(-temp * (beta - target)))
+    if awaken_step < 0:
+        return sigmoid
+    mix = np.clip((step - awaken_step) / duration, 0.0, 1.0)
+    return max(sigmoid, (1.0 - mix) * 1.0 + mix * final)
+
+
+def test_awaken_schedule_matches_drms_formula_over_a_grid():
+    rng = np.random.default_rng(0)
+    beta = rng.uniform(0.0, 0.6, 64)
+    step = rng.integers(0, 3000, 64).astype(np.float64)
+    awaken = np.where(rng.uniform(size=64) < 0.3, -1.0, rng.integers(0, 3000, 64))
+    got = jax.jit(lambda b, s, a: dormant.awaken_std(b, s, a, duration=1000.0))(
+        jnp.asarray(beta, jnp.float32), jnp.asarray(step, jnp.float32), jnp.asarray(awaken)
+    )
+    want = [_awaken_numpy(b, s, a, 1000.0) for b, s, a in zip(beta, step, awaken, strict=True)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The decay floor binds once awake with a low ratio; before awakening it does not.
+    assert float(dormant.awaken_std(0.0, 500.0, 0.0, duration=1000.0)) == pytest.approx(0.55)
+    assert float(dormant.awaken_std(0.0, 500.0, -1.0, duration=1000.0)) < 0.12
+
+
+def test_window_slots_place_every_update_once_around_each_perturbation():
+    t, w, p = 10, 3, 2
+    n = jnp.arange(1, 40)
+    k, j, inside = jax.vmap(lambda x: dormant.window_slot(x, t, w, p))(n)
+    want = {}  # NumPy: update n lies at offset n - m T of perturbation m when -W < d <= W
+    for x in range(1, 40):
+        for m in range(1, p + 1):
+            if -w < x - m * t <= w:
+                want[x] = (m - 1, x - m * t + w - 1)
+    got = {int(x): (int(a), int(b)) for x, a, b, i in zip(n, k, j, inside, strict=True) if i}
+    assert got == want
+    assert sorted(got.values()) == [(m, s) for m in range(p) for s in range(2 * w)]
+
+
+def test_transform_records_the_measured_ratio_in_its_windows():
+    # The toy measure returns the batch's reward: update n measures n / 100.
+    agent = dormant.with_dormant_perturbation(
+        _toy_agent(),
+        measure=lambda s, b: b.reward[0],
+        perturbed=W,
+        perturb_every=4,
+        window=2,
+        num_windows=2,
+    )
+    state = agent.init(jax.random.PRNGKey(0))
+    assert state.window.shape == (2, 4)
+    update = jax.jit(agent.update)
+    for n in range(1, 12):
+        batch = _batch().replace(reward=jnp.full(16, n / 100))
+        state, _ = update(state, batch, jax.random.PRNGKey(n))
+    # Perturbations after updates 4 and 8; windows hold updates 3..6 and 7..10.
+    want = [[0.03, 0.04, 0.05, 0.06], [0.07, 0.08, 0.09, 0.10]]
+    np.testing.assert_allclose(state.window, want, rtol=1e-6)
+    with pytest.raises(ValueError, match="window"):
+        dormant.with_dormant_perturbation(
+            _toy_agent(), measure=None, perturbed=W, perturb_every=4, window=3, num_windows=1
+        )
+    with pytest.raises(ValueError, match="dormant_window"):
+        drm.SPEC.validate(drm.Config(perturb_every=10, dormant_window=6), E.make("pendulum"))

@@ -642,7 +642,10 @@ def drama_atari(data: dict) -> str:
 
 
 def drm_dormant(data: dict) -> str:
-    """``experiments/drm_dormant.py``: return and dormant ratio, SAC vs DrM."""
+    """``experiments/drm_dormant.py``: return and dormant ratio, SAC vs DrM (and, with
+    ``awaken`` in the record, MENTOR and the windows around each perturbation)."""
+    if "awaken" in data:
+        return _drm_windows(data)
     rows = []
     for name, r in data["results"].items():
         ret = np.asarray(r["returns"], np.float64)
@@ -684,6 +687,131 @@ def drm_dormant(data: dict) -> str:
             ],
             rows,
         ),
+    )
+
+
+_DRM_LABELS = {"sac": "SAC", "drm": "DrM", "mentor": "MENTOR"}
+
+
+def _drm_windows(data: dict) -> str:
+    """The all-three-parts layout: per method the final return and dormant ratio, the
+    ratio averaged over each perturbation's ``W`` updates before and after it, and the
+    awakened exploration's noise std and awakening update."""
+    a, aw = data["args"], data["awaken"]
+    w = a["window"]
+    rows = []
+    for name, r in data["results"].items():
+        ret = np.asarray(r["returns"], np.float64)
+        dr = np.asarray(r["dormant_ratio"], np.float64)  # [S, E]
+        win = np.asarray(r.get("window", []), np.float64)  # [S, P, 2W]
+        has = win.ndim == 3 and win.size > 0
+        std = np.asarray(r.get("awaken_std", []), np.float64)
+        woke = [u for u in aw.get("awaken_update", {}).get(name, []) if u >= 0]
+        rows.append(
+            [
+                _DRM_LABELS.get(name, name),
+                iqm_ci(ret[:, -1]),
+                iqm_ci(dr[:, -1], 3),
+                iqm_ci(win[..., :w].mean((1, 2)), 3) if has else "n/a",
+                iqm_ci(win[..., w:].mean((1, 2)), 3) if has else "n/a",
+                f"{std[:, 0].mean():.2f} -> {std[:, -1].mean():.2f}" if std.size else "n/a",
+                f"{len(woke)}/{len(ret)} seeds, median {np.median(woke):,.0f}" if woke else "none",
+                data.get("paper", {}).get(name, ""),
+            ]
+        )
+    probe = [
+        [env, f"{np.mean(v['dormant_first']):.3f}", f"{np.mean(v['dormant_last']):.3f}"]
+        for env, v in data.get("probe", {}).get("envs", {}).items()
+    ]
+    return blocks(
+        facts(
+            env=f"`{a['env']}`",
+            seeds=a["seeds"],
+            budget=f"{a['steps']:,} env steps ({a['warmup']:,} warm-up), UTD {a['utd']:g}",
+            hidden=a["hidden"],
+            lr="each method's default",
+            perturbations=f"every {a['perturb_every']:,} updates; window {w} updates either side",
+            awaken=f"{aw['formula']}; duration {aw['duration_updates']:,.0f} updates",
+            wall=minutes(data["wall_seconds"]),
+        ),
+        "IQM [95% stratified bootstrap CI] over seeds; the actor's tau-dormant ratio "
+        "(tau 0.025) after the activation; before/after: mean over every update in the "
+        f"{w} updates up to and the {w} after each perturbation:",
+        table(
+            [
+                "method",
+                "final return",
+                "final dormant ratio",
+                "ratio before perturbation",
+                "ratio after",
+                "awaken noise std (first -> last eval)",
+                "awakened",
+                "paper",
+            ],
+            rows,
+        ),
+        table(
+            ["probe env (SAC, default settings)", "dormant ratio, first eval", "last eval"], probe
+        )
+        if probe
+        else "",
+    )
+
+
+_GPAYN_METHODS = ("G-PAYN", "SAC (grasp pose, no demos)", "SAC (scratch)", "Demonstrator")
+
+
+def gpayn_grasp(data: dict) -> str:
+    """``experiments/gpayn_grasp.py``: success rate and time to grasp per method, IQM
+    [95% stratified bootstrap CI] over seeds with the shapes as strata, and per shape.
+
+    Not in ``RENDERERS`` until ``gpayn_grasp.json`` is committed with its docs section.
+    """
+    shapes = list(data["shapes"])
+    a = data.get("args", {})
+    rows = []
+    for m in _GPAYN_METHODS:
+        runs = [data["shapes"][s]["methods"][m] for s in shapes]
+        succ = [np.asarray(r["success_per_seed"], np.float64) for r in runs]
+        times = [
+            np.asarray([t for t in (r["time_to_grasp_per_seed"] or []) if t is not None])
+            for r in runs
+        ]
+        timed = [t for t in times if t.size]
+        point, low, high = stratified_bootstrap_ci(succ, iqm)
+        rows.append(
+            [
+                m,
+                f"{point:.2f} [{low:.2f}, {high:.2f}]",
+                f"{np.mean(np.concatenate(timed)):.1f}" if timed else "n/a",
+                *(f"{np.mean(x):.2f}" for x in succ),
+                data.get("paper", {}).get(m, ""),
+            ]
+        )
+    return blocks(
+        facts(
+            shapes=", ".join(shapes),
+            seeds=a.get("seeds"),
+            budget=f"{a['steps']:,} env steps per run" if "steps" in a else None,
+            init_alpha=a.get("init_alpha"),
+            episodes=f"{a['eval_episodes']} final evaluation episodes per seed"
+            if "eval_episodes" in a
+            else None,
+        ),
+        "Success: the object held >= lift_height up by >= 2 fingertips. Time to grasp: env "
+        "steps (0.04 s each) until success, over successful episodes. IQM [95% stratified "
+        "bootstrap CI] over seeds, shapes as strata:",
+        table(
+            [
+                "method",
+                "success rate",
+                "time to grasp (steps)",
+                *(f"success, {s}" for s in shapes),
+                "paper (Ceola et al. 2023)",
+            ],
+            rows,
+        ),
+        data.get("notes", ""),
     )
 
 

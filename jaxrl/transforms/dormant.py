@@ -152,7 +152,9 @@ def awaken_std(
     ``sigma(beta) = scale / (1 + exp(-temp (beta - target)))``; once awake
     (``awaken_step >= 0``: the first step after the random warm-up with ``beta <
     target``) it is ``max(sigma(beta), linear(std_init -> std_final over duration steps
-    since awaken_step))``. (DrM's code uses ``scale`` 0.8, its paper 1.)
+    since awaken_step))``. DrM's code (``agents/drm.py``, ``drm_mw.py``, ``stddev_type:
+    awake``) has ``scale`` 1 and ``linear(1.0, 0.1, D)`` with ``D`` about a third of the
+    run (500k agent steps on its 1.5M-step medium tasks).
     """
     sigma = scale / (1.0 + jnp.exp(-temp * (beta - target)))
     frac = jnp.clip((step - awaken_step) / duration, 0.0, 1.0)
@@ -182,6 +184,8 @@ class PerturbState(struct.PyTreeNode):
       snapshots: ``prior="snapshots"``: the perturbed fields, leaves ``[K, ...]``; else ``{}``.
       snapshot_scores: ``[K]`` float32 training returns of the snapshots.
       snapshot_valid: ``[K]`` bool, which slots hold a snapshot.
+      window: ``[P, 2W]`` float32, the dormant ratio at every update around each of the
+        first ``P`` perturbations (``window_slot``); ``[0, 0]`` when not recorded.
     """
 
     inner: Any
@@ -192,6 +196,24 @@ class PerturbState(struct.PyTreeNode):
     snapshots: Any
     snapshot_scores: jax.Array
     snapshot_valid: jax.Array
+    window: jax.Array
+
+
+def window_slot(
+    n: jax.Array, perturb_every: int, half_width: int, num_windows: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(k, j, inside)``: where update ``n`` (1-based) falls in the fixed-size windows.
+
+    Window ``k`` (0-based) covers perturbation ``k + 1``, made at the end of update
+    ``(k + 1) T`` (``T = perturb_every``): slot ``j = n - (k + 1) T + W - 1`` holds updates
+    ``n`` with offset ``d = n - (k + 1) T`` in ``[-W + 1, W]`` (``d <= 0``: before the
+    perturbation, ``d >= 1``: after; ``W = half_width``, ``2 W <= T``). ``inside`` is false
+    for updates outside every window.
+    """
+    k = (n + half_width - 1) // perturb_every  # 1-based perturbation
+    j = n - k * perturb_every + half_width - 1
+    inside = (k >= 1) & (k <= num_windows) & (j >= 0) & (j < 2 * half_width)
+    return jnp.clip(k - 1, 0, max(num_windows - 1, 0)), jnp.clip(j, 0, 2 * half_width - 1), inside
 
 
 def actor_measure(module: nn.Module, params: Callable[[Any], Any], tau: float = 0.025) -> Measure:
@@ -226,6 +248,8 @@ def with_dormant_perturbation(
     prior: str = "fresh",
     num_snapshots: int = 10,
     snapshot_every: int = 1000,
+    window: int = 0,
+    num_windows: int = 0,
 ) -> Agent:
     """DrM's periodic shrink-and-perturb as a transform over any agent.
 
@@ -243,6 +267,10 @@ def with_dormant_perturbation(
         until one is kept). Snapshots are considered every ``snapshot_every``
         updates and scored by the loop context's training return
         (``batch.context.train_return``, taken once ``train_return_valid``).
+      window, num_windows: record the measured ratio at every update ``W = window``
+        updates either side of each of the first ``num_windows`` perturbations into the
+        state's fixed-size ``window [num_windows, 2 W]`` (``window_slot``; 0: off). A
+        small metric of a compiled run, read from the final state.
 
     Returns:
       An ``Agent`` whose state is a ``PerturbState`` (a recurrent agent's carry passes
@@ -251,7 +279,7 @@ def with_dormant_perturbation(
       ``perturbations``.
 
     Raises:
-      ValueError: for an unknown prior or a non-positive period.
+      ValueError: for an unknown prior, a non-positive period or overlapping windows.
     """
     if prior not in _PRIORS:
         raise ValueError(f"prior must be one of {', '.join(_PRIORS)}, got {prior!r}")
@@ -262,6 +290,14 @@ def with_dormant_perturbation(
     ):
         if v <= 0:
             raise ValueError(f"with_dormant_perturbation: {name} must be positive, got {v}")
+    if window < 0 or num_windows < 0 or 2 * window > perturb_every:
+        raise ValueError(
+            "with_dormant_perturbation: need 0 <= 2 * window <= perturb_every and "
+            f"num_windows >= 0, got window={window}, num_windows={num_windows}, "
+            f"perturb_every={perturb_every}"
+        )
+    recording = window > 0 and num_windows > 0
+    window_shape = (num_windows, 2 * window) if recording else (0, 0)
     use_snapshots = prior == "snapshots"
     fields = perturbed.get
 
@@ -282,6 +318,7 @@ def with_dormant_perturbation(
             snapshots=snaps,
             snapshot_scores=jnp.zeros((k,), jnp.float32),
             snapshot_valid=jnp.zeros((k,), jnp.bool_),
+            window=jnp.zeros(window_shape, jnp.float32),
         )
 
     def act(state: PerturbState, obs: jax.Array, key: jax.Array, explore=True, **kwargs):
@@ -331,6 +368,10 @@ def with_dormant_perturbation(
         if use_snapshots:
             snaps, scores, valid = keep_snapshot(state, inner, batch, n)
         coef = perturbation_coefficient(beta, rate, min_coef, max_coef).astype(jnp.float32)
+        recorded = state.window
+        if recording:  # one in-place slot write per update (old value outside the windows)
+            k, j, inside = window_slot(n, perturb_every, window, num_windows)
+            recorded = recorded.at[k, j].set(jnp.where(inside, beta, recorded[k, j]))
         do = n % perturb_every == 0
         inner = jax.lax.cond(
             do, lambda: toward_prior(inner, snaps, valid, perturb_key, coef), lambda: inner
@@ -344,6 +385,7 @@ def with_dormant_perturbation(
             snapshots=snaps,
             snapshot_scores=scores,
             snapshot_valid=valid,
+            window=recorded,
         )
         metrics = dict(metrics)
         metrics.setdefault("dormant_ratio", beta)

@@ -16,7 +16,13 @@ code with this package. DrM's three mechanisms on top of it:
   with ``lam = 0.6 / (1 + exp(50 (beta - 0.2)))``;
 * awakened exploration (``awaken_exploration``, off by default since SAC explores by
   its entropy): Gaussian noise of std ``awaken_std(beta)`` added to the squashed
-  action while training.
+  action while training (DrM's code, ``stddev_type: awake``: ``max(1 / (1 + exp(-10
+  (beta - 0.2))), linear(1 -> 0.1 over D steps since awakening))``, D about a third of
+  the run, e.g. 500k of 1.5M agent steps on its medium tasks).
+
+``dormant_window`` / ``num_windows`` record the ratio at every update around each
+perturbation into the state (``jaxrl.transforms.dormant.window_slot``); ``HOOK`` adds
+them to ``summary.json``.
 
 ``beta`` is the actor's tau-dormant ratio (tau 0.025) on each update's batch, before
 the update (as in DrM's code); it is logged as ``dormant_ratio``. As in the paper (and,
@@ -83,6 +89,10 @@ class Config(ac.Config):
     perturb_every: int = 100_000  # updates between perturbations
     exploitation: bool = True
     awaken_exploration: bool = False
+    # the dormant ratio at every update dormant_window updates either side of each of the
+    # first num_windows perturbations, in the state (0: off); the hook adds it to summary
+    dormant_window: int = 0
+    num_windows: int = 0
 
 
 @struct.dataclass
@@ -304,8 +314,40 @@ def make_perturbed(
         min_coef=hparams.min_perturb,
         max_coef=hparams.max_perturb,
         prior=prior,
+        window=config.dormant_window,
+        num_windows=config.num_windows,
         **kwargs,
     )
+
+
+def window_fields(given: loops.HookInput) -> dict[str, Any]:
+    """The hook's summary fields: ``dormant_window [seeds, P, 2W]`` (slot ``j`` is update
+    offset ``j - W + 1`` from its perturbation, ``jaxrl.transforms.dormant.window_slot``)
+    and ``awaken_update [seeds]`` (the update awakened exploration started; -1: never)."""
+    states = given.agent_states
+    if not isinstance(states, dormant.PerturbState) or states.window.size == 0:
+        return {}
+    host = given.to_host({"window": states.window, "awaken": states.inner.awaken_step})
+    return {
+        "dormant_window": host["window"].tolist(),
+        "dormant_window_half_width": given.config.dormant_window,
+        "awaken_update": host["awaken"].tolist(),
+    }
+
+
+def check_window(config: Config) -> None:
+    """Raises ValueError unless ``0 <= 2 dormant_window <= perturb_every`` (windows of
+    neighbouring perturbations must not overlap) and ``num_windows >= 0``."""
+    w, n = config.dormant_window, config.num_windows
+    if w < 0 or n < 0 or 2 * w > config.perturb_every:
+        raise ValueError(
+            f"need 0 <= 2 * dormant_window <= perturb_every and num_windows >= 0, got "
+            f"dormant_window={w}, num_windows={n}, perturb_every={config.perturb_every}"
+        )
+
+
+#: Adds the recorded windows to ``summary.json`` (``window_fields``).
+HOOK = loops.EvalHook("dormant_window", window_fields, check=check_window)
 
 
 def make_agent(
@@ -319,4 +361,13 @@ def make_agent(
 
 SUMMARY = "DrM over SAC: dormant-ratio-guided perturbation and exploitation (Xu et al. 2023)"
 POSITIVE = (*ac.POSITIVE, "perturb_every")
-SPEC = ac.spec("drm", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=POSITIVE)
+SPEC = ac.spec(
+    "drm",
+    SUMMARY,
+    Config,
+    HParams,
+    make_agent,
+    presets=PRESETS,
+    positive=POSITIVE,
+    eval_hooks=(HOOK,),
+)

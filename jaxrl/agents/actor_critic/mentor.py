@@ -110,5 +110,13 @@ POSITIVE = (
 )
 SUMMARY = "MENTOR: DrM with a MoE actor and task-oriented perturbation (Huang et al. 2024)"
 SPEC = ac.spec(
-    "mentor", SUMMARY, Config, HParams, make_agent, presets=PRESETS, positive=POSITIVE, check=check
+    "mentor",
+    SUMMARY,
+    Config,
+    HParams,
+    make_agent,
+    presets=PRESETS,
+    positive=POSITIVE,
+    check=check,
+    eval_hooks=(drm.HOOK,),
 )
