@@ -152,9 +152,10 @@ def awaken_std(
     ``sigma(beta) = scale / (1 + exp(-temp (beta - target)))``; once awake
     (``awaken_step >= 0``: the first step after the random warm-up with ``beta <
     target``) it is ``max(sigma(beta), linear(std_init -> std_final over duration steps
-    since awaken_step))``. DrM's code (``agents/drm.py``, ``drm_mw.py``, ``stddev_type:
-    awake``) has ``scale`` 1 and ``linear(1.0, 0.1, D)`` with ``D`` about a third of the
-    run (500k agent steps on its 1.5M-step medium tasks).
+    since awaken_step))``. DrM's code (``stddev_type: awake``) scales the sigmoid by 1 in
+    ``agents/drm_mw.py`` (MetaWorld; the default here) and by 0.8 in ``agents/drm.py``
+    (DMC), with ``linear(1.0, 0.1, D)``, ``D`` about a third of the run (500k agent steps
+    on its 1.5M-step medium tasks).
     """
     sigma = scale / (1.0 + jnp.exp(-temp * (beta - target)))
     frac = jnp.clip((step - awaken_step) / duration, 0.0, 1.0)

@@ -16,7 +16,7 @@ code with this package. DrM's three mechanisms on top of it:
   with ``lam = 0.6 / (1 + exp(50 (beta - 0.2)))``;
 * awakened exploration (``awaken_exploration``, off by default since SAC explores by
   its entropy): Gaussian noise of std ``awaken_std(beta)`` added to the squashed
-  action while training (DrM's code, ``stddev_type: awake``: ``max(1 / (1 + exp(-10
+  action while training (DrM's MetaWorld code, ``stddev_type: awake``: ``max(1 / (1 + exp(-10
   (beta - 0.2))), linear(1 -> 0.1 over D steps since awakening))``, D about a third of
   the run, e.g. 500k of 1.5M agent steps on its medium tasks).
 
