@@ -181,20 +181,12 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
 
 def data(config: Config, env: Env) -> loops.Replay:
     """Uniform replay; runs of ``n_step`` consecutive steps when ``n_step > 1``."""
-    return loops.Replay(
-        num_envs=config.num_envs,
-        batch_size=config.batch_size,
-        buffer_size=config.buffer_size,
-        warmup_steps=config.warmup_steps,
-        updates_per_iter=config.updates_per_iter,
-        sequence_len=config.n_step,
-    )
+    return loops.Replay.from_config(config, sequence_len=config.n_step)
 
 
 def check(config: Config, env: Env) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
+    loops.check_warmup(config)
     if config.loss not in vc.LOSSES:
         raise ValueError(f"loss must be one of {vc.LOSSES}, got {config.loss!r}")
     if config.buffer_size < config.n_step * config.num_envs:
@@ -205,14 +197,7 @@ def check(config: Config, env: Env) -> None:
 
 
 SUMMARY = "DQN with double, dueling and n-step options (Mnih et al. 2015)"
-POSITIVE = (
-    "num_envs",
-    "batch_size",
-    "buffer_size",
-    "updates_per_iter",
-    "target_period",
-    "n_step",
-)
+POSITIVE = (*loops.REPLAY_POSITIVE, "updates_per_iter", "target_period", "n_step")
 SPEC = AlgoSpec(
     "dqn",
     SUMMARY,
