@@ -313,12 +313,13 @@ def rejax_ppo(
     evaluations of ``eval_envs`` episodes (rejax's own ``make_act``)."""
     from rejax import PPO
 
-    algo = PPO.create(
-        env=env,
-        env_params=params,
-        total_timesteps=steps,
-        eval_freq=steps // num_evals,
-        skip_initial_evaluation=True,
+    return rejax_trainer(
+        PPO,
+        env,
+        params,
+        steps,
+        steps // num_evals,
+        eval_envs,
         num_envs=s["num_envs"],
         num_steps=s["rollout_len"],
         num_epochs=s["num_epochs"],
@@ -332,6 +333,22 @@ def rejax_ppo(
         vf_coef=s["vf_coef"],
         normalize_observations=s["normalize_obs"],
         agent_kwargs={"activation": s["activation"], "hidden_layer_sizes": tuple(s["hidden"])},
+    )
+
+
+def rejax_trainer(
+    cls: Any, env: Any, params: Any, steps: int, eval_freq: int, eval_envs: int, **settings: Any
+) -> Callable[[jax.Array], Any]:
+    """The ``train`` of rejax algorithm ``cls`` (``PPO``, ``DQN``, ...) on (gymnax-API)
+    ``env`` for ``steps`` env steps with its own ``settings``: ``rejax_eval(eval_envs)``
+    every ``eval_freq`` steps, none before training."""
+    algo = cls.create(
+        env=env,
+        env_params=params,
+        total_timesteps=steps,
+        eval_freq=eval_freq,
+        skip_initial_evaluation=True,
+        **settings,
     )
     return algo.replace(eval_callback=rejax_eval(eval_envs)).train
 

@@ -347,12 +347,13 @@ def rejax_sac(
     """rejax SAC on (gymnax-API) ``env`` with SAC-schema settings ``s``."""
     from rejax import SAC
 
-    algo = SAC.create(
-        env=env,
-        env_params=params,
-        total_timesteps=steps,
-        eval_freq=steps // num_evals,
-        skip_initial_evaluation=True,
+    return cases.rejax_trainer(
+        SAC,
+        env,
+        params,
+        steps,
+        steps // num_evals,
+        eval_envs,
         num_envs=s["num_envs"],
         buffer_size=s["buffer_size"],
         fill_buffer=s["fill_buffer"],
@@ -365,7 +366,6 @@ def rejax_sac(
         hidden_layer_sizes=tuple(s["hidden"]),
         agent_kwargs={"activation": s["activation"]},
     )
-    return algo.replace(eval_callback=cases.rejax_eval(eval_envs)).train
 
 
 # --- measuring ----------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def learning_starts(steps: int) -> int:
 def jaxrl_train(algo: str, steps: int, eval_every: int) -> tuple[Callable, Any, int]:
     """jaxrl ``algo`` (``"dqn"`` or ``"pqn"``) on ``cartpole`` with rejax's settings:
     ``(train, hparams, env_steps)`` (``env_steps``: what the run really takes)."""
+    from benchmarks import cases
     from jaxrl import agents, envs
 
     spec = agents.get(algo)
@@ -148,7 +149,7 @@ def jaxrl_train(algo: str, steps: int, eval_every: int) -> tuple[Callable, Any, 
         )
         hparams = spec.default_hparams(lam=s["lam"], reward_scale=1.0, **common)
     env = envs.make("cartpole")
-    return spec.make_train(config, env), hparams, int(spec.schedule(config, env).total_steps)
+    return spec.make_train(config, env), hparams, cases.env_steps(spec, config, env)
 
 
 def rejax_train(algo: str, steps: int, eval_every: int) -> Callable[[jax.Array], Any]:
@@ -160,17 +161,12 @@ def rejax_train(algo: str, steps: int, eval_every: int) -> Callable[[jax.Array],
     from benchmarks import cases
 
     env, params = gymnax.make("CartPole-v1")
-    shared = {
-        "env": harness.GuardedLegacyStep(env),
-        "env_params": params,
-        "total_timesteps": steps,
-        "eval_freq": eval_every,
-        "skip_initial_evaluation": True,
-    }
+    shared = (harness.GuardedLegacyStep(env), params, steps, eval_every, EVAL_EPISODES)
     if algo == "dqn":
         s = REJAX_DQN_CARTPOLE
-        algo_obj = DQN.create(
-            **shared,
+        return cases.rejax_trainer(
+            DQN,
+            *shared,
             agent="DuelingQNetwork" if s["dueling"] else "QNetwork",
             agent_kwargs={"activation": s["activation"]},
             num_envs=s["num_envs"],
@@ -187,23 +183,22 @@ def rejax_train(algo: str, steps: int, eval_every: int) -> Callable[[jax.Array],
             gamma=s["gamma"],
             ddqn=s["double"],
         )
-    else:
-        s = REJAX_PQN_CARTPOLE
-        algo_obj = PQN.create(
-            **shared,
-            num_envs=s["num_envs"],
-            num_steps=s["rollout_len"],
-            num_minibatches=s["num_minibatches"],
-            max_grad_norm=s["max_grad_norm"],
-            learning_rate=s["lr"],
-            num_epochs=s["num_epochs"],
-            eps_start=s["eps_start"],
-            eps_end=s["eps_end"],
-            exploration_fraction=s["eps_decay_fraction"],
-            gamma=s["gamma"],
-            td_lambda=s["lam"],
-        )
-    return algo_obj.replace(eval_callback=cases.rejax_eval(EVAL_EPISODES)).train
+    s = REJAX_PQN_CARTPOLE
+    return cases.rejax_trainer(
+        PQN,
+        *shared,
+        num_envs=s["num_envs"],
+        num_steps=s["rollout_len"],
+        num_minibatches=s["num_minibatches"],
+        max_grad_norm=s["max_grad_norm"],
+        learning_rate=s["lr"],
+        num_epochs=s["num_epochs"],
+        eps_start=s["eps_start"],
+        eps_end=s["eps_end"],
+        exploration_fraction=s["eps_decay_fraction"],
+        gamma=s["gamma"],
+        td_lambda=s["lam"],
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from train_checks import check_discrete_only, check_learns_cartpole, leaves_equal, two_seed_run
 
 import jaxrl.envs as E
-from jaxrl import agents, loops, sweep
+from jaxrl import loops
 from jaxrl.agents.value import dqn
 from jaxrl.core import LoopContext, Transition
 from jaxrl.nets import DiscreteQ
@@ -39,10 +40,6 @@ def _runs(n_step, n=16, seed=0):
             context=batch.context
         )
     return batch
-
-
-def _leaves_equal(a, b) -> bool:
-    return all(bool(jnp.all(x == y)) for x, y in zip(*map(jax.tree.leaves, (a, b)), strict=True))
 
 
 def _reference_loss(config, state, batch, gamma):
@@ -103,9 +100,9 @@ def test_target_moves_hard_every_period_or_by_polyak():
     update = jax.jit(hard.update)
     s1, _ = update(s0, _runs(1), jax.random.PRNGKey(1))
     s2, _ = update(s1, _runs(1, seed=1), jax.random.PRNGKey(2))
-    assert _leaves_equal(s1.target_params, s0.target_params)  # update 1: no move
-    assert not _leaves_equal(s1.params, s0.params)
-    assert _leaves_equal(s2.target_params, s2.params)  # update 2: hard copy
+    assert leaves_equal(s1.target_params, s0.target_params)  # update 1: no move
+    assert not leaves_equal(s1.params, s0.params)
+    assert leaves_equal(s2.target_params, s2.params)  # update 2: hard copy
     soft = _agent(dqn.Config(hidden=(8,)), tau=0.25)
     t0 = soft.init(jax.random.PRNGKey(0))
     t1, _ = jax.jit(soft.update)(t0, _runs(1), jax.random.PRNGKey(1))
@@ -140,23 +137,14 @@ def test_train_is_deterministic_and_vmaps_over_seeds_with_n_step_runs():
         num_evals=2,
         num_eval_envs=2,
     )
-    train = dqn.SPEC.make_train(config, ENV)
-    hp = dqn.SPEC.default_hparams()
-    keys = sweep.seed_keys(0, 2)
-    run = sweep.over_seeds(train, 2)
-    states, metrics = run(keys, hp)
-    assert metrics["eval_return"].shape == (2, 2) and bool(np.all(metrics["finite"]))
-    first = jax.tree.leaves(states.params)[0]
-    assert not np.allclose(first[0], first[1])  # the seeds differ
+    states = two_seed_run(dqn.SPEC, config, ENV)
     # 100 iterations; updates start at iteration 9 (warm-up 10 rows): 91 x 2 updates.
     np.testing.assert_array_equal(states.step, [182, 182])
     np.testing.assert_array_equal(states.env_step, [400, 400])
-    assert _leaves_equal(states, run(keys, hp)[0])  # a run is a function of its key
 
 
 def test_registered_and_rejects_bad_configs():
-    spec = agents.get("dqn")
-    assert spec is dqn.SPEC and spec.action_kinds == ("discrete",)
+    check_discrete_only(dqn.SPEC)
     bad = {
         "n_step": ("n_step must be positive", {"n_step": 0}),
         "target": ("target_period must be positive", {"target_period": 0}),
@@ -166,16 +154,9 @@ def test_registered_and_rejects_bad_configs():
     }
     for match, overrides in bad.values():
         with pytest.raises(ValueError, match=f"dqn: {match}"):
-            spec.validate(dqn.Config(**overrides), ENV)
-    with pytest.raises(ValueError, match="dqn needs a discrete action space"):
-        spec.make_train(dqn.Config(), E.make("pendulum"))
+            dqn.SPEC.validate(dqn.Config(**overrides), ENV)
 
 
 @pytest.mark.slow  # ~1 minute on 2 cores
 def test_dqn_cartpole_reaches_400_within_200k_steps():
-    train = dqn.SPEC.make_train(dqn.Config(total_steps=200_000), ENV)
-    _, metrics = sweep.over_seeds(train, 2)(sweep.seed_keys(0, 2), dqn.SPEC.default_hparams())
-    final = np.asarray(metrics["eval_return"])[:, -1]
-    print("dqn cartpole 200k final returns:", final)
-    assert bool(np.all(metrics["finite"]))
-    assert final.mean() >= 400, final
+    check_learns_cartpole(dqn.SPEC, 200_000, 400)

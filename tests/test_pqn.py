@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from train_checks import check_discrete_only, check_learns_cartpole, two_seed_run
 
 import jaxrl.envs as E
-from jaxrl import agents, loops, sweep
+from jaxrl import loops
 from jaxrl.agents.value import pqn
 from jaxrl.core import Transition
 from jaxrl.nets import DiscreteQ
@@ -103,38 +104,19 @@ def test_train_is_deterministic_and_vmaps_over_seeds():
         num_evals=2,
         num_eval_envs=2,
     )
-    train = pqn.SPEC.make_train(config, ENV)
-    hp = pqn.SPEC.default_hparams()
-    keys = sweep.seed_keys(0, 2)
-    run = sweep.over_seeds(train, 2)
-    states, metrics = run(keys, hp)
-    assert metrics["eval_return"].shape == (2, 2) and bool(np.all(metrics["finite"]))
-    first = jax.tree.leaves(states.params)[0]
-    assert not np.allclose(first[0], first[1])  # the seeds differ
+    states = two_seed_run(pqn.SPEC, config, ENV)
     np.testing.assert_array_equal(states.updates, [4, 4])
     np.testing.assert_array_equal(states.step, [32, 32])  # 4 x 2 epochs x 4 minibatches
-    again = run(keys, hp)[0]  # a run is a function of its key
-    assert all(
-        bool(jnp.all(x == y)) for x, y in zip(*map(jax.tree.leaves, (states, again)), strict=True)
-    )
 
 
 def test_registered_and_rejects_bad_configs():
-    spec = agents.get("pqn")
-    assert spec is pqn.SPEC and spec.action_kinds == ("discrete",)
+    check_discrete_only(pqn.SPEC)
     with pytest.raises(ValueError, match="pqn: num_envs \\* rollout_len = 96 must be divisible"):
-        spec.validate(pqn.Config(num_envs=3, rollout_len=32, num_minibatches=5), ENV)
+        pqn.SPEC.validate(pqn.Config(num_envs=3, rollout_len=32, num_minibatches=5), ENV)
     with pytest.raises(ValueError, match="pqn: num_epochs must be positive"):
-        spec.validate(pqn.Config(num_epochs=0), ENV)
-    with pytest.raises(ValueError, match="pqn needs a discrete action space"):
-        spec.make_train(pqn.Config(), E.make("pendulum"))
+        pqn.SPEC.validate(pqn.Config(num_epochs=0), ENV)
 
 
 @pytest.mark.slow  # ~30 s on 2 cores
 def test_pqn_cartpole_reaches_400_within_200k_steps():
-    train = pqn.SPEC.make_train(pqn.Config(total_steps=200_000), ENV)
-    _, metrics = sweep.over_seeds(train, 2)(sweep.seed_keys(0, 2), pqn.SPEC.default_hparams())
-    final = np.asarray(metrics["eval_return"])[:, -1]
-    print("pqn cartpole 200k final returns:", final)
-    assert bool(np.all(metrics["finite"]))
-    assert final.mean() >= 400, final
+    check_learns_cartpole(pqn.SPEC, 200_000, 400)

@@ -10,7 +10,16 @@ schedule)``. Algorithms choose a declaration (``Rollout``, ``Replay``, ``Stream`
 from __future__ import annotations
 
 from jaxrl.loops.carry import first_carry, next_carry, reset_where, silenced, silent_info
-from jaxrl.loops.data import Data, Dataset, Replay, Rollout, Sequences, Stream
+from jaxrl.loops.data import (
+    REPLAY_POSITIVE,
+    Data,
+    Dataset,
+    Replay,
+    Rollout,
+    Sequences,
+    Stream,
+    check_warmup,
+)
 from jaxrl.loops.evaluate import (
     EVAL_MAX_STEPS,
     Conditioning,
@@ -53,6 +62,7 @@ __all__ = [
     "LoopSetup",
     "MakeAgent",
     "Progress",
+    "REPLAY_POSITIVE",
     "Replay",
     "Rollout",
     "RunState",
@@ -62,6 +72,7 @@ __all__ = [
     "Trainer",
     "act_step",
     "action_kind",
+    "check_warmup",
     "episode_limit",
     "evaluate",
     "first_carry",

@@ -48,6 +48,32 @@ class Replay:
     def steps_per_iter(self) -> int:
         return self.num_envs
 
+    @classmethod
+    def from_config(
+        cls, config: Any, extras: tuple[str, ...] = (), sequence_len: int = 1
+    ) -> Replay:
+        """The replay of a ``Config`` with ``num_envs, batch_size, buffer_size,
+        warmup_steps`` and ``updates_per_iter`` (a field or a property)."""
+        return cls(
+            num_envs=config.num_envs,
+            batch_size=config.batch_size,
+            buffer_size=config.buffer_size,
+            warmup_steps=config.warmup_steps,
+            updates_per_iter=config.updates_per_iter,
+            extras=extras,
+            sequence_len=sequence_len,
+        )
+
+
+#: The ``Replay.from_config`` settings that must be positive (``AlgoSpec.positive``).
+REPLAY_POSITIVE = ("num_envs", "batch_size", "buffer_size")
+
+
+def check_warmup(config: Any) -> None:
+    """Raises ValueError unless ``config.warmup_steps >= 0`` (replay and sequence data)."""
+    if config.warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
+
 
 @dataclasses.dataclass(frozen=True)
 class Stream:

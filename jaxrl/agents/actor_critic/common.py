@@ -296,24 +296,17 @@ def dormant_metrics(module: nn.Module, params: Any, obs: jax.Array, prefix: str)
 
 
 #: Replay settings every actor-critic ``Config`` has; they must be positive.
-POSITIVE = ("num_envs", "batch_size", "buffer_size")
+POSITIVE = loops.REPLAY_POSITIVE
 
 
 def data(config: Config, env: Env) -> loops.Replay:
     """Uniform replay; ``utd_ratio`` gradient updates per env step."""
-    return loops.Replay(
-        num_envs=config.num_envs,
-        batch_size=config.batch_size,
-        buffer_size=config.buffer_size,
-        warmup_steps=config.warmup_steps,
-        updates_per_iter=config.updates_per_iter,
-    )
+    return loops.Replay.from_config(config)
 
 
 def check(config: Config, env: Env) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
+    loops.check_warmup(config)
     if config.utd_ratio <= 0:
         raise ValueError(f"utd_ratio must be positive, got {config.utd_ratio}")
     box_action_scale(env)

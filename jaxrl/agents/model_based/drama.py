@@ -444,8 +444,7 @@ def check(config: Config, env: Env | None = None) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
     if config.encoder not in ("cnn", "mlp"):
         raise ValueError(f"encoder must be 'cnn' or 'mlp', got {config.encoder!r}")
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
+    loops.check_warmup(config)
     if config.wm_seq_len < 2:
         raise ValueError(f"wm_seq_len must be >= 2, got {config.wm_seq_len}")
     if config.context_len < 1:

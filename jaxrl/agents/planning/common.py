@@ -36,7 +36,7 @@ from jaxrl.nets.mlp import MLP
 
 SEARCHES = ("gumbel", "puct")
 EXTRAS = ("search_policy", "search_value", "searched")
-POSITIVE = ("num_envs", "batch_size", "buffer_size", "updates_per_iter", "num_simulations")
+POSITIVE = (*loops.REPLAY_POSITIVE, "updates_per_iter", "num_simulations")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,15 +114,7 @@ def data(
 ) -> loops.Replay:
     """Replay that keeps the search statistics (and any further ``extras``); with
     ``sequence_len > 1`` batches are runs of consecutive steps ``[sequence_len, B, ...]``."""
-    return loops.Replay(
-        num_envs=config.num_envs,
-        batch_size=config.batch_size,
-        buffer_size=config.buffer_size,
-        warmup_steps=config.warmup_steps,
-        updates_per_iter=config.updates_per_iter,
-        extras=extras,
-        sequence_len=sequence_len,
-    )
+    return loops.Replay.from_config(config, extras, sequence_len)
 
 
 def run_search(

@@ -23,7 +23,7 @@ from flax import struct
 
 from jaxrl import loops
 from jaxrl.agents.stream import common as sx
-from jaxrl.agents.value.common import epsilon_greedy
+from jaxrl.agents.value.common import epsilon, epsilon_greedy
 from jaxrl.core import Agent, Transition
 from jaxrl.core.domains import POSITIVE, RATE, UNIT, hparam
 from jaxrl.envs import Env
@@ -53,12 +53,6 @@ class StreamQState(struct.PyTreeNode):
     opt_state: Any  # holds the eligibility trace
     norm: sx.StreamNorm
     step: jax.Array  # updates taken (drives epsilon)
-
-
-def epsilon(hparams: HParams, step: jax.Array, steps_per_learner: int) -> jax.Array:
-    """Exploration rate after ``step`` updates."""
-    duration = hparams.exploration_fraction * steps_per_learner
-    return sx.linear_schedule(hparams.eps_start, hparams.eps_end, duration, step)
 
 
 def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:

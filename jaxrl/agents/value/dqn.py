@@ -37,8 +37,6 @@ from jaxrl.returns import n_step_return
 #: Config overrides per env name, applied before the user's.
 PRESETS: dict[str, dict[str, Any]] = {}
 
-LOSSES = ("mse", "huber")
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -89,13 +87,6 @@ class DQNState(struct.PyTreeNode):
     env_step: jax.Array  # int32, the loop's env step at the last update (drives epsilon)
 
 
-def td_loss(q: jax.Array, target: jax.Array, kind: str) -> jax.Array:
-    """Mean over ``[N]`` of ``0.5 (q - target)^2`` (``"mse"``) or Huber, delta 1."""
-    if kind == "huber":
-        return jnp.mean(optax.huber_loss(q, target, delta=1.0))
-    return 0.5 * jnp.mean(jnp.square(q - target))
-
-
 def q_target(
     ret: jax.Array,
     discount: jax.Array,
@@ -142,20 +133,9 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         return DQNState(params, params, tx.init(params), zero, zero)
 
     def eps_at(env_step: jax.Array) -> jax.Array:
-        return vc.epsilon(
-            hparams.eps_start,
-            hparams.eps_end,
-            hparams.exploration_fraction,
-            env_step,
-            schedule.total_steps,
-        )
+        return vc.epsilon(hparams, env_step, schedule.total_steps)
 
-    def act(state: DQNState, obs: jax.Array, key: jax.Array, explore=True, **_):
-        """``obs [B, *obs_shape] -> action [B]`` int32."""
-        q = net.apply(state.params, obs)
-        if not explore:
-            return jnp.argmax(q, axis=-1).astype(jnp.int32), {}
-        return vc.epsilon_greedy(key, q, eps_at(state.env_step))[0], {}
+    act = vc.epsilon_greedy_act(net.apply, lambda state: eps_at(state.env_step))
 
     def update(state: DQNState, batch: Transition, key: jax.Array):
         """``batch`` leaves are ``[N, ...]`` (``n_step = 1``) or runs ``[n, N, ...]``."""
@@ -176,7 +156,7 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
 
         def loss_fn(params):
             q = vc.chosen(net.apply(params, obs), action)
-            return td_loss(q, target, config.loss), q
+            return vc.td_loss(q, target, config.loss), q
 
         (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state)
@@ -201,22 +181,14 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
 
 def data(config: Config, env: Env) -> loops.Replay:
     """Uniform replay; runs of ``n_step`` consecutive steps when ``n_step > 1``."""
-    return loops.Replay(
-        num_envs=config.num_envs,
-        batch_size=config.batch_size,
-        buffer_size=config.buffer_size,
-        warmup_steps=config.warmup_steps,
-        updates_per_iter=config.updates_per_iter,
-        sequence_len=config.n_step,
-    )
+    return loops.Replay.from_config(config, sequence_len=config.n_step)
 
 
 def check(config: Config, env: Env) -> None:
     """Raises ValueError for settings that cannot work, before any compilation."""
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, got {config.warmup_steps}")
-    if config.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
+    loops.check_warmup(config)
+    if config.loss not in vc.LOSSES:
+        raise ValueError(f"loss must be one of {vc.LOSSES}, got {config.loss!r}")
     if config.buffer_size < config.n_step * config.num_envs:
         raise ValueError(
             f"buffer_size={config.buffer_size} must hold n_step * num_envs = "
@@ -225,14 +197,7 @@ def check(config: Config, env: Env) -> None:
 
 
 SUMMARY = "DQN with double, dueling and n-step options (Mnih et al. 2015)"
-POSITIVE = (
-    "num_envs",
-    "batch_size",
-    "buffer_size",
-    "updates_per_iter",
-    "target_period",
-    "n_step",
-)
+POSITIVE = (*loops.REPLAY_POSITIVE, "updates_per_iter", "target_period", "n_step")
 SPEC = AlgoSpec(
     "dqn",
     SUMMARY,

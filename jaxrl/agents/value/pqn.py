@@ -124,24 +124,13 @@ def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Sched
         return PQNState(params, tx.init(params), zero, zero)
 
     def eps_at(updates: jax.Array) -> jax.Array:
-        return vc.epsilon(
-            hparams.eps_start,
-            hparams.eps_end,
-            hparams.exploration_fraction,
-            updates,
-            schedule.num_iters,
-        )
+        return vc.epsilon(hparams, updates, schedule.num_iters)
 
-    def act(state: PQNState, obs: jax.Array, key: jax.Array, explore=True, **_):
-        """``obs [B, *obs_shape] -> action [B]`` int32."""
-        q = net.apply(state.params, obs)
-        if not explore:
-            return jnp.argmax(q, axis=-1).astype(jnp.int32), {}
-        return vc.epsilon_greedy(key, q, eps_at(state.updates))[0], {}
+    act = vc.epsilon_greedy_act(net.apply, lambda state: eps_at(state.updates))
 
     def loss_fn(params, obs, action, target):
         q = vc.chosen(net.apply(params, obs), action)
-        return 0.5 * jnp.mean(jnp.square(q - target)), q
+        return vc.td_loss(q, target), q
 
     def grad_step(state: PQNState, minibatch):
         obs, action, target = minibatch
