@@ -43,9 +43,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrl import agents, compile_cache, envs, report, sweep
+from jaxrl import agents, compile_cache, envs, sweep
 from jaxrl.data.datasets import record
-from jaxrl.logging import atomic_write
+from jaxrl.logging import atomic_write, new_figure, save_figure
 from jaxrl.report import renderers
 
 METHODS = ("G-PAYN", "SAC (grasp pose, no demos)", "SAC (scratch)", "Demonstrator")
@@ -159,9 +159,8 @@ def write_outputs(results: dict, dest: Path) -> None:
 
 
 def _plot(results: dict, path: Path) -> None:
-    plt = report._pyplot()
     shapes = list(results["shapes"])
-    fig, axes = plt.subplots(1, len(shapes), figsize=(4 * len(shapes), 3.2), squeeze=False)
+    fig, axes = new_figure(1, len(shapes), figsize=(4 * len(shapes), 3.2), squeeze=False)
     for ax, s in zip(axes[0], shapes, strict=True):
         for m in METHODS[:3]:
             r = results["shapes"][s]["methods"][m]
@@ -175,7 +174,8 @@ def _plot(results: dict, path: Path) -> None:
         ax.set_xlabel("env steps")
         ax.set_ylabel("eval return (~ success rate)")
     axes[0][0].legend(fontsize=7)
-    report._save(fig, path)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def main() -> None:

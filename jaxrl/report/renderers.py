@@ -763,10 +763,7 @@ _GPAYN_METHODS = ("G-PAYN", "SAC (grasp pose, no demos)", "SAC (scratch)", "Demo
 
 def gpayn_grasp(data: dict) -> str:
     """``experiments/gpayn_grasp.py``: success rate and time to grasp per method, IQM
-    [95% stratified bootstrap CI] over seeds with the shapes as strata, and per shape.
-
-    Not in ``RENDERERS`` until ``gpayn_grasp.json`` is committed with its docs section.
-    """
+    [95% stratified bootstrap CI] over seeds with the shapes as strata, and per shape."""
     shapes = list(data["shapes"])
     a = data.get("args", {})
     rows = []
@@ -1314,6 +1311,7 @@ RENDERERS: dict[str, Renderer] = {
     "drrpo_shift_beta3": Renderer("drrpo_shift_beta3.json", drrpo_shift),
     "drrpo_shift_per_step": Renderer("drrpo_shift_per_step.json", drrpo_shift),
     "dsac_vs_sac": Renderer("dsac_vs_sac.json", dsac_vs_sac),
+    "gpayn_grasp": Renderer("gpayn_grasp.json", gpayn_grasp),
     "mbrcsl_pointmaze": Renderer("mbrcsl_pointmaze.json", mbrcsl_pointmaze),
     "memory_task": Renderer("memory_task.json", memory_task),
     "muzero_assist": Renderer("muzero_assist.json", muzero_assist),
