@@ -53,7 +53,7 @@ from jaxrl.report.renderers import RENDERERS
 
 RESULTS = Path(__file__).parent / "results"
 #: Env steps per seed of the full run (sized to about 30-40 min on 2 quiet cores).
-STEPS = 20_000
+STEPS = 30_000
 
 #: For orientation only: their task (MBAG, 3-D houses, 10^400 goals, a human model
 #: learned from data) is far larger. Figures as reported in secondary summaries of
