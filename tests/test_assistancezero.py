@@ -107,6 +107,37 @@ def test_reward_termination_and_human_count():
     assert bool(nxt.truncated) != bool(nxt.terminated)
 
 
+def test_human_action_cost_reward_hand_case():
+    # Goal [1, 1, 0], empty grid, a near-greedy human: the assistant places cell 0 and
+    # the human cell 1. Progress +2; with cost c the human's one action costs c.
+    kw = dict(height=1, width=3, min_len=1, max_len=1, num_parts=1, human_temperature=0.01)
+    for cost, want in ((0.0, 2.0), (0.5, 1.5), (1.0, 1.0)):
+        env = game(**kw, human_action_cost=cost)
+        nxt = env.step(state_with(env, [0, 0, 0], [1, 1, 0]), jnp.int32(1))
+        assert float(nxt.reward) == want and int(nxt.inner.human_actions) == 1
+    # The human's no-op (nothing left to fix after the assistant) costs nothing.
+    env = game(**kw, human_action_cost=0.5)
+    nxt = env.step(state_with(env, [0, 1, 0], [1, 1, 0]), jnp.int32(1))
+    assert float(nxt.reward) == 1.0 and bool(nxt.terminated)
+    assert int(nxt.inner.human_actions) == 0
+    # Whole episodes (NumPy): the return is cells_to_fix - cost * human_actions when
+    # the human finishes alone (it never breaks a cell at temperature 0.01).
+    base = envs.make("assist/build-3x3", human_temperature=0.01)
+    cost = envs.make("assist/build-3x3-cost", human_temperature=0.01)
+    assert cost.unwrapped.config.human_action_cost == 0.5
+    noop = lambda obs, k, s: jnp.zeros(obs.shape[0], jnp.int32)  # noqa: E731
+    a = assist.episode_metrics(noop, base, jax.random.key(4), 32)
+    b = assist.episode_metrics(noop, cost, jax.random.key(4), 32)
+    np.testing.assert_array_equal(np.asarray(a["return"]), np.asarray(a["cells_to_fix"]))
+    want = np.asarray(b["cells_to_fix"]) - 0.5 * np.asarray(b["human_actions"], np.float64)
+    np.testing.assert_allclose(np.asarray(b["return"]), want, rtol=1e-6)
+    assert bool(np.all(np.asarray(b["completed"])))
+    # The mask of grid-changing actions.
+    np.testing.assert_array_equal(
+        np.asarray(assist.effective(jnp.array([0.0, 1.0]))), [0, 1, 0, 0, 1]
+    )
+
+
 def test_observation_round_trip_and_reset():
     env = envs.make("assist/build")
     state = env.reset(jax.random.key(3))
@@ -125,6 +156,8 @@ def test_bad_configs_rejected():
         assist.Config(min_len=4, max_len=2)
     with pytest.raises(ValueError, match="human_temperature"):
         assist.Config(human_temperature=0.0)
+    with pytest.raises(ValueError, match="human_action_cost"):
+        assist.Config(human_action_cost=-1.0)
     with pytest.raises(ValueError, match="unknown assistance game"):
         assist.make("nope")
     spec = agents.get("assistancezero")

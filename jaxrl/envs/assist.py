@@ -1,8 +1,9 @@
 """A pure-JAX assistance game: build a hidden structure together with a simulated human.
 
-``assist/build`` (5x5), ``assist/build-3x3``, ``assist/build-8x8``; any size through
-``make("assist/build", height=..., width=...)``. A small 2-D cousin of the Minecraft
-building assistance game (MBAG) of AssistanceZero (Laidlaw et al. 2025).
+``assist/build`` (5x5), ``assist/build-3x3``, ``assist/build-8x8``, and
+``assist/build-cost``, ``assist/build-3x3-cost`` (the same games with a cost per human
+action); any size through ``make("assist/build", height=..., width=...)``. A small 2-D
+cousin of the Minecraft building assistance game (MBAG) of AssistanceZero (Laidlaw et al. 2025).
 
 **World.** A ``height x width`` grid of ``N`` cells, each empty (0) or holding a block
 (1). The episode starts with the goal cells empty and every other cell holding a
@@ -21,8 +22,12 @@ cell already in the requested state changes nothing.
 from the human model on the grid the assistant left), then scores.
 
 **Reward** (shared): progress toward the goal, the change in the number of cells that
-match it over the step, so +1 per fixed cell and -1 per broken one. The episode
-terminates when the grid equals the goal; ``max_steps`` (default ``2 N``) truncates it.
+match it over the step, so +1 per fixed cell and -1 per broken one, minus
+``human_action_cost`` when the human's action changed the grid. Without the cost
+(default 0) a finished episode's return is the number of cells to fix at reset whoever
+fixes them; with it the return is that number minus ``human_action_cost`` times the
+human's actions, so saving the human's actions pays. The episode terminates when the
+grid equals the goal; ``max_steps`` (default ``2 N``) truncates it.
 
 **Human model.** Noisy-rational (Boltzmann) over a scripted planner's one-step action
 values ``Q_H(a) = progress(grid after a) - progress(grid)`` in {-1, 0, +1}:
@@ -61,6 +66,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "build-3x3": {"height": 3, "width": 3, "num_parts": 1, "min_len": 2, "max_len": 3},
     "build-8x8": {"height": 8, "width": 8, "num_parts": 3, "min_len": 3, "max_len": 6},
 }
+#: The cost-per-human-action variants (``human_action_cost`` 0.5: a cell the human fixes
+#: earns 0.5, one the assistant fixes 1).
+PRESETS["build-cost"] = {**PRESETS["build"], "human_action_cost": 0.5}
+PRESETS["build-3x3-cost"] = {**PRESETS["build-3x3"], "human_action_cost": 0.5}
 
 
 def names() -> list[str]:
@@ -91,6 +100,7 @@ class Config:
     debris_prob: float = 0.1
     human_temperature: float = 0.25
     max_steps: int = 0  # 0: 2 * N
+    human_action_cost: float = 0.0  # reward lost per grid-changing human action
 
     def __post_init__(self) -> None:
         for f in ("height", "width", "num_parts", "min_len", "max_len"):
@@ -110,6 +120,10 @@ class Config:
             )
         if self.max_steps < 0:
             raise ValueError(f"assist: max_steps must be >= 0, got {self.max_steps}")
+        if self.human_action_cost < 0:
+            raise ValueError(
+                f"assist: human_action_cost must be >= 0, got {self.human_action_cost}"
+            )
 
     @property
     def num_cells(self) -> int:
@@ -201,6 +215,13 @@ def action_values(grid: jax.Array, goal: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.zeros((1,)), place, remove])
 
 
+def effective(grid: jax.Array) -> jax.Array:
+    """``[..., 2N + 1]`` float32: 1 for the actions that change ``grid`` (placing on an
+    empty cell, removing a block), 0 for the no-op and the rest."""
+    place, remove = 1.0 - grid, grid
+    return jnp.concatenate([jnp.zeros_like(grid[..., :1]), place, remove], axis=-1)
+
+
 def human_logits(grid: jax.Array, goal: jax.Array, temperature: float) -> jax.Array:
     """The human model's action logits ``Q_H / temperature``, ``[2N + 1]``."""
     return action_values(grid, goal) / temperature
@@ -285,6 +306,8 @@ class AssistGame(Env):
         nxt = record_human(board, mid, human)
         changed = jnp.any(nxt.grid != mid)
         reward = matches(nxt.grid, goal) - matches(board.grid, goal)
+        if cfg.human_action_cost:  # a Python branch: the default reward is unchanged
+            reward = reward - cfg.human_action_cost * changed.astype(jnp.float32)
         terminated = jnp.all(nxt.grid == goal)
         truncated = jnp.logical_and(nxt.t >= cfg.horizon, jnp.logical_not(terminated))
         inner = GameState(nxt, goal, inner.human_actions + changed.astype(jnp.int32))
@@ -307,31 +330,40 @@ def plane_action(plane: jax.Array) -> jax.Array:
 
 
 def episode_metrics(
-    policy: Callable, env: Env, key: jax.Array, num_episodes: int
+    policy: Callable, env: Env, key: jax.Array, num_episodes: int, gamma: float = 1.0
 ) -> dict[str, jax.Array]:
     """One episode in each of ``num_episodes`` envs; ``policy(obs, key, env_state) ->
     action [B]``. Returns per-episode ``completed``, ``human_actions`` (until the goal is
-    done, else over the whole episode), ``length`` and ``cells_to_fix`` at the start."""
+    done, else over the whole episode), ``length``, ``cells_to_fix`` at the start,
+    ``return`` and ``discounted_return`` (``sum_t gamma^t r_t``)."""
     venv = VmapWrapper(env, num_episodes)
     reset_key, key = jax.random.split(key)
     state = venv.reset(reset_key)
     to_fix = jnp.sum(state.inner.board.grid != state.inner.goal, -1)
 
-    def body(carry, k):
-        st, done, completed, human, length = carry
+    def body(carry, xs):
+        st, done, completed, human, length, ret, disc = carry
+        k, t = xs
         nxt = venv.step(st, policy(st.obs, k, st))
         live = ~done
         completed = jnp.where(live, nxt.terminated, completed)
         human = jnp.where(live, nxt.inner.human_actions, human)
-        return (nxt, done | nxt.done, completed, human, length + live), None
+        reward = jnp.where(live, nxt.reward, 0.0)
+        disc = disc + jnp.power(gamma, t.astype(jnp.float32)) * reward
+        carry = (nxt, done | nxt.done, completed, human, length + live, ret + reward, disc)
+        return carry, None
 
     zeros = jnp.zeros((num_episodes,), jnp.int32)
-    init = (state, zeros.astype(bool), zeros.astype(bool), zeros, zeros)
+    fzeros = jnp.zeros((num_episodes,), jnp.float32)
+    init = (state, zeros.astype(bool), zeros.astype(bool), zeros, zeros, fzeros, fzeros)
     keys = jax.random.split(key, env.max_episode_steps)
-    (_, _, completed, human, length), _ = jax.lax.scan(body, init, keys)
+    steps = jnp.arange(env.max_episode_steps)
+    (_, _, completed, human, length, ret, disc), _ = jax.lax.scan(body, init, (keys, steps))
     return {
         "completed": completed,
         "human_actions": human,
         "length": length,
         "cells_to_fix": to_fix,
+        "return": ret,
+        "discounted_return": disc,
     }

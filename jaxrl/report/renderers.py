@@ -68,53 +68,82 @@ def blocks(*parts: str) -> str:
 
 
 def assistance_game(data: dict) -> str:
-    """``experiments/assistance_game.py``: human actions with each assistant."""
+    """``experiments/assistance_game.py``: human actions with each assistant; with the
+    newer files also each search's human model, the discounted return, the human actions
+    with a human of another temperature and the training curves."""
     floor = data["human_alone"]
     base = np.asarray(floor["human_actions"], np.float64)
-    rows = [
-        [
-            "simulated human alone (floor)",
-            iqm_ci(floor["completed"], 1, 100),
-            iqm_ci(floor["human_actions"], 2),
-            "0",
-            iqm_ci(floor["length"], 2),
-            "",
+    shifted = "other_human" in floor
+    other_base = np.asarray(floor["other_human"]["human_actions"]) if shifted else None
+    has_source = any("human_model_source" in r for r in data["methods"].values())
+    has_disc = "discounted_return" in floor
+
+    def row(name: str, r: dict, source: str, saved: str, paper: str) -> list[str]:
+        cells = [name]
+        if has_source:
+            cells.append(source)
+        cells += [
+            iqm_ci(r["completed"], 1, 100),
+            iqm_ci(r["human_actions"], 2),
+            saved,
+            iqm_ci(r["length"], 2),
         ]
-    ]
+        if has_disc:
+            cells.append(iqm_ci(r["discounted_return"], 2))
+        if shifted:
+            other = r["other_human"]
+            cells.append(iqm_ci(other["human_actions"], 2))
+            cells.append(iqm_ci(other_base - np.asarray(other["human_actions"], np.float64), 2))
+        return [*cells, paper]
+
+    rows = [row("simulated human alone (floor)", floor, "", "0", "")]
     for name, r in data["methods"].items():
-        saved = base - np.asarray(r["human_actions"], np.float64)
-        rows.append(
-            [
-                name,
-                iqm_ci(r["completed"], 1, 100),
-                iqm_ci(r["human_actions"], 2),
-                iqm_ci(saved, 2),
-                iqm_ci(r["length"], 2),
-                data.get("paper", {}).get(name, ""),
-            ]
-        )
-    header = [
-        "assistant",
-        "goal completed (%)",
-        "human actions to finish",
-        "human actions saved",
-        "episode length",
-        "paper (MBAG, orientation)",
-    ]
+        saved = iqm_ci(base - np.asarray(r["human_actions"], np.float64), 2)
+        paper = data.get("paper", {}).get(name, "")
+        rows.append(row(name, r, f"`{r.get('human_model_source', '')}`", saved, paper))
+    header = ["assistant"] + (["search's human model"] if has_source else [])
+    header += ["goal completed (%)", "human actions to finish", "human actions saved"]
+    header += ["episode length"] + (["discounted return"] if has_disc else [])
+    if shifted:
+        t = data["eval_temperature"]
+        header += [f"human actions (human at T={t:g})", f"saved (human at T={t:g})"]
+    header.append("paper (MBAG, orientation)")
     train = {n: r.get("train_seconds") for n, r in data["methods"].items()}
-    return blocks(
+    cost = data.get("human_action_cost")
+    parts = [
         facts(
             env=f"`{data['env']}`",
+            human_action_cost=cost,
+            recorded_human_temperature=data.get("recorded_temperature"),
             seeds=data["seeds"],
             budget=f"{data['steps']:,} env steps per seed",
             evaluation=f"{data['episodes']} episodes per seed",
+            gamma=data.get("gamma"),
             wall=minutes(data["wall_seconds"]) if "wall_seconds" in data else None,
         ),
         "IQM over seeds [95% stratified bootstrap CI]; training seconds: "
         + ", ".join(f"{n} {s:.0f}" for n, s in train.items() if s is not None)
         + ".",
         table(header, rows),
-    )
+    ]
+    curves = {n: r["curves"] for n, r in data["methods"].items() if "curves" in r}
+    if curves:
+        steps = next(iter(curves.values()))["env_steps"]
+        for key, label in (
+            ("human_actions", "human actions"),
+            ("discounted_return", "discounted return"),
+            ("length", "episode length"),
+        ):
+            crow = [
+                [n]
+                + [f"{iqm(np.asarray(c[key], np.float64)[:, i]):.2f}" for i in range(len(steps))]
+                for n, c in curves.items()
+            ]
+            parts.append(
+                f"Training curve, {label} (IQM over seeds, recorded human):\n\n"
+                + table(["assistant", *(f"{s:,} steps" for s in steps)], crow)
+            )
+    return blocks(*parts)
 
 
 def muzero_assist(data: dict) -> str:

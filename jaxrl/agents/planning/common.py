@@ -11,7 +11,8 @@ are returned in ``act``'s info and kept by the replay buffer (``Replay(extras=..
   whose extras are zeros), a loss mask.
 
 The info also carries ``visit_counts [B, A]`` (int32), the simulations that went through
-each root action, for inspection (no replay keeps it).
+each root action, and ``search_depth [B]`` (int32), the depth of the deepest node the
+search expanded (the root is depth 0), for inspection (no replay keeps them).
 """
 
 from __future__ import annotations
@@ -117,6 +118,24 @@ def data(
     return loops.Replay.from_config(config, extras, sequence_len)
 
 
+def tree_depth(tree: mctx.Tree) -> jax.Array:
+    """``[B]`` int32: the largest depth of an expanded node of ``tree`` (root 0).
+
+    A node's depth is its parent's plus one; nodes are numbered in expansion order, so
+    one pass in that order sees every parent before its children."""
+    parents = tree.parents  # [B, N], -1 for the root and unexpanded nodes
+    num_nodes = parents.shape[1]
+
+    def body(i, depth):
+        parent = parents[:, i]
+        d = jnp.take_along_axis(depth, jnp.maximum(parent, 0)[:, None], 1)[:, 0] + 1
+        return depth.at[:, i].set(jnp.where(parent >= 0, d, 0))
+
+    depth = jax.lax.fori_loop(1, num_nodes, body, jnp.zeros(parents.shape, jnp.int32))
+    expanded = tree.node_visits > 0
+    return jnp.max(jnp.where(expanded, depth, 0), axis=1)
+
+
 def run_search(
     config: Config,
     params: Any,
@@ -158,6 +177,7 @@ def run_search(
         "search_value": summary.value,
         "searched": jnp.ones_like(summary.value),
         "visit_counts": summary.visit_counts.astype(jnp.int32),
+        "search_depth": tree_depth(out.search_tree),
     }
     return action.astype(jnp.int32), info
 
