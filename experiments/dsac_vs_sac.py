@@ -16,6 +16,11 @@ moves. Evaluation runs on the scaled env and its returns are divided by the scal
 every number here is in the task's own (unscaled) reward.
 
     python experiments/dsac_vs_sac.py                       # the recorded run
+    python experiments/dsac_vs_sac.py --add --methods dsac_v1 \
+        --tasks brax/inverted_pendulum,brax/inverted_double_pendulum \
+        --scale-tasks brax/inverted_pendulum                # DSAC-v1 added to it
+    python experiments/dsac_vs_sac.py --tasks pendulum --scale-tasks pendulum \
+        --steps 30000 --name dsac_vs_sac_pendulum30k        # the issue's 30k budget
     python experiments/dsac_vs_sac.py --seeds 2 --steps 2000 --out runs/dsac_smoke
 
 Statistic: the final evaluation return per seed (8 episodes); IQM with a 95% stratified
@@ -160,11 +165,18 @@ def plot(results: dict, meta: dict, path: Path) -> None:
 
 def added_to(path: Path, meta: dict) -> tuple[dict, dict]:
     """The results and meta of the record at ``path``, to which a run of ``meta``'s
-    settings adds methods; raises where the settings differ."""
+    settings adds methods on some of its tasks; raises where the settings differ."""
     record = json.loads(path.read_text())
     old = record["meta"]
-    for field in ("seeds", "budgets", "hidden", "scale_tasks", "scales"):
-        if old[field] != meta[field]:
+    same = {
+        "seeds": old["seeds"] == meta["seeds"],
+        "hidden": old["hidden"] == meta["hidden"],
+        "scales": old["scales"] == meta["scales"],
+        "budgets": all(old["budgets"].get(t) == b for t, b in meta["budgets"].items()),
+        "scale_tasks": set(meta["scale_tasks"]) <= set(old["scale_tasks"]),
+    }
+    for field, ok in same.items():
+        if not ok:
             raise SystemExit(f"--add: {field} {meta[field]} differs from {path}'s {old[field]}")
     commands = old["command"] if isinstance(old["command"], list) else [old["command"]]
     return record["results"], {**old, "command": [*commands, meta["command"]]}
@@ -181,6 +193,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
+        "--name", default="dsac_vs_sac", help="the record's file stem in --out (.json, .png)"
+    )
+    parser.add_argument(
         "--replot", action="store_true", help="rewrite the .png from the .json only"
     )
     parser.add_argument(
@@ -191,8 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     if args.replot:
-        record = json.loads((Path(args.out) / "dsac_vs_sac.json").read_text())
-        plot(record["results"], record["meta"], Path(args.out) / "dsac_vs_sac.png")
+        record = json.loads((Path(args.out) / f"{args.name}.json").read_text())
+        plot(record["results"], record["meta"], Path(args.out) / f"{args.name}.png")
         return record
     methods = args.methods.split(",")
     if set(methods) - set(ALGOS):
@@ -221,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     results: dict = {}
     if args.add:
-        results, meta = added_to(out / "dsac_vs_sac.json", meta)
+        results, meta = added_to(out / f"{args.name}.json", meta)
     wall0 = meta.get("wall_min", 0.0)  # minutes of the runs an --add adds to
     with tempfile.TemporaryDirectory() as tmp:
         for task, scale in jobs:
@@ -239,8 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
                 meta["wall_min"] = wall0 + (time.perf_counter() - t0) / 60
                 # Written after every run, so a partial run still leaves its numbers.
                 record = {"meta": meta, "paper": {"a": PAPER_A, "b": PAPER_B}, "results": results}
-                atomic_write(out / "dsac_vs_sac.json", json.dumps(record, indent=1) + "\n")
-            plot(results, meta, out / "dsac_vs_sac.png")
+                atomic_write(out / f"{args.name}.json", json.dumps(record, indent=1) + "\n")
+            plot(results, meta, out / f"{args.name}.png")
     print(RENDERERS["dsac_vs_sac"].render(record))
     return record
 
