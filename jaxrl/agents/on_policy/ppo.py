@@ -12,6 +12,7 @@ from typing import Any
 
 import chex
 import distrax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -220,15 +221,22 @@ def optimizer(config: Any, hparams: HParams, schedule: loops.Schedule) -> Any:
     )
 
 
-def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
-    """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
-    obs_shape = env.observation_spec.shape
+def heads(config: Any, env: Env) -> tuple[nn.Module, ValueHead]:
+    """``(actor, critic)`` for ``env``'s action spec: a Categorical or DiagGaussian policy
+    head and a value head, each an MLP of ``config.hidden``."""
     spec = env.action_spec
     if spec.discrete:
         actor = Categorical(spec.num_actions, config.hidden, config.activation, config.ortho_init)
     else:
         actor = DiagGaussian(spec.shape[0], config.hidden, config.activation, config.ortho_init)
-    critic = ValueHead(config.hidden, config.activation, ortho=config.ortho_init)
+    return actor, ValueHead(config.hidden, config.activation, ortho=config.ortho_init)
+
+
+def make_agent(config: Config, env: Env, hparams: HParams, schedule: loops.Schedule) -> Agent:
+    """PPO's (init, act, update) for ``env``'s specs; ``hparams`` may be traced."""
+    obs_shape = env.observation_spec.shape
+    spec = env.action_spec
+    actor, critic = heads(config, env)
     encoder = NatureCNN() if config.encoder == "cnn" else None
     tx = optimizer(config, hparams, schedule)
 

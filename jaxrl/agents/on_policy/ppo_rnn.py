@@ -35,6 +35,7 @@ from jaxrl import loops
 from jaxrl.agents.on_policy.ppo import (
     STEP_METRICS,
     HParams,
+    heads,
     optimizer,
     policy_entropy,
     ppo_objective,
@@ -44,7 +45,7 @@ from jaxrl.core.optim import last_grad_norm
 from jaxrl.envs import Env
 from jaxrl.loops import AlgoSpec
 from jaxrl.loops.carry import reset_where
-from jaxrl.nets import Categorical, DiagGaussian, ValueHead
+from jaxrl.nets import ValueHead
 from jaxrl.nets.dense import Dense
 from jaxrl.nets.init import orthogonal
 from jaxrl.normalize import RunningStats, normalize, update_stats
@@ -103,12 +104,7 @@ class GRUTorso(nn.Module):
 
 def networks(config: Config, env: Env) -> tuple[GRUTorso, nn.Module, ValueHead]:
     """``(torso, actor, critic)`` for ``env``'s specs; the heads read the GRU state."""
-    spec = env.action_spec
-    if spec.discrete:
-        actor = Categorical(spec.num_actions, config.hidden, config.activation, config.ortho_init)
-    else:
-        actor = DiagGaussian(spec.shape[0], config.hidden, config.activation, config.ortho_init)
-    critic = ValueHead(config.hidden, config.activation, ortho=config.ortho_init)
+    actor, critic = heads(config, env)
     return GRUTorso(config.embed, config.gru_size, config.ortho_init), actor, critic
 
 
