@@ -21,7 +21,18 @@ every number here is in the task's own (unscaled) reward.
         --scale-tasks brax/inverted_pendulum                # DSAC-v1 added to it
     python experiments/dsac_vs_sac.py --tasks pendulum --scale-tasks pendulum \
         --steps 30000 --name dsac_vs_sac_pendulum30k        # the issue's 30k budget
+    python experiments/dsac_vs_sac.py --protocol official --tasks pendulum \
+        --scale-tasks pendulum --name dsac_vs_sac_official   # DSAC-v2's own sampling
     python experiments/dsac_vs_sac.py --seeds 2 --steps 2000 --out runs/dsac_smoke
+
+``--protocol matched`` (the default) is (a) above: one env, one update per env step, a
+1,000-step warm-up, ``--hidden`` ReLU nets for every method. ``--protocol official`` is
+the sampling and networks of DSAC-v2's own trainer (``off_serial_trainer`` with
+``sample_batch_size`` 20, ``buffer_warm_size`` 10,000, 3x256 GELU; its pendulum run
+``results/DSAC_V2_gym_pendulum`` is 12,000 iterations): one gradient update per 20 env
+steps, a 10,000-step warm-up, 3x256 GELU nets, for every method. Departure: the 20 env
+steps of an iteration come from 20 parallel envs here, from 20 consecutive steps of one
+env there.
 
 Statistic: the final evaluation return per seed (8 episodes); IQM with a 95% stratified
 bootstrap CI over seeds (``jaxrl.report``). For (b), the spread of a method across
@@ -58,6 +69,29 @@ BUDGETS = {
 }
 SCALE_TASKS = ("pendulum", "brax/inverted_pendulum")
 SCALES = (0.1, 1.0, 10.0)
+#: Config shared by every method, per protocol (see the module docstring); ``hidden``
+#: (--hidden) and the budget per task come from the command line.
+PROTOCOLS: dict[str, dict] = {
+    "matched": {"batch_size": 256, "utd_ratio": 1.0, "warmup_steps": 1000},
+    "official": {
+        "batch_size": 256,
+        "num_envs": 20,
+        "utd_ratio": 0.05,
+        "warmup_steps": 10_000,
+        "activation": "gelu",
+    },
+}
+#: --protocol official: 12,000 iterations of 20 env steps (DSAC-v2's pendulum run).
+OFFICIAL_STEPS = 240_000
+OFFICIAL_HIDDEN = "256,256,256"
+#: DSAC-v2's committed pendulum run (one seed, 5 evaluation episodes every 100
+#: iterations; ``results/DSAC_V2_gym_pendulum/240223-003213/data/Evaluation_1. TAR-RL
+#: iter.csv`` in github.com/Jingliang-Duan/DSAC-v2 at c5105eb's parent tree, read 2026-12-08).
+PAPER_OFFICIAL = (
+    "DSAC-v2's own pendulum run (DSAC-T, 12,000 iterations = 240,000 env steps, one seed): "
+    "final evaluation -171.0, mean of its last 10 evaluations -147.2 (the repository's "
+    "results/DSAC_V2_gym_pendulum/240223-003213)"
+)
 #: The paper's numbers are MuJoCo / real-robot returns after 1.5M iterations (DSAC-v2's
 #: example config ``max_iteration``): no number at this scale. Its claims, from the
 #: abstract of arXiv 2310.05858 (v5, TPAMI 2025):
@@ -72,18 +106,24 @@ PAPER_B = (
 
 
 def run_one(
-    method: str, task: str, steps: int, seeds: int, evals: int, hidden, scale: float, out: Path
+    method: str,
+    task: str,
+    steps: int,
+    seeds: int,
+    evals: int,
+    hidden,
+    scale: float,
+    out: Path,
+    protocol: str = "matched",
 ) -> dict:
     """One vmapped-seeds ``runner.run`` of ``method``; returns in the unscaled reward."""
     algo, overrides = ALGOS[method]
     config = {
         **overrides,
+        **PROTOCOLS[protocol],
         "total_steps": steps,
         "num_evals": evals,
         "hidden": tuple(hidden),
-        "batch_size": 256,
-        "utd_ratio": 1.0,
-        "warmup_steps": 1000,
     }
     env_kwargs = None if scale == 1.0 else {"reward_scale": scale}
     t0 = time.perf_counter()
@@ -171,6 +211,7 @@ def added_to(path: Path, meta: dict) -> tuple[dict, dict]:
     same = {
         "seeds": old["seeds"] == meta["seeds"],
         "hidden": old["hidden"] == meta["hidden"],
+        "protocol": old.get("protocol", "matched") == meta["protocol"],
         "scales": old["scales"] == meta["scales"],
         "budgets": all(old["budgets"].get(t) == b for t, b in meta["budgets"].items()),
         "scale_tasks": set(meta["scale_tasks"]) <= set(old["scale_tasks"]),
@@ -189,7 +230,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="one budget for every task")
     parser.add_argument("--evals", type=int, default=4)
-    parser.add_argument("--hidden", default="64,64")
+    parser.add_argument("--hidden", default=None, help="default 64,64 (matched), 256x3 (official)")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="matched")
     parser.add_argument("--methods", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
@@ -216,8 +258,13 @@ def main(argv: list[str] | None = None) -> dict:
         )
     tasks = args.tasks.split(",")
     scale_tasks = [t for t in args.scale_tasks.split(",") if t]
-    budgets = {t: args.steps or BUDGETS.get(t, 10_000) for t in dict.fromkeys(tasks + scale_tasks)}
-    hidden = tuple(int(x) for x in args.hidden.split(","))
+    official = args.protocol == "official"
+    default_steps = {t: OFFICIAL_STEPS if official else BUDGETS.get(t, 10_000) for t in tasks}
+    budgets = {
+        t: args.steps or default_steps.get(t, 10_000) for t in dict.fromkeys(tasks + scale_tasks)
+    }
+    hidden_arg = args.hidden or (OFFICIAL_HIDDEN if official else "64,64")
+    hidden = tuple(int(x) for x in hidden_arg.split(","))
     out = Path(args.out)
     meta = {
         "command": "python experiments/dsac_vs_sac.py "
@@ -225,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": args.seeds,
         "budgets": budgets,
         "hidden": list(hidden),
+        "protocol": args.protocol,
+        "shared_config": PROTOCOLS[args.protocol],
         "scale_tasks": scale_tasks,
         "scales": list(SCALES),
         "evaluation": "scaled env, returns divided by the scale",
@@ -243,7 +292,15 @@ def main(argv: list[str] | None = None) -> dict:
             for name in methods:
                 run_dir = Path(tmp) / f"{name}-{task.replace('/', '_')}-{scale:g}"
                 r = run_one(
-                    name, task, budgets[task], args.seeds, args.evals, hidden, scale, run_dir
+                    name,
+                    task,
+                    budgets[task],
+                    args.seeds,
+                    args.evals,
+                    hidden,
+                    scale,
+                    run_dir,
+                    args.protocol,
                 )
                 results.setdefault(key(task, scale), {})[name] = r
                 print(
@@ -253,7 +310,10 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 meta["wall_min"] = wall0 + (time.perf_counter() - t0) / 60
                 # Written after every run, so a partial run still leaves its numbers.
-                record = {"meta": meta, "paper": {"a": PAPER_A, "b": PAPER_B}, "results": results}
+                paper = {"a": PAPER_A, "b": PAPER_B}
+                if official and "pendulum" in budgets:
+                    paper["official pendulum"] = PAPER_OFFICIAL
+                record = {"meta": meta, "paper": paper, "results": results}
                 atomic_write(out / f"{args.name}.json", json.dumps(record, indent=1) + "\n")
             plot(results, meta, out / f"{args.name}.png")
     print(RENDERERS["dsac_vs_sac"].render(record))

@@ -539,6 +539,7 @@ def dsac_vs_sac(data: dict) -> str:
         facts(
             seeds=meta["seeds"],
             hidden="x".join(str(h) for h in meta["hidden"]),
+            protocol=_dsac_protocol(meta),
             wall=minutes(60 * meta["wall_min"]),
         ),
         "Final evaluation return in the task's own reward, IQM [95% stratified bootstrap CI] "
@@ -551,6 +552,17 @@ def dsac_vs_sac(data: dict) -> str:
             ["task", "method", *(f"reward x{c:g}" for c in meta["scales"]), "spread"], scale_rows
         ),
         "Paper: " + " ".join(f"({k}) {v}" for k, v in paper.items()) if paper else "",
+    )
+
+
+def _dsac_protocol(meta: dict) -> str:
+    """The sampling every method shared: ``official`` is DSAC-v2's own trainer's."""
+    shared = meta.get("shared_config", {"utd_ratio": 1.0, "warmup_steps": 1000})
+    envs = shared.get("num_envs", 1)
+    return (
+        f"{meta.get('protocol', 'matched')} ({envs} env(s), one update per "
+        f"{1 / shared['utd_ratio']:g} env steps, warm-up {shared['warmup_steps']:,} steps, "
+        f"{shared.get('activation', 'relu')})"
     )
 
 
@@ -1341,6 +1353,7 @@ RENDERERS: dict[str, Renderer] = {
     "drrpo_shift_per_step": Renderer("drrpo_shift_per_step.json", drrpo_shift),
     "dsac_vs_sac": Renderer("dsac_vs_sac.json", dsac_vs_sac),
     "dsac_vs_sac_pendulum30k": Renderer("dsac_vs_sac_pendulum30k.json", dsac_vs_sac),
+    "dsac_vs_sac_official": Renderer("dsac_vs_sac_official.json", dsac_vs_sac),
     "gpayn_grasp": Renderer("gpayn_grasp.json", gpayn_grasp),
     "mbrcsl_pointmaze": Renderer("mbrcsl_pointmaze.json", mbrcsl_pointmaze),
     "memory_task": Renderer("memory_task.json", memory_task),
