@@ -3,8 +3,10 @@ Mamba against a same-size Transformer as Drama's sequence model (CPU scale).
 
 Drama's claim (Wang et al., 2024, ICLR 2025, "Drama: Mamba-Enabled Model-Based
 Reinforcement Learning Is Sample and Parameter Efficient") is sample efficiency on
-Atari100k; the paper has no MinAtar number. Here every method gets the same env-step
-budget per game:
+Atari100k; the paper has no MinAtar number. The protocol (issue 33, Build 4): every
+method gets the same env steps (``--steps``, checked equal from the schedules before
+anything compiles), the same seeds (``--seeds``, 5) and the same evaluation
+(``--eval-episodes`` episodes, 16, at each of ``NUM_EVALS`` periods and at the end):
 
 - Drama, a reduced CPU size (``SMALL`` over ``drama.Config``; ``--set k=v`` overrides),
   vmapped seeds, with its Mamba-2 sequence model on every game and with a causal
@@ -15,17 +17,38 @@ budget per game:
   4 epochs x 4 minibatches, 2x64 tanh MLP), vmapped seeds;
 - a uniformly random policy over many episodes.
 
-Score: the final evaluation return per seed (``num_eval_envs`` greedy episodes); IQM
-and 95% stratified bootstrap CI over seeds (``jaxrl.report``). Every method's final
-agents are also evaluated with sampled actions (the ``sampled`` evaluation hook,
-``jaxrl.transforms.sampled``: the same routine, ``explore=True``), recorded per seed as
-``sampled`` beside ``greedy`` (same episodes and keys), since a greedy evaluation turns
-an untrained or flat policy into one repeated action. Time per update: one
-jitted Drama update (``agent.update`` on a replay-shaped batch) timed after warm-up.
+Train ratio. The official train.yaml makes one world-model and one actor-critic update
+per env step (``TrainDynamicsEverySteps = TrainAgentEverySteps = 1``) on 16 x 128
+replayed sequences and 1024 imagined rollouts, after 1032 random steps, for 100k steps;
+100k updates of that size are days on this shared 2-core CPU. Here (``PROTOCOL``,
+``SMALL``): one update per 2 env steps (``train_every=2``) on 8 x 32 replayed sequences
+and 64 imagined rollouts, after the official 1032 random steps, for 5,120 env steps:
+2,044 updates per seed. Why: the smoke run below measured 0.069 s per update and seed
+(Mamba on Breakout, one seed, acting and evaluation included: 6.7 s for 97 updates);
+taking 5 vmapped seeds as 5x that, the Transformer as 1.3x and Asterix as 0.8x (their
+ratios in the committed run), the three Drama runs cost ~1.07 s per update, so 2,044
+updates are ~37 min, plus ~5 min of compilation, timing, PPO and random: ~42 min of the
+hour, the rest a margin for seeds scaling worse than linearly. The same number of
+updates at 10,240 env steps would need one per 4 env steps; this keeps the ratio twice
+as close to the official one. The departure stays large: half the official updates per
+env step and, per update, 8x fewer replayed steps and 16x fewer imagined rollouts.
+
+Score: the final evaluation of each seed's agent, with greedy and with sampled actions
+(the ``sampled`` evaluation hook, ``jaxrl.transforms.sampled``: the same routine and
+keys, ``explore=True`` or not; a greedy evaluation turns an untrained or flat policy
+into one repeated action); IQM and 95% stratified bootstrap CI over seeds
+(``jaxrl.report``). Training curves per seed (``[seeds, periods]``, periods at
+``env_steps``) under ``train_metrics``: the means over each period's updates of the
+agent's update metrics (Drama: policy entropy, imagined reward and return, actor and
+critic losses, world-model losses; PPO: entropy and its losses); a period without an
+update reports 0 (Drama's first two at the defaults: 1032 warm-up steps, 512 per
+period) and the one holding the first update averages in zeros for the iterations
+before it (3 of 256 at the defaults). Time per update: one jitted Drama update
+(``agent.update`` on a replay-shaped batch) timed after warm-up.
 
     python experiments/drama_minatar.py                      # the committed run
-    python experiments/drama_minatar.py --games minatar/breakout --steps 2560 \
-        --drama-seeds 1 --ppo-seeds 1 --smoke                 # minutes-scale smoke run
+    python experiments/drama_minatar.py --games minatar/breakout --steps 1024 \
+        --seeds 1 --eval-episodes 4 --transformer-games '' --smoke   # ~1.5 min smoke run
 
 Writes experiments/results/drama_minatar.{json,png} (``--out`` elsewhere); its table is
 rendered from the JSON by ``python -m jaxrl.report build`` (docs/results.md).
@@ -43,7 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrl import envs, loops, runner
+from jaxrl import compile_cache, envs, loops, runner
 from jaxrl.agents.model_based import drama
 from jaxrl.agents.on_policy import ppo
 from jaxrl.cli import parse_overrides
@@ -56,17 +79,35 @@ from jaxrl.transforms import sampled
 RESULTS = Path(__file__).parent / "results"
 GAMES = ("minatar/breakout", "minatar/asterix")
 SEQUENCE_MODELS = ("mamba", "transformer")
+#: The recorded protocol: seeds, env steps and final-evaluation episodes, equal for every
+#: method; evaluations per run (the same periods for Drama and PPO).
+SEEDS = 5
+STEPS = 5_120
+EVAL_EPISODES = 16
+NUM_EVALS = 10
 #: Drama at a size this shared 2-core CPU can train in the budget (``drama.Config``
-#: defaults otherwise): ~0.2 s per update there instead of ~0.9 s for the defaults.
+#: defaults otherwise; the committed run timed one update at 0.25 s, 0.9 s for the
+#: defaults, both on a loaded CPU).
 SMALL = {"d_model": 64, "hidden": 128, "ac_hidden": 128, "img_batch": 64, "wm_batch": 8}
-PPO_CONFIG = {
-    "num_envs": 8,
-    "rollout_len": 32,
-    "num_epochs": 4,
-    "num_minibatches": 4,
-    "num_evals": 10,
-    "num_eval_envs": 16,
-}
+#: Drama's training schedule: one update per 2 env steps after the official 1032 random
+#: steps (the module docstring says why).
+PROTOCOL = {"train_every": 2, "warmup_steps": 1032}
+PPO_CONFIG = {"num_envs": 8, "rollout_len": 32, "num_epochs": 4, "num_minibatches": 4}
+#: Update metrics recorded as ``[seeds, periods]`` curves (those the agent reports).
+DRAMA_CURVES = (
+    "entropy",
+    "imag_reward",
+    "imag_return",
+    "actor_loss",
+    "critic_loss",
+    "wm_loss",
+    "recon_loss",
+    "reward_loss",
+    "term_loss",
+    "kl_dyn",
+    "kl_rep",
+)
+PPO_CURVES = ("entropy", "policy_loss", "value_loss")
 #: The paper evaluates on Atari100k only (../shared/PAPERS.md, "Drama").
 PAPER = (
     "no MinAtar number in the paper; its claim is sample efficiency on Atari100k "
@@ -75,16 +116,29 @@ PAPER = (
 )
 
 
-def run_drama(game: str, steps: int, seeds: int, overrides: dict, out: Path) -> dict:
+def final_env_steps(spec, game: str, steps: int, config: dict, env_kwargs: dict) -> int:
+    """Env steps a run of ``spec`` trains for (its schedule rounds ``steps`` down);
+    validates the settings without compiling anything."""
+    spec, _, env, cfg, _ = runner.resolve(spec, game, config, None, steps, env_kwargs)
+    return spec.schedule(cfg, env).total_steps
+
+
+def run_method(
+    spec, game: str, steps: int, seeds: int, config: dict, out: Path, curves: tuple, **kw
+) -> dict:
+    """One ``runner.run`` of ``spec`` with the ``sampled`` hook: timings, the periodic
+    greedy returns, the final greedy and sampled returns and the ``curves`` of the update
+    metrics (``[seeds, periods]``)."""
     result = runner.run(
-        with_sampled_hook(drama.SPEC),
+        with_sampled_hook(spec),
         game,
         seeds=seeds,
         steps=steps,
-        config=overrides,
+        config=config,
         out=out,
         progress=False,
         log=None,
+        **kw,
     )
     m = result.metrics
     return {
@@ -94,6 +148,7 @@ def run_drama(game: str, steps: int, seeds: int, overrides: dict, out: Path) -> 
         "env_steps": m["env_steps"][0].tolist(),
         "returns": m["eval_return"].tolist(),
         **final_evaluations(result.summary),
+        "train_metrics": {k: np.asarray(m[k]).tolist() for k in curves if k in m},
     }
 
 
@@ -111,27 +166,6 @@ def with_sampled_hook(spec):
     if sampled.HOOK in spec.eval_hooks:
         return spec
     return dataclasses.replace(spec, eval_hooks=(*spec.eval_hooks, sampled.HOOK))
-
-
-def run_ppo(game: str, steps: int, seeds: int, out: Path) -> dict:
-    result = runner.run(
-        with_sampled_hook(ppo.SPEC),
-        game,
-        seeds=seeds,
-        steps=steps,
-        config=PPO_CONFIG,
-        env_kwargs={"flatten": True},
-        out=out,
-        progress=False,
-        log=None,
-    )
-    m = result.metrics
-    return {
-        "seconds": result.summary["compile_seconds"] + result.summary["run_seconds"],
-        "env_steps": m["env_steps"][0].tolist(),
-        "returns": m["eval_return"].tolist(),
-        **final_evaluations(result.summary),
-    }
 
 
 def run_random(game: str, episodes: int) -> dict:
@@ -190,11 +224,6 @@ def time_update(game: str, config: drama.Config, repeats: int) -> dict:
     }
 
 
-def final_scores(returns: list) -> np.ndarray:
-    """``[seeds]`` final evaluation return of each seed."""
-    return np.asarray(returns, np.float64)[:, -1]
-
-
 def plot(results: dict, path: Path) -> None:
     games = list(results["games"])
     fig, axes = new_figure(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
@@ -223,64 +252,113 @@ def write(results: dict, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--games", default=",".join(GAMES))
-    parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--drama-seeds", type=int, default=3)
-    parser.add_argument("--ppo-seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=STEPS, help="env steps, every method")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="seeds, every method")
+    parser.add_argument("--drama-seeds", type=int, default=None, help="default: --seeds")
+    parser.add_argument("--ppo-seeds", type=int, default=None, help="default: --seeds")
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=EVAL_EPISODES,
+        help="episodes per evaluation (periodic and final), every method",
+    )
     parser.add_argument("--random-episodes", type=int, default=512)
     parser.add_argument(
         "--transformer-games",
         default=GAMES[0],
         help="games (comma-separated) where Drama also trains with the Transformer",
     )
-    parser.add_argument("--timing-repeats", type=int, default=20)
+    parser.add_argument("--timing-repeats", type=int, default=20, help="0: no timing")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--runs", default="runs/drama_minatar", help="run folders")
-    parser.add_argument("--smoke", action="store_true", help="tiny evaluation settings")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny settings: 256 warm-up steps, 2 evaluations, no timing",
+    )
     args = parser.parse_args()
+    compile_cache.configure()  # before the timing's compiles too
     out, runs = Path(args.out), Path(args.runs)
-    overrides, _ = parse_overrides(args.set, drama.Config, drama.HParams)
-    overrides = SMALL | overrides
-    if args.smoke:
-        overrides = {"warmup_steps": 256, "num_evals": 2, "num_eval_envs": 2} | overrides
+    games = args.games.split(",")
+    seeds = {
+        "Drama": args.seeds if args.drama_seeds is None else args.drama_seeds,
+        "PPO": args.seeds if args.ppo_seeds is None else args.ppo_seeds,
+    }
+    evaluation = {
+        "num_evals": 2 if args.smoke else NUM_EVALS,
+        "num_eval_envs": args.eval_episodes,
+    }
+    overrides, hparams = parse_overrides(args.set, drama.Config, drama.HParams)
+    smoke = {"warmup_steps": 256} if args.smoke else {}
+    timing_repeats = 0 if args.smoke else args.timing_repeats
+    overrides = SMALL | PROTOCOL | evaluation | smoke | overrides
+    ppo_config = PPO_CONFIG | evaluation
+    budget = {
+        "Drama": final_env_steps(drama.SPEC, games[0], args.steps, overrides, {}),
+        "PPO": final_env_steps(ppo.SPEC, games[0], args.steps, ppo_config, {"flatten": True}),
+    }
+    if len(set(budget.values())) != 1:
+        raise SystemExit(
+            f"--steps {args.steps} gives unequal env steps {budget} (each schedule rounds "
+            f"down to whole periods): pick a multiple of both methods' steps per period"
+        )
     t_start = time.perf_counter()
     results: dict = {
         "steps": args.steps,
+        "env_steps": budget["Drama"],
+        "seeds": seeds,
+        "eval_episodes": args.eval_episodes,
+        "num_evals": evaluation["num_evals"],
         "drama_overrides": overrides,
-        "ppo_config": PPO_CONFIG,
+        "drama_hparams": hparams,
+        "ppo_config": ppo_config,
         "random_episodes": args.random_episodes,
-        "timing_repeats": args.timing_repeats,
+        "timing_repeats": timing_repeats,
         "jax_backend": jax.default_backend(),
         "paper": PAPER,
         "games": {},
         "timing": {},
     }
-    for model in SEQUENCE_MODELS:
+    for model in SEQUENCE_MODELS if timing_repeats > 0 else ():
         config = drama.Config(**(overrides | {"sequence_model": model}))
-        results["timing"][model] = time_update(
-            args.games.split(",")[0], config, args.timing_repeats
-        )
+        results["timing"][model] = time_update(games[0], config, timing_repeats)
         print(f"timing {model}: {results['timing'][model]['update_seconds_median']:.3f} s/update")
-    for game in args.games.split(","):
+    for game in games:
         name = game.split("/", 1)[1]
         g = {"random": run_random(game, args.random_episodes), "methods": {}}
         results["games"][game] = g
         t0 = time.perf_counter()
-        g["methods"]["PPO"] = run_ppo(game, args.steps, args.ppo_seeds, runs / name / "ppo")
+        g["methods"]["PPO"] = run_method(
+            ppo.SPEC,
+            game,
+            args.steps,
+            seeds["PPO"],
+            ppo_config,
+            runs / name / "ppo",
+            PPO_CURVES,
+            env_kwargs={"flatten": True},
+        )
         print(f"{game} PPO {time.perf_counter() - t0:.0f}s", flush=True)
-        models = ["mamba"] + (["transformer"] if game in args.transformer_games else [])
+        models = ["mamba"] + (["transformer"] if game in args.transformer_games.split(",") else [])
         for model in models:
             t0 = time.perf_counter()
             label = f"Drama ({model.capitalize()})"
-            g["methods"][label] = run_drama(
+            g["methods"][label] = r = run_method(
+                drama.SPEC,
                 game,
                 args.steps,
-                args.drama_seeds,
+                seeds["Drama"],
                 overrides | {"sequence_model": model},
                 runs / name / f"drama_{model}",
+                DRAMA_CURVES,
+                hparams=hparams,
             )
-            s = final_scores(g["methods"][label]["returns"])
-            print(f"{game} {label} {time.perf_counter() - t0:.0f}s final {s}", flush=True)
+            print(
+                f"{game} {label} {time.perf_counter() - t0:.0f}s final greedy {r['greedy']} "
+                f"sampled {r['sampled']}",
+                flush=True,
+            )
             results["total_seconds"] = time.perf_counter() - t_start
             write(results, out)  # after every run, so a cut-short run keeps what finished
     print(RENDERERS["drama_minatar"].render(results))

@@ -106,6 +106,58 @@ def test_rendered_statistics_match_the_experiments_own_records():
     assert renderers.ci(x)[0] == report.iqm(x) == np.mean(np.sort(x)[2:6])
 
 
+def test_drama_minatar_renders_greedy_sampled_and_training_metrics():
+    """A record with the final greedy and sampled returns and ``train_metrics`` curves
+    gets both return columns and the end-of-training table (a metric a method lacks is
+    "-"); the committed record (greedy curves only) keeps its one return column."""
+    old = json.loads((ROOT / "experiments" / "results" / "drama_minatar.json").read_text())
+    assert "final return (sampled)" not in renderers.drama_minatar(old)
+    greedy, sampled = [0.0, 0.0, 1.0, 2.0, 4.0], [0.5, 1.0, 1.5, 3.0, 9.0]
+    drama = {
+        "greedy": greedy,
+        "sampled": sampled,
+        "returns": [[0.0, 7.0]] * 5,
+        "env_steps": [2560, 5120],
+        "seconds": 10.0,
+        "train_metrics": {
+            "entropy": [[0.0, e] for e in (1.0, 1.1, 1.2, 1.3, 1.4)],
+            "imag_reward": [[0.0, 0.25]] * 5,
+            "wm_loss": [[9.0, 3.0]] * 5,
+        },
+    }
+    ppo = {
+        **drama,
+        "greedy": sampled,
+        "sampled": greedy,
+        "train_metrics": {"entropy": [[1.0, 0.5]] * 5},
+    }
+    record = {
+        "steps": 5120,
+        "env_steps": 5120,
+        "seeds": {"Drama": 5, "PPO": 5},
+        "eval_episodes": 16,
+        "drama_overrides": {"train_every": 8},
+        "total_seconds": 60.0,
+        "timing": {},
+        "games": {
+            "minatar/breakout": {
+                "random": {"episodes": 8, "mean": 0.4},
+                "methods": {"PPO": ppo, "Drama (Mamba)": drama},
+            }
+        },
+    }
+    text = renderers.drama_minatar(record)
+    g, s = renderers.iqm_ci(greedy, 2), renderers.iqm_ci(sampled, 2)
+    assert f"| minatar/breakout | Drama (Mamba) | 5 | 5,120 | {g} | {s} | 10 |" in text
+    assert f"| minatar/breakout | PPO | 5 | 5,120 | {s} | {g} | 10 |" in text
+    assert "| minatar/breakout | random | 8 episodes | - | 0.40 (mean) | 0.40 (mean) | - |" in text
+    entropy = renderers.iqm_ci([1.0, 1.1, 1.2, 1.3, 1.4], 3)
+    assert f"| Drama (Mamba) | {entropy} | 0.250 [0.250, 0.250] | 3.000 [3.000, 3.000] |" in text
+    assert "| PPO | 0.500 [0.500, 0.500] | - | - |" in text
+    assert "16 episodes per seed" in text and "Drama 5, PPO 5" in text
+    assert "s / update" not in text  # no timing recorded: no timing table
+
+
 def test_import_leaves_matplotlib_unloaded():
     code = "import sys, jaxrl.report.build; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

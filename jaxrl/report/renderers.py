@@ -606,25 +606,31 @@ def _spread_ci(finals: list[np.ndarray], reps: int = 2000, seed: int = 0) -> CI:
 
 
 def drama_minatar(data: dict) -> str:
-    """``experiments/drama_minatar.py``: Drama vs PPO vs random on MinAtar."""
-    rows = []
+    """``experiments/drama_minatar.py``: Drama vs PPO vs random on MinAtar; with the
+    newer files the final greedy and sampled returns side by side and the training
+    metrics at the end (policy entropy, imagined reward, world-model loss)."""
+    both = all("greedy" in r for g in data["games"].values() for r in g["methods"].values())
+    rows, train_rows = [], []
     for game, g in data["games"].items():
         for name, r in g["methods"].items():
-            final = np.asarray(r["returns"], np.float64)[:, -1]
+            scores = [r["greedy"], r["sampled"]] if both else [_final(r["returns"])]
             rows.append(
                 [
                     game,
                     name,
-                    len(final),
+                    len(scores[0]),
                     f"{int(r['env_steps'][-1]):,}",
-                    iqm_ci(final, 2),
+                    *(iqm_ci(x, 2) for x in scores),
                     f"{r['seconds']:.0f}",
                 ]
             )
+            curves = r.get("train_metrics", {})
+            if curves:
+                cells = [iqm_ci(_final(curves[k]), 3) if k in curves else "-" for k in _TRAINED]
+                train_rows.append([game, name, *cells])
         rnd = g["random"]
-        rows.append(
-            [game, "random", f"{rnd['episodes']} episodes", "-", f"{rnd['mean']:.2f} (mean)", "-"]
-        )
+        mean = f"{rnd['mean']:.2f} (mean)"
+        rows.append([game, "random", f"{rnd['episodes']} episodes", "-", *[mean] * (1 + both), "-"])
     timing = [
         [
             name,
@@ -634,21 +640,58 @@ def drama_minatar(data: dict) -> str:
         ]
         for name, t in data["timing"].items()
     ]
-    return blocks(
+    seeds = data.get("seeds")
+    if both:
+        intro = (
+            f"Final evaluation return ({data['eval_episodes']} episodes per seed, greedy "
+            "and sampled actions), IQM [95% stratified bootstrap CI] over seeds:"
+        )
+        returns = ["final return (greedy)", "final return (sampled)"]
+    else:
+        intro = "Final greedy evaluation return, IQM [95% stratified bootstrap CI] over seeds:"
+        returns = ["final return"]
+    parts = [
         facts(
-            budget=f"{data['steps']:,} env steps",
+            budget=f"{data['steps']:,} env steps" if "env_steps" not in data else None,
+            env_steps=f"{data['env_steps']:,} per method" if "env_steps" in data else None,
+            seeds=", ".join(f"{k} {v}" for k, v in seeds.items()) if seeds else None,
             Drama_size=", ".join(f"{k} {v}" for k, v in data["drama_overrides"].items()),
             wall=minutes(data["total_seconds"]),
         ),
-        "Final greedy evaluation return, IQM [95% stratified bootstrap CI] over seeds:",
-        table(["game", "method", "seeds", "env steps", "final return", "wall s"], rows),
-        f"The two sequence models inside the same agent (time per jitted update after "
-        f"warm-up, median of {data['timing_repeats']}):",
-        table(
-            ["sequence model", "sequence-model params", "world-model params", "s / update"], timing
-        ),
-        f"Paper: {data['paper']}" if "paper" in data else "",
-    )
+        intro,
+        table(["game", "method", "seeds", "env steps", *returns, "wall s"], rows),
+    ]
+    if train_rows:
+        parts += [
+            "At the end of training (means over the last evaluation period's updates), "
+            "IQM [95% stratified bootstrap CI] over seeds:",
+            table(["game", "method", *_TRAINED.values()], train_rows),
+        ]
+    if timing:
+        parts += [
+            "The two sequence models inside the same agent (time per jitted update after "
+            f"warm-up, median of {data['timing_repeats']}):",
+            table(
+                ["sequence model", "sequence-model params", "world-model params", "s / update"],
+                timing,
+            ),
+        ]
+    if "paper" in data:
+        parts.append(f"Paper: {data['paper']}")
+    return blocks(*parts)
+
+
+#: ``train_metrics`` columns of the Drama MinAtar table: key -> header.
+_TRAINED = {
+    "entropy": "policy entropy",
+    "imag_reward": "imagined reward",
+    "wm_loss": "world-model loss",
+}
+
+
+def _final(curves: Any) -> np.ndarray:
+    """``[seeds]`` last entries of ``[seeds, periods]`` curves."""
+    return np.asarray(curves, np.float64)[:, -1]
 
 
 def drama_atari(data: dict) -> str:
