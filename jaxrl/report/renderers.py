@@ -1396,7 +1396,6 @@ RENDERERS: dict[str, Renderer] = {
     "drrpo_shift_per_step": Renderer("drrpo_shift_per_step.json", drrpo_shift),
     "dsac_vs_sac": Renderer("dsac_vs_sac.json", dsac_vs_sac),
     "dsac_vs_sac_pendulum30k": Renderer("dsac_vs_sac_pendulum30k.json", dsac_vs_sac),
-    "dsac_vs_sac_official": Renderer("dsac_vs_sac_official.json", dsac_vs_sac),
     "gpayn_grasp": Renderer("gpayn_grasp.json", gpayn_grasp),
     "mbrcsl_pointmaze": Renderer("mbrcsl_pointmaze.json", mbrcsl_pointmaze),
     "memory_task": Renderer("memory_task.json", memory_task),
