@@ -198,6 +198,8 @@ def test_cli_trains_drama_on_a_real_pong_rom(tmp_path):
     args = ["train", "drama", "--env", "atari/Pong", "--seeds", "1", "--steps", "160"]
     args += ["--set=warmup_steps=64", "--set=train_every=16", "--set=num_evals=2"]
     args += ["--set=num_eval_envs=1", "--set=channels=8,16", *sets]
+    # Evaluation cut at 100 steps: a whole Pong episode is ~1,000 host steps per period.
+    args += ["--set=eval_max_steps=100"]
     assert cli.main([*args, "--no-progress", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["env"] == "atari/Pong" and summary["host_env"] and summary["finite"]
