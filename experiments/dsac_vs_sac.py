@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--evals", type=int, default=4)
     parser.add_argument("--hidden", default=None, help="default 64,64 (matched), 256x3 (official)")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="matched")
+    parser.add_argument(
+        "--scales", default=",".join(f"{c:g}" for c in SCALES), help="reward scales of (b)"
+    )
     parser.add_argument("--methods", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument(
@@ -275,12 +278,12 @@ def main(argv: list[str] | None = None) -> dict:
         "protocol": args.protocol,
         "shared_config": PROTOCOLS[args.protocol],
         "scale_tasks": scale_tasks,
-        "scales": list(SCALES),
+        "scales": [float(c) for c in args.scales.split(",")],
         "evaluation": "scaled env, returns divided by the scale",
     }
     # Scale 1 of the scale tasks, their other scales, then the remaining tasks at scale 1.
     jobs = [(t, 1.0) for t in scale_tasks]
-    jobs += [(t, s) for t in scale_tasks for s in SCALES if s != 1.0]
+    jobs += [(t, s) for t in scale_tasks for s in meta["scales"] if s != 1.0]
     jobs += [(t, 1.0) for t in tasks if t not in scale_tasks]
     t0 = time.perf_counter()
     results: dict = {}
