@@ -559,10 +559,11 @@ def _dsac_protocol(meta: dict) -> str:
     """The sampling every method shared: ``official`` is DSAC-v2's own trainer's."""
     shared = meta.get("shared_config", {"utd_ratio": 1.0, "warmup_steps": 1000})
     envs = shared.get("num_envs", 1)
+    per = 1 / shared["utd_ratio"]
+    every = "one update per env step" if per == 1 else f"one update per {per:g} env steps"
     return (
-        f"{meta.get('protocol', 'matched')} ({envs} env(s), one update per "
-        f"{1 / shared['utd_ratio']:g} env steps, warm-up {shared['warmup_steps']:,} steps, "
-        f"{shared.get('activation', 'relu')})"
+        f"{meta.get('protocol', 'matched')} ({envs} env(s), {every}, "
+        f"warm-up {shared['warmup_steps']:,} steps, {shared.get('activation', 'relu')})"
     )
 
 
@@ -1396,6 +1397,7 @@ RENDERERS: dict[str, Renderer] = {
     "drrpo_shift_per_step": Renderer("drrpo_shift_per_step.json", drrpo_shift),
     "dsac_vs_sac": Renderer("dsac_vs_sac.json", dsac_vs_sac),
     "dsac_vs_sac_pendulum30k": Renderer("dsac_vs_sac_pendulum30k.json", dsac_vs_sac),
+    "dsac_vs_sac_official": Renderer("dsac_vs_sac_official.json", dsac_vs_sac),
     "gpayn_grasp": Renderer("gpayn_grasp.json", gpayn_grasp),
     "mbrcsl_pointmaze": Renderer("mbrcsl_pointmaze.json", mbrcsl_pointmaze),
     "memory_task": Renderer("memory_task.json", memory_task),
