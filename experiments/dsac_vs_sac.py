@@ -262,9 +262,9 @@ def main(argv: list[str] | None = None) -> dict:
     tasks = args.tasks.split(",")
     scale_tasks = [t for t in args.scale_tasks.split(",") if t]
     official = args.protocol == "official"
-    default_steps = {t: OFFICIAL_STEPS if official else BUDGETS.get(t, 10_000) for t in tasks}
     budgets = {
-        t: args.steps or default_steps.get(t, 10_000) for t in dict.fromkeys(tasks + scale_tasks)
+        t: args.steps or (OFFICIAL_STEPS if official else BUDGETS.get(t, 10_000))
+        for t in dict.fromkeys(tasks + scale_tasks)
     }
     hidden_arg = args.hidden or (OFFICIAL_HIDDEN if official else "64,64")
     hidden = tuple(int(x) for x in hidden_arg.split(","))
